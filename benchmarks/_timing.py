@@ -1,0 +1,36 @@
+"""Timing helpers shared by the benchmark scripts (best-of / median wall time, table output)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+
+def median_seconds(fn: Callable[[], Any], repeat: int = 5, warmup: int = 1) -> float:
+    """Median wall time of ``fn()`` over ``repeat`` runs after ``warmup`` untimed runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Print (and return) a GitHub-markdown table."""
+    lines = [f"### {title}", "", "| " + " | ".join(header) + " |",
+             "|" + "|".join("---" for _ in header) + "|"]
+    for r in rows:
+        lines.append("| " + " | ".join(str(c) for c in r) + " |")
+    text = "\n".join(lines)
+    print(text, flush=True)
+    return text
+
+
+def verdict(ratio: float, target: float, higher_is_better: bool = True) -> str:
+    ok = ratio >= target if higher_is_better else ratio <= target
+    return "ok" if ok else "MISSED"

@@ -1,0 +1,197 @@
+"""Kernel backends: ``reference`` (numpy oracle), ``cpu`` (Numba + official blake3), ``gpu`` (CuPy).
+
+A backend is a named set of kernels with the same names and meanings in every implementation.
+Importing this module imports neither Numba nor CuPy: each backend's kernel module is loaded the
+first time that backend is asked for.
+
+Selection: ``get_backend("auto")`` reads ``EMBFMT_BACKEND`` (``auto``, ``cpu``, ``gpu``,
+``reference``) and otherwise picks ``cpu`` for host memory. Asking for ``"gpu"`` where CuPy or a
+device is missing raises :class:`~embfmt.errors.BackendUnavailableError` naming what is missing;
+embfmt never catches a GPU failure to run the CPU path instead.
+
+Examples
+--------
+>>> get_backend("reference").name
+'reference'
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+
+import blake3
+import numpy as np
+
+from .errors import BackendUnavailableError, ErrorKind, InputError
+
+__all__ = ["Backend", "get_backend", "available_backends", "gpu_status"]
+
+BACKEND_NAMES = ("auto", "cpu", "gpu", "reference")
+
+
+class Backend(Protocol):
+    """The kernel interface every backend implements."""
+
+    name: str
+
+    def rowprints(self, rows: np.ndarray) -> np.ndarray:
+        """XXH3-64 (seed 0) of each row of a ``(N, row_bytes)`` uint8 array -> uint64[N]."""
+
+    def chunk_digests(self, rows: np.ndarray, chunk_rows: int) -> np.ndarray:
+        """BLAKE3-256 of each ``chunk_rows``-row block -> uint8[n_chunks, 32]."""
+
+    def fingerprint_chunks(self, rows: np.ndarray, chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """Both of the above in one pass over the data."""
+
+
+class ReferenceBackend:
+    """The pure-numpy oracle (slow, readable; every other backend must match it bit for bit)."""
+
+    name = "reference"
+
+    def __init__(self) -> None:
+        from ._kernels import reference
+
+        self._k = reference
+
+    def rowprints(self, rows: np.ndarray) -> np.ndarray:
+        return self._k.rowprints(rows)
+
+    def chunk_digests(self, rows: np.ndarray, chunk_rows: int) -> np.ndarray:
+        return self._k.chunk_digests(rows, chunk_rows)
+
+    def fingerprint_chunks(self, rows: np.ndarray, chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
+        return self._k.rowprints(rows), self._k.chunk_digests(rows, chunk_rows)
+
+
+def _threads() -> int:
+    env = os.environ.get("EMBFMT_THREADS")
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            raise InputError(f"EMBFMT_THREADS={env!r} is not an integer") from None
+        return max(1, n)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class CpuBackend:
+    """Numba rowprints and the official multithreaded ``blake3`` package.
+
+    ``fingerprint_chunks`` hands whole chunks to a thread pool: each task hashes one ~1 MiB chunk
+    with BLAKE3 (which releases the GIL) and then computes that chunk's rowprints with a
+    ``nogil`` Numba kernel while the bytes are still in the core's cache. Each chunk's results
+    go to fixed slots, so the output never depends on scheduling.
+    """
+
+    name = "cpu"
+
+    def __init__(self) -> None:
+        from ._kernels import cpu
+
+        self._k = cpu
+        self._workers = _threads()
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="embfmt-cpu")
+            return self._pool
+
+    def rowprints(self, rows: np.ndarray) -> np.ndarray:
+        return self._k.rowprints(rows)
+
+    def chunk_digests(self, rows: np.ndarray, chunk_rows: int) -> np.ndarray:
+        return self._k.chunk_digests(rows, chunk_rows)
+
+    def fingerprint_chunks(self, rows: np.ndarray, chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
+        n = rows.shape[0]
+        n_chunks = -(-n // chunk_rows)
+        rp = np.empty(n, dtype=np.uint64)
+        dg = np.empty((n_chunks, 32), dtype=np.uint8)
+        rowprints_into = self._k.rowprints_into
+
+        def one(c: int) -> None:
+            blk = rows[c * chunk_rows:(c + 1) * chunk_rows]
+            dg[c] = np.frombuffer(blake3.blake3(blk).digest(), dtype=np.uint8)
+            rowprints_into(blk, rp[c * chunk_rows:(c + 1) * chunk_rows])
+
+        if n_chunks <= 1 or self._workers == 1:
+            for c in range(n_chunks):
+                one(c)
+        else:
+            # list() re-raises the first worker exception here, in the caller's thread.
+            list(self._executor().map(one, range(n_chunks)))
+        return rp, dg
+
+
+@functools.lru_cache(maxsize=1)
+def gpu_status() -> tuple[bool, str]:
+    """``(available, reason)``: CuPy imports *and* at least one CUDA device is present.
+
+    Probed once per process and cached. Importing CuPy happens here, never at ``import embfmt``.
+    """
+    try:
+        import cupy  # noqa: F401
+    except Exception as e:  # ImportError, or a broken CUDA install raising at import
+        return False, f"CuPy is not importable ({type(e).__name__}: {e}); install embfmt[gpu]"
+    try:
+        n = cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:
+        return False, f"CuPy found no usable CUDA device ({type(e).__name__}: {e})"
+    if n <= 0:
+        return False, "CuPy is installed but no CUDA device is present"
+    return True, f"{n} CUDA device(s)"
+
+
+@functools.lru_cache(maxsize=None)
+def _make(name: str) -> Any:
+    if name == "reference":
+        return ReferenceBackend()
+    if name == "cpu":
+        return CpuBackend()
+    if name == "gpu":
+        ok, why = gpu_status()
+        if not ok:
+            raise BackendUnavailableError(f"backend 'gpu' is unavailable: {why}")
+        try:
+            from ._kernels import gpu  # noqa: F401
+        except ImportError as e:
+            raise BackendUnavailableError(
+                f"backend 'gpu' is unavailable: this embfmt build has no GPU kernels ({e})") from None
+        raise BackendUnavailableError("backend 'gpu' is unavailable: GPU kernels are not built yet")
+    raise InputError(f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")
+
+
+def resolve_name(name: str | None = "auto") -> str:
+    """Turn ``"auto"``/``None`` into a concrete backend name (``EMBFMT_BACKEND`` first)."""
+    if name is None or name == "auto":
+        name = os.environ.get("EMBFMT_BACKEND", "auto") or "auto"
+        if name == "auto":
+            return "cpu"
+    if name not in BACKEND_NAMES:
+        raise InputError(f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")
+    return name
+
+
+def get_backend(name: str | None = "auto") -> Backend:
+    """Return the backend called ``name`` (``auto``, ``cpu``, ``gpu`` or ``reference``)."""
+    backend: Backend = _make(resolve_name(name))
+    return backend
+
+
+def available_backends() -> list[str]:
+    """Names of the backends that can run in this process (``reference`` and ``cpu`` always)."""
+    names = ["reference", "cpu"]
+    if gpu_status()[0]:
+        names.append("gpu")
+    return names

@@ -1,0 +1,263 @@
+"""Chunk objects: one canonical chunk, stored in full or as a delta against a base chunk (spec §13).
+
+A chunk object's id is its chunk digest, BLAKE3 of the *decoded* canonical bytes, so the same
+content is stored once whatever encoding was chosen. Every decode checks that digest.
+
+Layout: an 80-byte header, a rowprint section, then the payload (a zstd frame, or raw bytes):
+
+* full (codec 0/1): rowprints of all ``n_rows`` rows; payload = the rows.
+* dense delta (codec 2 xor / 3 sub-zigzag): rowprints of all rows; payload = delta vs base,
+  which has the same number of rows.
+* sparse patch (codec 4): ``n_patch`` u32 row indices then their ``n_patch`` rowprints; payload
+  = those rows. Every other row ``i < min(n_rows, base_rows)`` is the base's row ``i``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import blake3
+import numpy as np
+import zstandard
+
+from . import _layout as L
+from .errors import ErrorKind, FormatError, IntegrityError
+
+__all__ = ["ChunkHeader", "parse_header", "encode_full", "encode_dense", "encode_sparse",
+           "decode_chunk", "chunk_rowprints", "header_checksum"]
+
+_ZERO32 = bytes(32)
+
+
+def header_checksum(header_wo_sum: bytes, rowprint_section: bytes) -> int:
+    """First 8 bytes (u64le) of BLAKE3(header bytes 0..71 || rowprint section) (spec §13.2)."""
+    h = blake3.blake3(header_wo_sum)
+    h.update(rowprint_section)
+    return int.from_bytes(h.digest()[:8], "little")
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkHeader:
+    """The parsed, validated header of a chunk object."""
+
+    codec: int
+    itemsize: int
+    depth: int
+    n_rows: int
+    row_bytes: int
+    base: bytes
+    base_rows: int
+    n_patch: int
+    rowprint_bytes: int
+    payload_bytes: int
+    checksum: int
+
+    @property
+    def is_delta(self) -> bool:
+        return self.codec in L.DELTA_CODECS
+
+    @property
+    def rowprint_offset(self) -> int:
+        return L.CHUNK_HEADER_BYTES
+
+    @property
+    def payload_offset(self) -> int:
+        return L.CHUNK_HEADER_BYTES + self.rowprint_bytes
+
+    @property
+    def total_bytes(self) -> int:
+        return self.payload_offset + self.payload_bytes
+
+
+def parse_header(buf: bytes | memoryview, name: str = "chunk object") -> ChunkHeader:
+    """Parse and validate a chunk header; raises :class:`FormatError` naming ``name``."""
+    if len(buf) < L.CHUNK_HEADER_BYTES:
+        raise FormatError(f"{name}: {len(buf)} bytes, shorter than the {L.CHUNK_HEADER_BYTES}-byte "
+                          "chunk header", ErrorKind.TRUNCATED)
+    (magic, major, codec, itemsize, depth, n_rows, row_bytes, base, base_rows, n_patch,
+     rp_bytes, payload_bytes, checksum) = L.CHUNK_HEADER_STRUCT.unpack_from(buf)
+    if magic != L.CHUNK_MAGIC:
+        raise FormatError(f"{name}: bad magic {bytes(magic)!r}, expected {L.CHUNK_MAGIC!r}",
+                          ErrorKind.BAD_MAGIC)
+    if major != L.FORMAT_MAJOR:
+        raise FormatError(f"{name}: format v{major}; this embfmt reads v{L.FORMAT_MAJOR}",
+                          ErrorKind.UNSUPPORTED_VERSION)
+
+    def bad(why: str) -> FormatError:
+        return FormatError(f"{name}: {why}", ErrorKind.BAD_HEADER)
+
+    if codec not in L.CODEC_NAMES:
+        raise bad(f"unknown codec {codec}")
+    if itemsize not in (1, 2, 4, 8):
+        raise bad(f"itemsize {itemsize} is not 1, 2, 4 or 8")
+    if row_bytes == 0 or row_bytes % itemsize or n_rows == 0:
+        raise bad(f"row_bytes {row_bytes} / n_rows {n_rows} invalid")
+    if n_rows * row_bytes > L.MAX_CHUNK_BYTES and n_rows > 1:
+        raise bad(f"{n_rows} rows of {row_bytes} bytes exceed the chunk size limit")
+    if codec in L.DELTA_CODECS:
+        if base == _ZERO32 or not 1 <= depth <= L.MAX_CHAIN_DEPTH or base_rows == 0:
+            raise bad(f"delta codec with base {bytes(base).hex()[:16]}, depth {depth}, base_rows {base_rows}")
+    elif base != _ZERO32 or depth or base_rows or n_patch:
+        raise bad("full chunk with base fields set")
+    if codec in (L.CODEC_XOR, L.CODEC_SUBZZ) and base_rows != n_rows:
+        raise bad("dense delta with a base of another row count")
+    if codec == L.CODEC_SPARSE:
+        if n_patch > n_rows or n_patch < max(0, n_rows - base_rows):
+            raise bad(f"sparse patch of {n_patch} rows cannot produce {n_rows} rows from {base_rows}")
+        want_rp = n_patch * 12
+    else:
+        if n_patch:
+            raise bad("n_patch set on a non-sparse chunk")
+        want_rp = n_rows * 8
+    if rp_bytes != want_rp:
+        raise bad(f"rowprint section is {rp_bytes} bytes, expected {want_rp}")
+    if codec == L.CODEC_RAW and payload_bytes != n_rows * row_bytes:
+        raise bad("raw payload length does not match the rows")
+    if len(buf) != L.CHUNK_HEADER_BYTES + rp_bytes + payload_bytes:
+        raise FormatError(f"{name}: {len(buf)} bytes, header implies "
+                          f"{L.CHUNK_HEADER_BYTES + rp_bytes + payload_bytes}", ErrorKind.TRUNCATED)
+    return ChunkHeader(codec, itemsize, depth, n_rows, row_bytes, bytes(base), base_rows, n_patch,
+                       rp_bytes, payload_bytes, checksum)
+
+
+def _pack(codec: int, itemsize: int, depth: int, n_rows: int, row_bytes: int, base: bytes,
+          base_rows: int, n_patch: int, rp_section: bytes, payload: bytes) -> bytes:
+    head = L.CHUNK_HEADER_STRUCT.pack(L.CHUNK_MAGIC, L.FORMAT_MAJOR, codec, itemsize, depth,
+                                      n_rows, row_bytes, base, base_rows, n_patch,
+                                      len(rp_section), len(payload), 0)
+    head = head[:L.CHUNK_CHECKSUM_OFFSET]
+    cs = header_checksum(head, rp_section)
+    return b"".join((head, cs.to_bytes(8, "little"), rp_section, payload))
+
+
+def _compress(data: np.ndarray) -> bytes:
+    return zstandard.ZstdCompressor(level=L.ZSTD_LEVEL).compress(data)
+
+
+def _decompress(payload: memoryview | bytes, size: int, name: str) -> np.ndarray:
+    try:
+        out = zstandard.ZstdDecompressor().decompress(payload, max_output_size=size)
+    except zstandard.ZstdError as e:
+        raise IntegrityError(f"{name}: payload does not decompress ({e})") from None
+    if len(out) != size:
+        raise IntegrityError(f"{name}: payload decompresses to {len(out)} bytes, expected {size}")
+    return np.frombuffer(out, dtype=np.uint8)
+
+
+def encode_full(rows: np.ndarray, itemsize: int, rowprints: np.ndarray, kernels: object) -> bytes:
+    """A full chunk: shuffle + zstd, or raw when compression does not pay."""
+    n, rb = rows.shape
+    rp = rowprints.astype("<u8", copy=False).tobytes()
+    z = _compress(kernels.shuffle(rows.reshape(-1), itemsize))  # type: ignore[attr-defined]
+    if len(z) >= n * rb:
+        return _pack(L.CODEC_RAW, itemsize, 0, n, rb, _ZERO32, 0, 0, rp, rows.tobytes())
+    return _pack(L.CODEC_SHUFFLE_ZSTD, itemsize, 0, n, rb, _ZERO32, 0, 0, rp, z)
+
+
+def encode_dense(rows: np.ndarray, base: np.ndarray, itemsize: int, rowprints: np.ndarray,
+                 base_digest: bytes, base_depth: int, mode: int, kernels: object) -> bytes:
+    """A dense delta (``mode`` = CODEC_XOR or CODEC_SUBZZ) against ``base`` of the same shape."""
+    n, rb = rows.shape
+    d = kernels.delta_encode(rows.reshape(-1), base.reshape(-1), itemsize, mode)  # type: ignore[attr-defined]
+    return _pack(mode, itemsize, base_depth + 1, n, rb, base_digest, n, 0,
+                 rowprints.astype("<u8", copy=False).tobytes(), _compress(d))
+
+
+def encode_sparse(rows: np.ndarray, patch_idx: np.ndarray, itemsize: int, rowprints: np.ndarray,
+                  base_digest: bytes, base_rows: int, base_depth: int, kernels: object) -> bytes:
+    """A sparse patch: rows ``patch_idx`` (sorted, unique) replace or extend the base's rows."""
+    n, rb = rows.shape
+    idx = np.asarray(patch_idx, dtype="<u4")
+    sect = idx.tobytes() + rowprints[idx].astype("<u8").tobytes()
+    payload = _compress(kernels.shuffle(rows[idx].reshape(-1), itemsize)) if len(idx) else b""  # type: ignore[attr-defined]
+    return _pack(L.CODEC_SPARSE, itemsize, base_depth + 1, n, rb, base_digest, base_rows,
+                 len(idx), sect, payload)
+
+
+def _check_sum(buf: memoryview, h: ChunkHeader, name: str) -> None:
+    got = header_checksum(bytes(buf[:L.CHUNK_CHECKSUM_OFFSET]),
+                          bytes(buf[h.rowprint_offset:h.payload_offset]))
+    if got != h.checksum:
+        raise IntegrityError(f"{name}: header/rowprint checksum mismatch (stored "
+                             f"{h.checksum:016x}, computed {got:016x})")
+
+
+def _sparse_index(buf: memoryview, h: ChunkHeader, name: str) -> np.ndarray:
+    idx = np.frombuffer(buf, dtype="<u4", count=h.n_patch, offset=h.rowprint_offset).astype(np.int64)
+    if len(idx) and (np.any(np.diff(idx) <= 0) or idx[-1] >= h.n_rows):
+        raise FormatError(f"{name}: sparse patch indices are not strictly increasing below "
+                          f"{h.n_rows}", ErrorKind.BAD_HEADER)
+    if h.n_rows > h.base_rows:
+        need = h.n_rows - h.base_rows  # every appended row must be in the patch
+        if len(idx) < need or idx[len(idx) - need] != h.base_rows:
+            raise FormatError(f"{name}: sparse patch does not cover appended rows", ErrorKind.BAD_HEADER)
+    return idx
+
+
+def chunk_rowprints(buf: bytes | memoryview, name: str,
+                    base_rowprints: Callable[[bytes], np.ndarray]) -> np.ndarray:
+    """The rowprints of a chunk, read from rowprint sections only (no payload decode).
+
+    ``base_rowprints(digest)`` returns the rowprints of a base chunk (for sparse patches).
+    """
+    mv = memoryview(buf)
+    h = parse_header(mv, name)
+    _check_sum(mv, h, name)
+    if h.codec != L.CODEC_SPARSE:
+        return np.frombuffer(mv, dtype="<u8", count=h.n_rows, offset=h.rowprint_offset).astype(np.uint64)
+    idx = _sparse_index(mv, h, name)
+    base = base_rowprints(h.base)
+    if len(base) != h.base_rows:
+        raise IntegrityError(f"{name}: base chunk {h.base.hex()} has {len(base)} rows, header says {h.base_rows}")
+    out = np.empty(h.n_rows, dtype=np.uint64)
+    m = min(h.n_rows, h.base_rows)
+    out[:m] = base[:m]
+    out[idx] = np.frombuffer(mv, dtype="<u8", count=h.n_patch, offset=h.rowprint_offset + 4 * h.n_patch)
+    return out
+
+
+def decode_chunk(buf: bytes | memoryview, digest: bytes, name: str,
+                 base_rows_of: Callable[[bytes], np.ndarray], kernels: object,
+                 *, verify: bool = True) -> np.ndarray:
+    """Decode a chunk object to its canonical rows, ``(n_rows, row_bytes)`` uint8.
+
+    ``base_rows_of(digest)`` returns a base chunk's decoded rows. With ``verify`` (the default)
+    the result's BLAKE3 must equal ``digest``, else :class:`IntegrityError` names the object.
+    """
+    mv = memoryview(buf)
+    h = parse_header(mv, name)
+    _check_sum(mv, h, name)
+    size = h.n_rows * h.row_bytes
+    payload = mv[h.payload_offset:]
+    if h.codec == L.CODEC_RAW:
+        out = np.frombuffer(payload, dtype=np.uint8).copy()
+    elif h.codec == L.CODEC_SHUFFLE_ZSTD:
+        out = kernels.unshuffle(_decompress(payload, size, name), h.itemsize)  # type: ignore[attr-defined]
+    elif h.codec in (L.CODEC_XOR, L.CODEC_SUBZZ):
+        base = base_rows_of(h.base)
+        if base.shape != (h.n_rows, h.row_bytes):
+            raise IntegrityError(f"{name}: base {h.base.hex()} has shape {base.shape}")
+        out = kernels.delta_decode(_decompress(payload, size, name), base.reshape(-1),  # type: ignore[attr-defined]
+                                   h.itemsize, h.codec)
+    else:
+        idx = _sparse_index(mv, h, name)
+        base = base_rows_of(h.base)
+        if base.shape != (h.base_rows, h.row_bytes):
+            raise IntegrityError(f"{name}: base {h.base.hex()} has shape {base.shape}")
+        rows = np.empty((h.n_rows, h.row_bytes), dtype=np.uint8)
+        m = min(h.n_rows, h.base_rows)
+        rows[:m] = base[:m]
+        if h.n_patch:
+            patch = kernels.unshuffle(_decompress(payload, h.n_patch * h.row_bytes, name),  # type: ignore[attr-defined]
+                                      h.itemsize)
+            rows[idx] = patch.reshape(h.n_patch, h.row_bytes)
+        elif h.payload_bytes:
+            raise FormatError(f"{name}: empty patch with a payload", ErrorKind.BAD_HEADER)
+        out = rows.reshape(-1)
+    rows2d = out.reshape(h.n_rows, h.row_bytes)
+    if verify:
+        got = blake3.blake3(rows2d).digest()
+        if got != digest:
+            raise IntegrityError(f"{name}: decoded bytes hash to {got.hex()}, not its id {digest.hex()}")
+    return rows2d

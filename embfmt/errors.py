@@ -1,0 +1,133 @@
+"""The embfmt error tree.
+
+Every error raised on purpose by embfmt is an :class:`EmbfmtError`. Subclasses are grouped by
+what the caller does about them, and each instance carries a stable :class:`ErrorKind` string
+that scripts and the CLI's ``--json`` output can match on.
+
+Examples
+--------
+>>> import numpy as np, embfmt
+>>> try:
+...     embfmt.fingerprint(np.zeros(3, dtype=np.float32))
+... except embfmt.InputError as e:
+...     print(e.kind)
+not-a-matrix
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+__all__ = [
+    "ErrorKind",
+    "EmbfmtError",
+    "InputError",
+    "FormatError",
+    "IntegrityError",
+    "NotFoundError",
+    "ConflictError",
+    "BackendUnavailableError",
+]
+
+
+class ErrorKind(str, Enum):
+    """Stable machine-readable error kinds. Append-only: a kind is never renamed or reused."""
+
+    # InputError: the caller passed something embfmt does not accept.
+    NOT_A_MATRIX = "not-a-matrix"
+    UNSUPPORTED_DTYPE = "unsupported-dtype"
+    ZERO_DIM = "zero-dim"
+    SHAPE_MISMATCH = "shape-mismatch"
+    DTYPE_MISMATCH = "dtype-mismatch"
+    BAD_ARGUMENT = "bad-argument"
+    TOO_LARGE = "too-large"
+    DUPLICATE_KEY = "duplicate-key"
+    BAD_KEYS = "bad-keys"
+    BAD_REF_NAME = "bad-ref-name"
+    BAD_REVISION = "bad-revision"
+    NOT_A_REPOSITORY = "not-a-repository"
+    MISSING_EXTRA = "missing-extra"
+    # FormatError: bytes that do not follow the spec.
+    BAD_MAGIC = "bad-magic"
+    UNSUPPORTED_VERSION = "unsupported-version"
+    BAD_HEADER = "bad-header"
+    TRUNCATED = "truncated"
+    BAD_FINGERPRINT = "bad-fingerprint"
+    BAD_PROOF = "bad-proof"
+    BAD_FILE = "bad-file"
+    BAD_OBJECT = "bad-object"
+    BAD_REF = "bad-ref"
+    # IntegrityError: bytes that parse but do not hash to what they claim.
+    DIGEST_MISMATCH = "digest-mismatch"
+    # NotFoundError
+    NOT_FOUND = "not-found"
+    MISSING_OBJECT = "missing-object"
+    AMBIGUOUS_REVISION = "ambiguous-revision"
+    # ConflictError
+    CONFLICT = "conflict"
+    IDENTITY_MISMATCH = "identity-mismatch"
+    REF_EXISTS = "ref-exists"
+    LOCKED = "locked"
+    # BackendUnavailableError
+    BACKEND_UNAVAILABLE = "backend-unavailable"
+
+
+class EmbfmtError(Exception):
+    """Root of every error embfmt raises on purpose.
+
+    Parameters
+    ----------
+    message
+        One human-readable sentence naming the object or file at fault.
+    kind
+        The stable :class:`ErrorKind`; defaults to the subclass's ``default_kind``.
+    """
+
+    default_kind: ErrorKind = ErrorKind.BAD_ARGUMENT
+
+    def __init__(self, message: str, kind: ErrorKind | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.kind: ErrorKind = kind if kind is not None else self.default_kind
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InputError(EmbfmtError, ValueError):
+    """The caller passed an array, argument or file that embfmt does not accept."""
+
+    default_kind = ErrorKind.BAD_ARGUMENT
+
+
+class FormatError(EmbfmtError, ValueError):
+    """Bytes (a file, an object, a fingerprint string, a proof) that do not follow the spec."""
+
+    default_kind = ErrorKind.BAD_HEADER
+
+
+class IntegrityError(EmbfmtError):
+    """Data that parses but whose hash is not the one it claims: corruption or tampering."""
+
+    default_kind = ErrorKind.DIGEST_MISMATCH
+
+
+class NotFoundError(EmbfmtError, KeyError):
+    """A file, object, table, revision or dataset that does not exist."""
+
+    default_kind = ErrorKind.NOT_FOUND
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return self.message
+
+
+class ConflictError(EmbfmtError):
+    """A concurrent update or a rule (e.g. mixing embedding spaces) refused the write."""
+
+    default_kind = ErrorKind.CONFLICT
+
+
+class BackendUnavailableError(EmbfmtError, RuntimeError):
+    """A backend was asked for explicitly but cannot run here (e.g. no CuPy or no GPU)."""
+
+    default_kind = ErrorKind.BACKEND_UNAVAILABLE

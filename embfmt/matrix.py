@@ -1,0 +1,188 @@
+"""Canonical row access to anything embfmt accepts as a matrix (spec §2).
+
+:func:`as_matrix` turns a numpy array, ``np.memmap``, h5py Dataset, torch tensor or any object
+with ``__array__`` into a :class:`Matrix`: shape, :class:`~embfmt.dtype.DType`, and canonical
+row blocks, i.e. C-order little-endian bit patterns as a ``(rows, row_bytes)`` uint8 array.
+A C-contiguous little-endian numpy input is served as zero-copy views; anything else (big
+endian, Fortran order, strided, memory-mapped, HDF5) is converted one bounded block at a time,
+so a table larger than RAM is never loaded whole.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from . import _layout as L
+from .dtype import DType, dtype_of
+from .errors import ErrorKind, InputError
+
+__all__ = ["Matrix", "as_matrix", "canonical_rows", "check_shape"]
+
+# Converted (copied) blocks are at most this many bytes: big enough that per-block Python
+# overhead vanishes, small enough to keep peak memory bounded (64 MiB = 64 chunks of 1 MiB).
+BLOCK_BYTES = 64 << 20
+
+
+def check_shape(n_rows: int, dim: int, dt: DType, what: str = "matrix") -> None:
+    """Validate N and D against the spec limits (spec §9), with checked arithmetic."""
+    if dim <= 0:
+        raise InputError(f"{what} has D = {dim} columns; embeddings need D >= 1",
+                         ErrorKind.ZERO_DIM)
+    if n_rows < 0:
+        raise InputError(f"{what} has negative row count {n_rows}", ErrorKind.BAD_ARGUMENT)
+    if n_rows > L.MAX_ROWS or dim > L.MAX_DIM or n_rows * dim * dt.itemsize > L.MAX_TOTAL_BYTES:
+        raise InputError(f"{what} of shape ({n_rows}, {dim}) {dt.name} exceeds the format limits "
+                         f"(N <= {L.MAX_ROWS}, D <= {L.MAX_DIM}, N*D*itemsize <= 2**62)",
+                         ErrorKind.TOO_LARGE)
+
+
+def canonical_rows(a: np.ndarray, dt: DType) -> np.ndarray:
+    """Return the canonical bytes of a 2-D numpy block as a C-contiguous ``(n, row_bytes)`` uint8.
+
+    Zero-copy when ``a`` is already C-contiguous little-endian; otherwise one exact integer copy
+    (byte swapping through the unsigned view never touches float values, so NaN payloads and
+    -0.0 survive).
+    """
+    if a.dtype.itemsize != dt.itemsize:
+        raise InputError(f"block dtype {a.dtype} does not match {dt.name}", ErrorKind.DTYPE_MISMATCH)
+    n, d = a.shape
+    # A same-itemsize view is legal for any strides, so reinterpret first, then let one
+    # integer copy fix order and layout together.
+    big = a.dtype.byteorder == ">" or (a.dtype.byteorder == "=" and sys.byteorder == "big")
+    bits = a.view(np.dtype(f"{'>' if big else '<'}u{dt.itemsize}"))
+    out = np.ascontiguousarray(bits, dtype=dt.bits)
+    return out.view(np.uint8).reshape(n, d * dt.itemsize)
+
+
+class Matrix:
+    """A read-only, canonical view of a 2-D input.
+
+    Attributes
+    ----------
+    n_rows, dim : int
+        N and D.
+    dtype : DType
+        The element type.
+    row_bytes : int
+        ``dim * dtype.itemsize``.
+    """
+
+    def __init__(self, obj: Any, n_rows: int, dim: int, dt: DType, *, kind: str,
+                 zero_copy: np.ndarray | None = None) -> None:
+        check_shape(n_rows, dim, dt)
+        self.obj = obj
+        self.n_rows = int(n_rows)
+        self.dim = int(dim)
+        self.dtype = dt
+        self.row_bytes = self.dim * dt.itemsize
+        self.kind = kind
+        self._zero_copy = zero_copy
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n_rows, self.dim)
+
+    @property
+    def nbytes(self) -> int:
+        return self.n_rows * self.row_bytes
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """Canonical bytes of rows ``[start, stop)`` as a ``(stop-start, row_bytes)`` uint8 array."""
+        if self._zero_copy is not None:
+            return self._zero_copy[start:stop]
+        block = self.obj[start:stop]
+        if self.kind == "torch":
+            block = _torch_to_numpy(block)
+        return canonical_rows(np.asarray(block), self.dtype)
+
+    def blocks(self, rows_per_block: int | None = None) -> Iterator[np.ndarray]:
+        """Yield consecutive canonical row blocks covering the whole matrix.
+
+        ``rows_per_block`` defaults to a multiple of the canonical chunk size near
+        :data:`BLOCK_BYTES`, so blocks never split a chunk.
+        """
+        if self._zero_copy is not None and rows_per_block is None:
+            yield self._zero_copy
+            return
+        if rows_per_block is None:
+            from .fingerprint import chunk_rows_for
+            cr = chunk_rows_for(self.dtype, self.dim)
+            rows_per_block = cr * max(1, BLOCK_BYTES // max(1, cr * self.row_bytes))
+        for start in range(0, self.n_rows, rows_per_block):
+            yield self.rows(start, min(self.n_rows, start + rows_per_block))
+
+
+def _torch_to_numpy(t: Any) -> np.ndarray:
+    t = t.detach()
+    if t.device.type != "cpu":
+        t = t.cpu()
+    if str(t.dtype) == "torch.bfloat16":
+        import ml_dtypes
+        import torch
+
+        return t.contiguous().view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+    return t.numpy()
+
+
+def _describe(x: Any) -> str:
+    return f"{type(x).__module__}.{type(x).__qualname__}"
+
+
+def as_matrix(x: Any) -> Matrix:
+    """Wrap ``x`` as a canonical :class:`Matrix`, validating shape and dtype.
+
+    Accepts numpy arrays and memmaps, h5py Datasets (read block by block), torch tensors and
+    any object with ``__array__``. Raises :class:`~embfmt.errors.InputError` with a message that
+    says what was wrong and what is accepted.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = as_matrix(np.zeros((3, 4), dtype=">f4"))
+    >>> m.shape, m.dtype.name, m.row_bytes
+    ((3, 4), 'float32', 16)
+    """
+    if isinstance(x, Matrix):
+        return x
+    mod = type(x).__module__.split(".")[0]
+    if mod == "h5py":
+        shape, npdt, kind = tuple(x.shape), x.dtype, "h5py"
+    elif mod == "torch":
+        shape, kind = tuple(x.shape), "torch"
+        npdt = _torch_dtype(x)
+    elif isinstance(x, np.ndarray):
+        shape, npdt, kind = x.shape, x.dtype, "numpy"
+    elif hasattr(x, "__array__"):
+        x = np.asarray(x)
+        shape, npdt, kind = x.shape, x.dtype, "numpy"
+    else:
+        raise InputError(f"cannot read a matrix from {_describe(x)}; accepted: numpy arrays, "
+                         "np.memmap, h5py Datasets, torch tensors, objects with __array__",
+                         ErrorKind.NOT_A_MATRIX)
+    if len(shape) != 2:
+        raise InputError(f"expected a 2-D matrix (rows x dim), got {len(shape)}-D shape {shape}",
+                         ErrorKind.NOT_A_MATRIX)
+    dt = dtype_of(npdt)
+    n, d = int(shape[0]), int(shape[1])
+    zero_copy = None
+    if kind == "numpy" and not isinstance(x, np.memmap):
+        assert isinstance(x, np.ndarray)
+        if x.flags.c_contiguous and (x.dtype.byteorder in "<|" or (x.dtype.byteorder == "=" and np.little_endian)):
+            zero_copy = x.view(np.uint8).reshape(n, d * dt.itemsize) if n * d else np.zeros((n, d * dt.itemsize), np.uint8)
+    return Matrix(x, n, d, dt, kind=kind, zero_copy=zero_copy)
+
+
+def _torch_dtype(t: Any) -> np.dtype:
+    name = str(t.dtype).removeprefix("torch.")
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    try:
+        return np.dtype(name)
+    except TypeError:
+        raise InputError(f"unsupported torch dtype {t.dtype}", ErrorKind.UNSUPPORTED_DTYPE) from None

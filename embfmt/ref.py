@@ -1,0 +1,163 @@
+"""Branches, tags and HEAD, with atomic compare-and-swap updates (spec §17).
+
+A ref is a file ``refs/heads/<name>`` or ``refs/tags/<name>`` holding 64 lowercase hex digits
+and a newline. Updates take an exclusive ``flock`` on ``refs/.lock`` (the kernel releases it
+when a process dies, so a killed writer never leaves a stale lock), re-read the ref, compare it
+with what the caller expects, and replace it with ``os.replace`` of a fully written temp file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from . import _layout as L
+from .errors import ConflictError, ErrorKind, FormatError, InputError, NotFoundError
+
+__all__ = ["RefStore", "check_ref_name"]
+
+_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*\Z")
+_HEX64 = re.compile(rb"[0-9a-f]{64}\n\Z")
+LOCK_TIMEOUT_S = 30.0
+
+
+def check_ref_name(name: str, what: str = "ref") -> str:
+    """Validate a branch or tag name: ``/``-separated segments of ``[A-Za-z0-9_][A-Za-z0-9._-]*``,
+    no ``..``, no segment ending in ``.lock``, at most 200 characters."""
+    ok = isinstance(name, str) and 0 < len(name) <= L.MAX_REF_NAME and ".." not in name
+    if ok:
+        for seg in name.split("/"):
+            if not _SEGMENT.match(seg) or seg.endswith(".lock"):
+                ok = False
+                break
+    if not ok:
+        raise InputError(f"invalid {what} name {name!r}: use letters, digits, '_', '-', '.' and "
+                         "'/'-separated segments, no '..', at most 200 characters",
+                         ErrorKind.BAD_REF_NAME)
+    return name
+
+
+class RefStore:
+    """Refs of one repository."""
+
+    def __init__(self, root: str, *, durable: bool = True) -> None:
+        self.root = root
+        self.refs = os.path.join(root, "refs")
+        self.durable = durable
+
+    def _path(self, kind: str, name: str) -> str:
+        check_ref_name(name, "branch" if kind == "heads" else "tag")
+        return os.path.join(self.refs, kind, *name.split("/"))
+
+    def read(self, kind: str, name: str) -> bytes | None:
+        """The commit id a ref points to, or None when it does not exist."""
+        p = self._path(kind, name)
+        try:
+            with open(p, "rb") as f:
+                data = f.read(200)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except IsADirectoryError:
+            return None
+        if not _HEX64.match(data):
+            raise FormatError(f"ref {kind}/{name} ({p}) is corrupt: expected 64 hex digits and a "
+                              f"newline, found {data[:80]!r}", ErrorKind.BAD_REF)
+        return bytes.fromhex(data[:64].decode())
+
+    def list(self, kind: str) -> dict[str, bytes]:
+        """All refs of ``kind`` (``heads`` or ``tags``) by name."""
+        base = os.path.join(self.refs, kind)
+        out: dict[str, bytes] = {}
+        for dirpath, _dirs, files in os.walk(base):
+            for f in files:
+                if f.startswith(".") or ".tmp." in f:
+                    continue
+                name = os.path.relpath(os.path.join(dirpath, f), base).replace(os.sep, "/")
+                try:
+                    v = self.read(kind, name)
+                except InputError:
+                    continue
+                if v is not None:
+                    out[name] = v
+        return dict(sorted(out.items()))
+
+    @contextmanager
+    def locked(self, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+        """Hold the repository's ref lock (waits up to ``timeout`` seconds)."""
+        os.makedirs(self.refs, exist_ok=True)
+        fd = os.open(os.path.join(self.refs, ".lock"), os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise ConflictError(f"timed out after {timeout:.0f} s waiting for the ref "
+                                            f"lock {self.refs}/.lock", ErrorKind.LOCKED) from None
+                    time.sleep(0.005)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def _write(self, kind: str, name: str, value: bytes) -> None:
+        p = self._path(kind, name)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        tmp = f"{p}.tmp.{uuid.uuid4().hex}"
+        with open(tmp, "wb") as f:
+            f.write(value.hex().encode() + b"\n")
+            if self.durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, p)
+        if self.durable:
+            dfd = os.open(os.path.dirname(p), os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+
+    def cas(self, kind: str, name: str, expected: bytes | None, new: bytes) -> None:
+        """Set ref to ``new`` if it currently equals ``expected`` (None: must not exist).
+        Call with :meth:`locked` held."""
+        cur = self.read(kind, name)
+        if cur != expected:
+            raise ConflictError(f"{kind[:-1] if kind == 'heads' else 'tag'} {name!r} moved: expected "
+                                f"{expected.hex()[:12] if expected else '(none)'}, found "
+                                f"{cur.hex()[:12] if cur else '(none)'}")
+        self._write(kind, name, new)
+
+    def delete(self, kind: str, name: str) -> None:
+        p = self._path(kind, name)
+        try:
+            os.unlink(p)
+        except FileNotFoundError:
+            raise NotFoundError(f"no {kind} ref {name!r}") from None
+
+    # HEAD names the current branch: "ref: refs/heads/<name>\n"
+    def head_branch(self) -> str:
+        try:
+            with open(os.path.join(self.root, "HEAD"), "rb") as f:
+                data = f.read(300).decode("utf-8", "replace")
+        except FileNotFoundError:
+            return "main"
+        if not data.startswith("ref: refs/heads/") or not data.endswith("\n"):
+            raise FormatError(f"{self.root}/HEAD is corrupt: {data[:80]!r}", ErrorKind.BAD_REF)
+        return check_ref_name(data[len("ref: refs/heads/"):-1], "branch")
+
+    def set_head_branch(self, name: str) -> None:
+        check_ref_name(name, "branch")
+        p = os.path.join(self.root, "HEAD")
+        tmp = f"{p}.tmp.{uuid.uuid4().hex}"
+        with open(tmp, "w") as f:
+            f.write(f"ref: refs/heads/{name}\n")
+        os.replace(tmp, p)

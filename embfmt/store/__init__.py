@@ -1,0 +1,9 @@
+"""Object stores: the :class:`Store` interface and its local-filesystem and in-memory forms."""
+
+from __future__ import annotations
+
+from ._local import LocalStore
+from ._memory import MemoryStore
+from .abc import Store
+
+__all__ = ["Store", "LocalStore", "MemoryStore"]

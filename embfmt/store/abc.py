@@ -1,0 +1,51 @@
+"""The Store interface: immutable blobs addressed by 32-byte content ids."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+
+__all__ = ["Store"]
+
+
+class Store(ABC):
+    """Immutable blobs by content id.
+
+    ``put`` is idempotent: writing an id that exists leaves the stored bytes untouched. A
+    store never checks that the id matches the bytes; readers do (spec §12).
+    """
+
+    #: whether ``put`` of one object is atomic (never visible half-written)
+    atomic_put: bool = True
+
+    @abstractmethod
+    def get(self, oid: bytes) -> bytes:
+        """The bytes of object ``oid``; raises :class:`~embfmt.errors.NotFoundError`."""
+
+    @abstractmethod
+    def get_range(self, oid: bytes, offset: int, length: int) -> bytes:
+        """At most ``length`` bytes of ``oid`` starting at ``offset``."""
+
+    @abstractmethod
+    def put(self, oid: bytes, data: bytes | memoryview) -> bool:
+        """Store ``data`` under ``oid``; returns False when it already existed."""
+
+    @abstractmethod
+    def has(self, oid: bytes) -> bool:
+        """Whether ``oid`` is stored."""
+
+    @abstractmethod
+    def size(self, oid: bytes) -> int:
+        """Stored size in bytes of ``oid``."""
+
+    @abstractmethod
+    def delete(self, oid: bytes) -> int:
+        """Remove ``oid``; returns the bytes freed (0 if absent)."""
+
+    @abstractmethod
+    def iter(self) -> Iterator[bytes]:
+        """Every stored id, in no particular order."""
+
+    def mtime(self, oid: bytes) -> float:
+        """When ``oid`` was written (seconds since the epoch); 0 where unknown."""
+        return 0.0

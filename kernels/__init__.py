@@ -1,0 +1,1 @@
+"""Array kernels: reference (numpy oracle), cpu (Numba), gpu (CuPy). Never imports embfmt."""

@@ -1,0 +1,64 @@
+"""The worked examples printed in spec/embfmt-v1.md are recomputed here, so the text cannot rot."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+import embfmt
+from embfmt.fingerprint import chunk_rows_for
+
+from ..conftest import SPEC_DIR
+
+SPEC = (SPEC_DIR / "embfmt-v1.md").read_text()
+
+
+def example_matrix() -> np.ndarray:
+    x = np.array([[1.0, -0.0, 0.5], [2.0, 0.0, -1.0]], dtype=np.float32)
+    x.view(np.uint32)[1, 1] = 0x7FC00001
+    return x
+
+
+def spec_value(label: str) -> str:
+    m = re.search(rf"^{re.escape(label)}\s+([0-9a-f]{{64}})", SPEC, re.M)
+    assert m, f"spec has no line starting with {label!r}"
+    return m.group(1)
+
+
+def test_section7_worked_example() -> None:
+    fp = embfmt.fingerprint(example_matrix())
+    assert fp.chunk_rows == 65536 and fp.n_chunks == 1
+    assert fp.chunk_digests[0].hex() == spec_value("chunk digest 0")
+    assert fp.root == "emb1:b3:" + spec_value("root")
+    assert fp.root in SPEC  # §8 quotes the same fingerprint
+    assert f"{int(fp.rowprints[0]):#018x}" in SPEC and f"{int(fp.rowprints[1]):#018x}" in SPEC
+    desc_block = SPEC[SPEC.index("descriptor       (80 bytes)"):SPEC.index("root             ")]
+    desc_hex = "".join(re.findall(r"[0-9a-f]+", desc_block.split("\n", 1)[1]))
+    from embfmt.fingerprint import descriptor_bytes
+    from embfmt.dtype import dtype_from_name
+
+    assert descriptor_bytes(dtype_from_name("float32"), 2, 3, 65536, fp.tree_hash).hex() == desc_hex
+
+
+def test_section7_empty_example() -> None:
+    fp = embfmt.fingerprint(np.zeros((0, 3), np.float32))
+    m = re.search(r"empty = ([0-9a-f]{64})`\s+and root\s+`([0-9a-f]{64})`", SPEC)
+    assert m
+    assert fp.tree_hash.hex() == m.group(1)
+    assert fp.root == "emb1:b3:" + m.group(2)
+
+
+def test_section4_examples() -> None:
+    assert chunk_rows_for("float32", 128) == 2048
+    assert chunk_rows_for("float16", 300) == 1024
+    assert "`chunk_rows = 2048`" in SPEC and "`chunk_rows = 1024`" in SPEC
+    fp_rows = 1_000_000
+    assert -(-fp_rows // 2048) == 489 and fp_rows - 488 * 2048 == 576
+
+
+def test_section6_proof_example() -> None:
+    fp = embfmt.fingerprint(example_matrix())
+    m = re.search(r"48 bytes `([0-9a-f ]+)`", SPEC.replace("\n", " "))
+    assert m
+    assert fp.proof(0).to_bytes().hex() == m.group(1).replace(" ", "")
