@@ -70,8 +70,14 @@ class ChunkHeader:
         return self.payload_offset + self.payload_bytes
 
 
-def parse_header(buf: bytes | memoryview, name: str = "chunk object") -> ChunkHeader:
-    """Parse and validate a chunk header; raises :class:`FormatError` naming ``name``."""
+def parse_header(buf: bytes | memoryview, name: str = "chunk object",
+                 total_size: int | None = None) -> ChunkHeader:
+    """Parse and validate a chunk header; raises :class:`FormatError` naming ``name``.
+
+    ``buf`` holds at least the header; ``total_size`` is the object's size when ``buf`` holds
+    only its first bytes (defaults to ``len(buf)``).
+    """
+    size = len(buf) if total_size is None else total_size
     if len(buf) < L.CHUNK_HEADER_BYTES:
         raise FormatError(f"{name}: {len(buf)} bytes, shorter than the {L.CHUNK_HEADER_BYTES}-byte "
                           "chunk header", ErrorKind.TRUNCATED)
@@ -114,8 +120,8 @@ def parse_header(buf: bytes | memoryview, name: str = "chunk object") -> ChunkHe
         raise bad(f"rowprint section is {rp_bytes} bytes, expected {want_rp}")
     if codec == L.CODEC_RAW and payload_bytes != n_rows * row_bytes:
         raise bad("raw payload length does not match the rows")
-    if len(buf) != L.CHUNK_HEADER_BYTES + rp_bytes + payload_bytes:
-        raise FormatError(f"{name}: {len(buf)} bytes, header implies "
+    if size != L.CHUNK_HEADER_BYTES + rp_bytes + payload_bytes:
+        raise FormatError(f"{name}: {size} bytes, header implies "
                           f"{L.CHUNK_HEADER_BYTES + rp_bytes + payload_bytes}", ErrorKind.TRUNCATED)
     return ChunkHeader(codec, itemsize, depth, n_rows, row_bytes, bytes(base), base_rows, n_patch,
                        rp_bytes, payload_bytes, checksum)

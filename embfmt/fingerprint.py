@@ -23,10 +23,9 @@ False
 from __future__ import annotations
 
 import re
-import struct
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import blake3
@@ -283,8 +282,10 @@ class Fingerprinter:
     True
     """
 
-    def __init__(self, dtype: Any, dim: int, *, backend: str = "auto") -> None:
+    def __init__(self, dtype: Any, dim: int, *, backend: str = "auto",
+                 on_chunks: Callable[[int, np.ndarray, np.ndarray, np.ndarray], None] | None = None) -> None:
         self.dtype = dtype_of(dtype)
+        self._on_chunks = on_chunks
         self.dim = int(dim)
         check_shape(0, self.dim, self.dtype, "Fingerprinter")
         self.row_bytes = self.dim * self.dtype.itemsize
@@ -297,7 +298,13 @@ class Fingerprinter:
         self._digests: list[np.ndarray] = []
         self._n_rows = 0
         self._done = False
+        self._chunks_done = 0
         self._t0 = time.perf_counter()
+
+    @property
+    def backend(self) -> str:
+        """The backend computing the hashes."""
+        return self._backend_name
 
     @property
     def n_rows(self) -> int:
@@ -308,6 +315,10 @@ class Fingerprinter:
         rp, dg = self._backend.fingerprint_chunks(rows, self.chunk_rows)
         self._rowprints.append(rp)
         self._digests.append(dg)
+        if self._on_chunks is not None:
+            # ``rows`` may be this object's reusable buffer: a callback keeping it must copy.
+            self._on_chunks(self._chunks_done, rows, rp, dg)
+        self._chunks_done += len(dg)
 
     def update_canonical(self, rows: np.ndarray) -> None:
         """Feed canonical bytes: a C-contiguous ``(n, row_bytes)`` uint8 array."""

@@ -8,6 +8,8 @@ be fast:
   https://github.com/Cyan4973/xxHash/blob/dev/doc/xxhash_spec.md
 * BLAKE3-256, default (unkeyed) hash mode, 32-byte output:
   https://github.com/BLAKE3-team/BLAKE3-specs/blob/master/blake3.pdf
+* Byte-plane shuffle (as in Blosc / HDF5 "shuffle"), dense XOR and
+  subtract-zigzag deltas, and bit-exact row equality (chunk codecs 1-3).
 
 Everything is integer arithmetic on bit patterns.  numpy ``uint64`` / ``uint32``
 *array* arithmetic wraps modulo 2**64 / 2**32 silently, which is exactly the
@@ -28,7 +30,16 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["rowprints", "blake3", "chunk_digests"]
+__all__ = [
+    "rowprints",
+    "blake3",
+    "chunk_digests",
+    "shuffle",
+    "unshuffle",
+    "delta_encode",
+    "delta_decode",
+    "rows_equal",
+]
 
 # ---------------------------------------------------------------------------
 # XXH3 constants (xxhash_spec.md, "Prime constants").
@@ -609,3 +620,230 @@ def chunk_digests(rows: np.ndarray, chunk_rows: int) -> np.ndarray:
     for c in range(n_chunks):
         out[c] = np.frombuffer(blake3(rows[c * chunk_rows : (c + 1) * chunk_rows]), dtype=np.uint8)
     return out
+
+
+# ---------------------------------------------------------------------------
+# Byte-plane shuffle and dense deltas (chunk codecs 1, 2, 3), row equality.
+#
+# Canonical data is a 1-D uint8 array whose length is a multiple of
+# ``itemsize``; a "word" is the little-endian unsigned integer formed by each
+# run of ``itemsize`` bytes, bits = 8 * itemsize.  Everything is integer
+# arithmetic on those words: numpy unsigned *array* arithmetic wraps modulo
+# 2**bits, which is exactly the ring the deltas are defined over.
+# ---------------------------------------------------------------------------
+
+ITEMSIZES = (1, 2, 4, 8)
+DELTA_XOR = 2  # chunk codec 2: d = new ^ base
+DELTA_SUB_ZIGZAG = 3  # chunk codec 3: d = zigzag(new - base)
+DELTA_MODES = (DELTA_XOR, DELTA_SUB_ZIGZAG)
+
+# Explicitly little-endian word dtypes, so the oracle means the same thing on
+# any host (a view of a uint8 array as "<u4" reads LE words everywhere).
+_UWORD = {1: np.dtype("<u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
+_SWORD = {1: np.dtype("<i1"), 2: np.dtype("<i2"), 4: np.dtype("<i4"), 8: np.dtype("<i8")}
+
+
+def _check_choice(value: object, allowed: tuple[int, ...], what: str) -> int:
+    """``int(value)`` if it is an integer (not a bool) in ``allowed``, else ValueError."""
+    # bool is an int subclass: True would silently mean itemsize 1.
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or int(value) not in allowed:
+        raise ValueError(f"{what} must be one of {allowed}, got {value!r}")
+    return int(value)
+
+
+def check_itemsize(itemsize: object) -> int:
+    """Validate a word size in bytes: one of 1, 2, 4, 8 (else ValueError)."""
+    return _check_choice(itemsize, ITEMSIZES, "itemsize")
+
+
+def check_mode(mode: object) -> int:
+    """Validate a delta mode: DELTA_XOR (2) or DELTA_SUB_ZIGZAG (3) (else ValueError)."""
+    return _check_choice(mode, DELTA_MODES, "mode")
+
+
+def check_canonical(data: object, itemsize: int, what: str = "data") -> np.ndarray:
+    """``data`` as a C-contiguous 1-D uint8 array of whole words (else ValueError).
+
+    A copy is made only for a strided view; read-only arrays are returned as is.
+    """
+    if not isinstance(data, np.ndarray) or data.ndim != 1 or data.dtype != np.uint8:
+        raise ValueError(
+            f"{what} must be a 1-D uint8 numpy array, got {type(data).__name__} "
+            f"{getattr(data, 'dtype', None)} {getattr(data, 'shape', None)}"
+        )
+    if data.size % itemsize:
+        raise ValueError(f"{what} has {data.size} bytes, not a multiple of itemsize {itemsize}")
+    return np.ascontiguousarray(data)
+
+
+def check_pair(new: object, base: object, itemsize: int, names: tuple[str, str] = ("new", "base")) -> tuple[np.ndarray, np.ndarray]:
+    """Two canonical arrays of the same length (else ValueError)."""
+    a = check_canonical(new, itemsize, names[0])
+    b = check_canonical(base, itemsize, names[1])
+    if a.size != b.size:
+        raise ValueError(f"{names[0]} has {a.size} bytes but {names[1]} has {b.size}")
+    return a, b
+
+
+def shuffle(data: np.ndarray, itemsize: int) -> np.ndarray:
+    """Byte-plane shuffle: gather byte p of every word into plane p.
+
+    Parameters
+    ----------
+    data : np.ndarray
+        1-D uint8, length ``n * itemsize``.
+    itemsize : int
+        Word size in bytes, one of 1, 2, 4, 8.
+
+    Returns
+    -------
+    np.ndarray
+        Fresh 1-D uint8 array of the same length with
+        ``out[p*n + i] = data[i*itemsize + p]`` for p < itemsize, i < n.
+        (For itemsize 1 that is a copy.)  Grouping e.g. all float exponent
+        bytes together is what makes the result compress well.
+    """
+    k = check_itemsize(itemsize)
+    data = check_canonical(data, k)
+    n = data.size // k
+    out = np.empty(data.size, dtype=np.uint8)
+    for p in range(k):
+        # data[p::k] is byte p of words 0, 1, ..., n-1.
+        out[p * n : (p + 1) * n] = data[p::k]
+    return out
+
+
+def unshuffle(data: np.ndarray, itemsize: int) -> np.ndarray:
+    """Inverse of :func:`shuffle`: ``out[i*itemsize + p] = data[p*n + i]``.
+
+    Parameters
+    ----------
+    data : np.ndarray
+        1-D uint8, length ``n * itemsize`` (``itemsize`` planes of n bytes).
+    itemsize : int
+        Word size in bytes, one of 1, 2, 4, 8.
+
+    Returns
+    -------
+    np.ndarray
+        Fresh 1-D uint8 array of the same length; ``unshuffle(shuffle(x, k), k) == x``.
+    """
+    k = check_itemsize(itemsize)
+    data = check_canonical(data, k)
+    n = data.size // k
+    out = np.empty(data.size, dtype=np.uint8)
+    for p in range(k):
+        out[p::k] = data[p * n : (p + 1) * n]
+    return out
+
+
+def delta_encode(new: np.ndarray, base: np.ndarray, itemsize: int, mode: int) -> np.ndarray:
+    """Dense delta of ``new`` against ``base``, word by word, then shuffled.
+
+    Parameters
+    ----------
+    new, base : np.ndarray
+        1-D uint8 arrays of the same length ``n * itemsize``.
+    itemsize : int
+        Word size in bytes, one of 1, 2, 4, 8; bits = 8 * itemsize.
+    mode : int
+        ``DELTA_XOR`` (2) or ``DELTA_SUB_ZIGZAG`` (3).
+
+    Returns
+    -------
+    np.ndarray
+        ``shuffle(d, itemsize)`` where, for every word w (little-endian):
+
+        * mode 2: ``d_w = new_w ^ base_w``;
+        * mode 3: ``s = (new_w - base_w) mod 2**bits`` read as a signed
+          two's-complement bits-wide integer, and
+          ``d_w = ((s << 1) ^ (s >> (bits-1))) mod 2**bits`` with an arithmetic
+          right shift (zigzag: 0, -1, 1, -2, 2, ... -> 0, 1, 2, 3, 4, ...).
+    """
+    k = check_itemsize(itemsize)
+    m = check_mode(mode)
+    new, base = check_pair(new, base, k)
+    a = new.view(_UWORD[k])
+    b = base.view(_UWORD[k])
+    if m == DELTA_XOR:
+        d = a ^ b
+    else:
+        bits = 8 * k
+        s = a - b  # wraps mod 2**bits (unsigned array arithmetic)
+        # Arithmetic shift of the signed reading: 0 if s >= 0, else -1 (all ones).
+        sign = s.view(_SWORD[k]) >> (bits - 1)
+        # The left shift is done unsigned so the dropped top bit wraps away.
+        d = (s << 1) ^ sign.view(_UWORD[k])
+    return shuffle(d.view(np.uint8), k)
+
+
+def delta_decode(shuffled: np.ndarray, base: np.ndarray, itemsize: int, mode: int) -> np.ndarray:
+    """Inverse of :func:`delta_encode`: rebuild ``new`` from the shuffled delta and ``base``.
+
+    Parameters
+    ----------
+    shuffled : np.ndarray
+        1-D uint8, the output of ``delta_encode(new, base, itemsize, mode)``.
+    base : np.ndarray
+        1-D uint8, the same length.
+    itemsize : int
+        Word size in bytes, one of 1, 2, 4, 8; bits = 8 * itemsize.
+    mode : int
+        ``DELTA_XOR`` (2) or ``DELTA_SUB_ZIGZAG`` (3).
+
+    Returns
+    -------
+    np.ndarray
+        Fresh 1-D uint8 array: with ``d = unshuffle(shuffled, itemsize)`` read
+        as little-endian words,
+
+        * mode 2: ``new_w = d_w ^ base_w``;
+        * mode 3: ``s = (d_w >> 1) ^ -(d_w & 1)`` (mod 2**bits, logical shift:
+          undoes the zigzag), ``new_w = (base_w + s) mod 2**bits``.
+    """
+    k = check_itemsize(itemsize)
+    m = check_mode(mode)
+    shuffled, base = check_pair(shuffled, base, k, ("shuffled", "base"))
+    d = unshuffle(shuffled, k).view(_UWORD[k])
+    b = base.view(_UWORD[k])
+    if m == DELTA_XOR:
+        new = d ^ b
+    else:
+        # -(d & 1) on an unsigned array wraps: 0 -> 0, 1 -> all ones.
+        s = (d >> 1) ^ -(d & 1)
+        new = b + s  # wraps mod 2**bits
+    return new.view(np.uint8)
+
+
+def check_row_pair(a: object, b: object) -> tuple[np.ndarray, np.ndarray]:
+    """Two C-contiguous 2-D uint8 arrays of the same shape (else ValueError)."""
+    for name, x in (("a", a), ("b", b)):
+        if not isinstance(x, np.ndarray) or x.ndim != 2 or x.dtype != np.uint8:
+            raise ValueError(
+                f"{name} must be a 2-D uint8 numpy array, got {type(x).__name__} "
+                f"{getattr(x, 'dtype', None)} {getattr(x, 'shape', None)}"
+            )
+    assert isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
+    if a.shape != b.shape:
+        raise ValueError(f"a and b differ in shape: {a.shape} vs {b.shape}")
+    return np.ascontiguousarray(a), np.ascontiguousarray(b)
+
+
+def rows_equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Which rows are byte-for-byte identical.
+
+    Parameters
+    ----------
+    a, b : np.ndarray
+        2-D uint8 arrays of the same shape (N, row_bytes).
+
+    Returns
+    -------
+    np.ndarray
+        bool (N,), ``out[i] = all(a[i, j] == b[i, j] for j < row_bytes)``
+        (True for row_bytes 0).  Bytes, not floats, are compared, so -0.0 vs
+        +0.0 or two NaNs with different payloads are *different* rows.
+    """
+    a, b = check_row_pair(a, b)
+    # "no byte differs" (an empty row has no differing byte).
+    return ~np.any(a != b, axis=1)

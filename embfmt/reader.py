@@ -1,0 +1,101 @@
+"""Reading chunk objects back: decode with bounded delta chains, a small cache, and rowprints
+from rowprint sections without touching payloads."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+from . import _layout as L
+from .chunk import ChunkHeader, chunk_rowprints, decode_chunk, parse_header
+from .errors import ErrorKind, FormatError, IntegrityError, NotFoundError
+from .store import Store
+
+__all__ = ["ChunkReader"]
+
+# Decoded chunks kept for reuse (delta bases, repeated slicing): 64 chunks of up to 1 MiB.
+CACHE_BYTES = 64 << 20
+
+
+class ChunkReader:
+    """Decodes chunk objects of one store. Thread-safe."""
+
+    def __init__(self, store: Store, kernels: object, *, cache_bytes: int = CACHE_BYTES) -> None:
+        self.store = store
+        self.kernels = kernels
+        self.cache_bytes = cache_bytes
+        self._rows: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._rp: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def _get(self, digest: bytes) -> bytes:
+        try:
+            return self.store.get(digest)
+        except NotFoundError:
+            raise NotFoundError(f"chunk object {digest.hex()} is missing", ErrorKind.MISSING_OBJECT) from None
+
+    def header(self, digest: bytes) -> ChunkHeader:
+        """Parse only the fixed header of a chunk object."""
+        try:
+            head = self.store.get_range(digest, 0, L.CHUNK_HEADER_BYTES)
+            size = self.store.size(digest)
+        except NotFoundError:
+            raise NotFoundError(f"chunk object {digest.hex()} is missing", ErrorKind.MISSING_OBJECT) from None
+        return parse_header(head, f"chunk object {digest.hex()}", total_size=size)
+
+    def rows(self, digest: bytes, *, verify: bool = True) -> np.ndarray:
+        """The decoded canonical rows of chunk ``digest`` (read-only array)."""
+        with self._lock:
+            hit = self._rows.get(digest)
+            if hit is not None:
+                self._rows.move_to_end(digest)
+                return hit
+        out = decode_chunk(self._get(digest), digest, f"chunk object {digest.hex()}",
+                           lambda b: self.rows(b, verify=verify), self.kernels, verify=verify)
+        out.flags.writeable = False
+        with self._lock:
+            if out.nbytes <= self.cache_bytes:
+                self._rows[digest] = out
+                self._held += out.nbytes
+                while self._held > self.cache_bytes:
+                    _, old = self._rows.popitem(last=False)
+                    self._held -= old.nbytes
+        return out
+
+    def rowprints(self, digest: bytes) -> np.ndarray:
+        """The rowprints of chunk ``digest`` from rowprint sections (payloads are not decoded)."""
+        with self._lock:
+            hit = self._rp.get(digest)
+            if hit is not None:
+                self._rp.move_to_end(digest)
+                return hit
+        buf = self._get(digest)
+        rp = chunk_rowprints(buf, f"chunk object {digest.hex()}", self.rowprints)
+        rp.flags.writeable = False
+        with self._lock:
+            self._rp[digest] = rp
+            while len(self._rp) > 4096:
+                self._rp.popitem(last=False)
+        return rp
+
+    def chain(self, digest: bytes) -> list[bytes]:
+        """The object ids a read of ``digest`` touches: itself, then its bases."""
+        out = [digest]
+        h = self.header(digest)
+        while h.is_delta:
+            if len(out) > L.MAX_CHAIN_DEPTH:
+                raise IntegrityError(f"chunk object {digest.hex()}: delta chain longer than "
+                                     f"{L.MAX_CHAIN_DEPTH}")
+            out.append(h.base)
+            h = self.header(h.base)
+        return out
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rows.clear()
+            self._rp.clear()
+            self._held = 0
+

@@ -1,0 +1,670 @@
+"""Repositories: versioned embedding tables on the local filesystem (spec §11-§18).
+
+A directory is a repository: ``embfmt.json`` (format marker), ``objects/`` (content-addressed
+chunk, table-version, key and commit objects), ``refs/heads`` and ``refs/tags``, ``HEAD``.
+
+Examples
+--------
+>>> import numpy as np, tempfile, embfmt
+>>> repo = embfmt.Repo.init(tempfile.mkdtemp())
+>>> x = np.random.default_rng(0).standard_normal((1000, 16)).astype(np.float32)
+>>> c1 = repo.commit({"item_emb": x}, message="first run")
+>>> x[7] += 1
+>>> c2 = repo.commit({"item_emb": x}, message="second run")
+>>> [c.message for c in repo.log()]
+['second run', 'first run']
+>>> bool((repo.read("item_emb", "HEAD~1") != repo.read("item_emb")).any(axis=1).sum() == 1)
+True
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import re
+import socket
+import time
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import blake3
+import numpy as np
+
+from . import _layout as L
+from .backend import _threads, resolve_name
+from .commit import Commit
+from .environment import capture_environment
+from .errors import (ConflictError, EmbfmtError, ErrorKind, FormatError, InputError,
+                     IntegrityError, NotFoundError)
+from .keys import decode_keys, encode_keys, normalize_keys
+from .manifest import TableVersion
+from .matrix import as_matrix
+from .reader import ChunkReader
+from .ref import RefStore, check_ref_name
+from .store import LocalStore
+from .table import TableView
+from .writer import TableWriter
+
+__all__ = ["Repo", "CommitInfo", "VerifyReport", "GcReport"]
+
+_REV = re.compile(r"^(?P<base>[^~^]+)(?P<tail>(?:~\d*|\^)*)$")
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """A commit as the API and ``--json`` show it."""
+
+    id: str
+    commit: Commit
+
+    @property
+    def message(self) -> str:
+        return self.commit.message
+
+    @property
+    def parents(self) -> tuple[str, ...]:
+        return self.commit.parents
+
+    @property
+    def tables(self) -> dict[str, str]:
+        return self.commit.tables
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.commit.metadata
+
+    @property
+    def time(self) -> str:
+        return self.commit.time
+
+    @property
+    def author(self) -> str:
+        return self.commit.author
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, **self.commit.to_dict()}
+
+
+@dataclass
+class VerifyReport:
+    """What :meth:`Repo.verify` checked and what it found."""
+
+    commits: int = 0
+    tables: int = 0
+    chunks: int = 0
+    keys: int = 0
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "commits": self.commits, "tables": self.tables,
+                "chunks": self.chunks, "keys": self.keys, "errors": self.errors}
+
+
+@dataclass
+class GcReport:
+    """What :meth:`Repo.gc` removed."""
+
+    objects_kept: int = 0
+    objects_removed: int = 0
+    bytes_freed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"objects_kept": self.objects_kept, "objects_removed": self.objects_removed,
+                "bytes_freed": self.bytes_freed}
+
+
+def _now_utc() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _default_author() -> str:
+    env = os.environ.get("EMBFMT_AUTHOR")
+    if env:
+        return env
+    try:
+        user = getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+class Repo:
+    """An embfmt repository in a local directory.
+
+    Parameters
+    ----------
+    path
+        The repository directory (made by :meth:`init`).
+    durable
+        fsync refs after every update (default True). Objects are written atomically (temp
+        file + rename) either way; ``durable_objects=True`` also fsyncs every object.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, durable: bool = True,
+                 durable_objects: bool = False) -> None:
+        self.path = os.fspath(path)
+        marker = os.path.join(self.path, L.REPO_MARKER)
+        try:
+            with open(marker, "rb") as f:
+                info = json.loads(f.read(4096))
+        except FileNotFoundError:
+            raise NotFoundError(f"{self.path} is not an embfmt repository (no {L.REPO_MARKER}); "
+                                "create one with `embfmt init`", ErrorKind.NOT_A_REPOSITORY) from None
+        except (json.JSONDecodeError, UnicodeDecodeError, IsADirectoryError) as e:
+            raise FormatError(f"{marker} is corrupt ({e})", ErrorKind.BAD_FILE) from None
+        if not isinstance(info, dict) or info.get("format") != L.REPO_FORMAT_NAME:
+            raise FormatError(f"{marker} does not describe an embfmt repository", ErrorKind.BAD_FILE)
+        if info.get("version") != L.REPO_FORMAT_VERSION:
+            raise FormatError(f"{self.path}: repository format version {info.get('version')!r}; this "
+                              f"embfmt reads version {L.REPO_FORMAT_VERSION}", ErrorKind.UNSUPPORTED_VERSION)
+        self.store = LocalStore(self.path, durable=durable_objects)
+        self.refs = RefStore(self.path, durable=durable)
+        from ._kernels import cpu
+
+        self.kernels = cpu
+        self.reader = ChunkReader(self.store, cpu)
+        self._pool = ThreadPoolExecutor(_threads(), thread_name_prefix="embfmt-read")
+
+    # --- creation ---------------------------------------------------------------------------
+    @classmethod
+    def init(cls, path: str | os.PathLike[str], *, exist_ok: bool = False,
+             default_branch: str = "main") -> Repo:
+        """Create a repository at ``path`` (an empty or missing directory)."""
+        p = os.fspath(path)
+        check_ref_name(default_branch, "branch")
+        marker = os.path.join(p, L.REPO_MARKER)
+        if os.path.exists(marker):
+            if exist_ok:
+                return cls(p)
+            raise ConflictError(f"{p} is already an embfmt repository", ErrorKind.REF_EXISTS)
+        if os.path.isdir(p) and os.listdir(p):
+            raise InputError(f"{p} exists and is not empty; init needs an empty directory",
+                             ErrorKind.BAD_ARGUMENT)
+        for sub in ("objects", "refs/heads", "refs/tags", "tmp"):
+            os.makedirs(os.path.join(p, sub), exist_ok=True)
+        RefStore(p).set_head_branch(default_branch)
+        tmp = marker + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"format": L.REPO_FORMAT_NAME, "version": L.REPO_FORMAT_VERSION}, f)
+            f.write("\n")
+        os.replace(tmp, marker)
+        return cls(p)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> Repo:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Repo({self.path!r})"
+
+    # --- objects ----------------------------------------------------------------------------
+    def _get(self, oid: bytes, what: str) -> bytes:
+        try:
+            return self.store.get(oid)
+        except NotFoundError:
+            raise NotFoundError(f"{what} {oid.hex()} is missing from {self.path}",
+                                ErrorKind.MISSING_OBJECT) from None
+
+    def _put_hashed(self, data: bytes) -> bytes:
+        oid = blake3.blake3(data).digest()
+        self.store.put(oid, data)
+        return oid
+
+    def get_commit(self, cid: bytes | str) -> Commit:
+        oid = bytes.fromhex(cid) if isinstance(cid, str) else cid
+        return Commit.from_bytes(self._get(oid, "commit"), oid, f"commit {oid.hex()}")
+
+    def get_table_version(self, tid: bytes | str) -> TableVersion:
+        oid = bytes.fromhex(tid) if isinstance(tid, str) else tid
+        buf = self._get(oid, "table version")
+        if blake3.blake3(buf).digest() != oid:
+            raise IntegrityError(f"table version {oid.hex()}: bytes do not hash to its id")
+        return TableVersion.from_bytes(buf, f"table version {oid.hex()}")
+
+    def _keys(self, kid: bytes) -> np.ndarray:
+        return decode_keys(self._get(kid, "key object"), kid, f"key object {kid.hex()}")
+
+    # --- refs and revisions -----------------------------------------------------------------
+    @property
+    def head_branch(self) -> str:
+        """The branch ``HEAD`` names (``main`` in a new repository)."""
+        return self.refs.head_branch()
+
+    def branches(self) -> dict[str, str]:
+        """Branch name -> commit id."""
+        return {k: v.hex() for k, v in self.refs.list("heads").items()}
+
+    def tags(self) -> dict[str, str]:
+        """Tag name -> commit id."""
+        return {k: v.hex() for k, v in self.refs.list("tags").items()}
+
+    def _find_prefix(self, prefix: str) -> bytes | None:
+        hits = []
+        for oid in self.store.iter_prefix(prefix):
+            try:
+                head = self.store.get_range(oid, 0, len(L.COMMIT_MAGIC))
+            except NotFoundError:
+                continue
+            if head == L.COMMIT_MAGIC:
+                hits.append(oid)
+        if len(hits) > 1:
+            raise InputError(f"revision {prefix!r} is ambiguous: {', '.join(h.hex()[:12] for h in hits)}",
+                             ErrorKind.AMBIGUOUS_REVISION)
+        return hits[0] if hits else None
+
+    def resolve(self, rev: str = "HEAD") -> str:
+        """A full commit id for ``rev``: ``HEAD``, a branch, a tag, a full or unique-prefix id,
+        each optionally followed by ``~N`` or ``^`` (first parent, N times)."""
+        if not isinstance(rev, str) or not rev:
+            raise InputError(f"invalid revision {rev!r}", ErrorKind.BAD_REVISION)
+        m = _REV.match(rev.strip())
+        if not m:
+            raise InputError(f"invalid revision {rev!r}", ErrorKind.BAD_REVISION)
+        base, tail = m.group("base"), m.group("tail")
+        cid: bytes | None = None
+        if base == "HEAD":
+            cid = self.refs.read("heads", self.head_branch)
+            if cid is None:
+                raise NotFoundError(f"branch {self.head_branch!r} has no commits yet in {self.path}")
+        else:
+            try:
+                check_ref_name(base)
+                cid = self.refs.read("heads", base) or self.refs.read("tags", base)
+            except InputError:
+                cid = None
+            if cid is None and re.fullmatch(r"[0-9a-f]{4,64}", base):
+                if len(base) == 64:
+                    cid = bytes.fromhex(base) if self.store.has(bytes.fromhex(base)) else None
+                else:
+                    cid = self._find_prefix(base)
+        if cid is None:
+            raise NotFoundError(f"unknown revision {base!r} in {self.path}")
+        for step in re.findall(r"~\d*|\^", tail):
+            n = 1 if step in ("~", "^") else int(step[1:])
+            for _ in range(n):
+                c = self.get_commit(cid)
+                if not c.parents:
+                    raise NotFoundError(f"revision {rev!r} goes past the first commit")
+                cid = bytes.fromhex(c.parents[0])
+        self.get_commit(cid)  # must be a commit, and intact
+        return cid.hex()
+
+    def tag(self, name: str, rev: str = "HEAD") -> str:
+        """Create an immutable tag; :class:`ConflictError` (``ref-exists``) if it exists."""
+        check_ref_name(name, "tag")
+        cid = bytes.fromhex(self.resolve(rev))
+        with self.refs.locked():
+            if self.refs.read("tags", name) is not None:
+                raise ConflictError(f"tag {name!r} already exists (tags are immutable)", ErrorKind.REF_EXISTS)
+            self.refs.cas("tags", name, None, cid)
+        return cid.hex()
+
+    def branch(self, name: str, rev: str = "HEAD") -> str:
+        """Create a branch at ``rev``; :class:`ConflictError` (``ref-exists``) if it exists."""
+        check_ref_name(name, "branch")
+        cid = bytes.fromhex(self.resolve(rev))
+        with self.refs.locked():
+            if self.refs.read("heads", name) is not None:
+                raise ConflictError(f"branch {name!r} already exists", ErrorKind.REF_EXISTS)
+            self.refs.cas("heads", name, None, cid)
+        return cid.hex()
+
+    def reset(self, branch: str, rev: str) -> str:
+        """Move ``branch`` to ``rev`` (rollback in O(1): no data is read or written)."""
+        check_ref_name(branch, "branch")
+        cid = bytes.fromhex(self.resolve(rev))
+        with self.refs.locked():
+            cur = self.refs.read("heads", branch)
+            if cur is None:
+                raise NotFoundError(f"no branch {branch!r}")
+            self.refs.cas("heads", branch, cur, cid)
+        return cid.hex()
+
+    def checkout_branch(self, name: str) -> None:
+        """Make ``name`` the branch ``HEAD`` names (it must exist)."""
+        if self.refs.read("heads", check_ref_name(name, "branch")) is None:
+            raise NotFoundError(f"no branch {name!r}")
+        self.refs.set_head_branch(name)
+
+    # --- commit -----------------------------------------------------------------------------
+    def commit(self, tables: Mapping[str, Any], *, message: str = "", metadata: Mapping[str, Any] | None = None,
+               keys: Mapping[str, Any] | None = None, identity: Mapping[str, Mapping[str, Any]] | None = None,
+               branch: str | None = None, author: str | None = None, remove: tuple[str, ...] = (),
+               allow_identity_change: bool = False, allow_schema_change: bool = False,
+               backend: str = "auto", time_utc: str | None = None,
+               environment: Mapping[str, Any] | None = None) -> str:
+        """Commit new versions of one or more tables; returns the commit id.
+
+        Parameters
+        ----------
+        tables
+            Table name -> matrix (anything :func:`embfmt.fingerprint` accepts). Tables of the
+            parent commit not named here carry over unchanged.
+        message, metadata, author
+            Free text, a JSON object, and who (default ``EMBFMT_AUTHOR`` or ``user@host``).
+        keys
+            Table name -> row keys (unique int64 or str, one per row).
+        identity
+            Table name -> identity stamp (model name, revision, normalization, ...). A stamp
+            that differs from the parent's is refused (``identity-mismatch``) unless
+            ``allow_identity_change``; without a stamp, the parent's carries over.
+        branch
+            Branch to commit to (default: the one ``HEAD`` names); created if missing.
+        remove
+            Table names to drop from the snapshot.
+        allow_schema_change
+            Allow a table's dtype or dim to differ from the parent's.
+        """
+        branch = check_ref_name(branch or self.head_branch, "branch")
+        if not tables and not remove:
+            raise InputError("nothing to commit: no tables given", ErrorKind.BAD_ARGUMENT)
+        keys = dict(keys or {})
+        identity = {k: dict(v) for k, v in (identity or {}).items()}
+        for name in list(tables) + list(keys) + list(identity) + list(remove):
+            check_ref_name(name, "table")
+        for name in list(keys) + list(identity):
+            if name not in tables:
+                raise InputError(f"keys/identity given for table {name!r} which is not committed",
+                                 ErrorKind.BAD_ARGUMENT)
+        if not isinstance(message, str):
+            raise InputError("message must be a string", ErrorKind.BAD_ARGUMENT)
+        meta = dict(metadata or {})
+        if "embfmt" in meta:
+            raise InputError("metadata key 'embfmt' is reserved", ErrorKind.BAD_ARGUMENT)
+
+        parent_id = self.refs.read("heads", branch)
+        parent = self.get_commit(parent_id) if parent_id else None
+        parent_tables = dict(parent.tables) if parent else {}
+        backend_name = resolve_name(backend)
+
+        new_tables: dict[str, str] = {}
+        write_info: dict[str, Any] = {}
+        for name, x in tables.items():
+            ptv = self.get_table_version(parent_tables[name]) if name in parent_tables else None
+            tid, info = self._write_table(name, x, ptv, keys.get(name), identity.get(name),
+                                          allow_identity_change, allow_schema_change, backend_name)
+            new_tables[name] = tid
+            write_info[name] = info
+        meta["embfmt"] = {"tables": write_info}
+
+        env = dict(environment) if environment is not None else capture_environment(backend_name)
+        when = time_utc or _now_utc()
+        who = author or _default_author()
+        for _attempt in range(100):
+            snapshot = dict(parent_tables)
+            for r in remove:
+                if r not in snapshot and r not in new_tables:
+                    raise NotFoundError(f"cannot remove table {r!r}: not in branch {branch!r}")
+                snapshot.pop(r, None)
+            snapshot.update(new_tables)
+            c = Commit(dict(sorted(snapshot.items())), (parent_id.hex(),) if parent_id else (),
+                       who, when, message, meta, env)
+            cid = self._put_hashed(c.to_bytes())
+            with self.refs.locked():
+                cur = self.refs.read("heads", branch)
+                if cur == parent_id:
+                    self.refs.cas("heads", branch, parent_id, cid)
+                    return cid.hex()
+            # Someone else moved the branch: re-parent onto their commit when they did not
+            # touch our tables, else refuse. Never drop their commit.
+            assert cur is not None
+            self._check_disjoint(cur, parent_id, set(new_tables) | set(remove), branch)
+            parent_id = cur
+            parent_tables = dict(self.get_commit(cur).tables)
+        raise ConflictError(f"branch {branch!r} kept moving; gave up after 100 attempts")
+
+    def _check_disjoint(self, head: bytes, base: bytes | None, ours: set[str], branch: str) -> None:
+        base_tables = dict(self.get_commit(base).tables) if base else {}
+        cid: bytes | None = head
+        while cid is not None and cid != base:
+            c = self.get_commit(cid)
+            prev = dict(self.get_commit(c.parents[0]).tables) if c.parents else {}
+            for t in ours:
+                if c.tables.get(t) != prev.get(t):
+                    raise ConflictError(f"branch {branch!r} moved while committing: commit "
+                                        f"{cid.hex()[:12]} also changed table {t!r}; commit again")
+            cid = bytes.fromhex(c.parents[0]) if c.parents else None
+            if cid is None and base is not None:
+                raise ConflictError(f"branch {branch!r} was reset while committing")
+        del base_tables
+
+    def _write_table(self, name: str, x: Any, parent: TableVersion | None, keys: Any,
+                     identity: dict[str, Any] | None, allow_identity_change: bool,
+                     allow_schema_change: bool, backend: str) -> tuple[str, dict[str, Any]]:
+        m = as_matrix(x)
+        if parent is not None and not allow_schema_change:
+            if parent.dtype != m.dtype:
+                raise InputError(f"table {name!r} is {parent.dtype.name} in the parent commit, got "
+                                 f"{m.dtype.name} (pass allow_schema_change=True to change it)",
+                                 ErrorKind.DTYPE_MISMATCH)
+            if parent.dim != m.dim:
+                raise InputError(f"table {name!r} has D = {parent.dim} in the parent commit, got "
+                                 f"D = {m.dim} (pass allow_schema_change=True to change it)",
+                                 ErrorKind.SHAPE_MISMATCH)
+        pident = parent.identity if parent is not None else None
+        if identity is not None:
+            from .manifest import canonical_json
+
+            canonical_json(identity, f"identity of table {name!r}")
+            if pident is not None and identity != pident and not allow_identity_change:
+                raise ConflictError(
+                    f"table {name!r}: identity {identity} differs from the parent's {pident}; "
+                    "committing vectors from another embedding space is refused unless "
+                    "allow_identity_change=True", ErrorKind.IDENTITY_MISMATCH)
+        else:
+            identity = pident
+        key_arr = normalize_keys(keys, m.n_rows, name) if keys is not None else None
+        t0 = time.perf_counter()
+        w = TableWriter(self.store, self.reader, self.kernels, m.dtype, m.dim, parent, backend=backend)
+        for block in m.blocks():
+            w.update_canonical(block)
+        fp, stats = w.finish()
+        tmeta: dict[str, Any] = {}
+        if key_arr is not None:
+            kid = self._put_hashed(encode_keys(key_arr))
+            tmeta["keys"] = kid.hex()
+        elif parent is not None and parent.keys_id is not None and parent.n_rows == m.n_rows:
+            tmeta["keys"] = parent.meta["keys"]  # unchanged row set: keys carry over
+        if identity is not None:
+            tmeta["identity"] = identity
+        digests = fp.chunk_digests
+        tv = TableVersion(m.dtype, m.n_rows, m.dim, digests, tmeta)
+        tvb = tv.to_bytes()
+        tid = self._put_hashed(tvb)
+        info = {"fingerprint": fp.root, "rows": m.n_rows, "dim": m.dim, "dtype": m.dtype.name,
+                "parent_rows": parent.n_rows if parent is not None else 0,
+                "rows_changed": stats.rows_changed, "bytes_written": stats.bytes_written + len(tvb),
+                "seconds": round(time.perf_counter() - t0, 6), **stats.to_dict()}
+        return tid.hex(), info
+
+    def revert(self, rev: str, *, branch: str | None = None, message: str | None = None) -> str:
+        """A new commit on ``branch`` whose tables are exactly those of ``rev`` (O(1): no chunk is
+        written; history is kept, unlike :meth:`reset`)."""
+        target = self.resolve(rev)
+        branch = check_ref_name(branch or self.head_branch, "branch")
+        c = self.get_commit(target)
+        for _ in range(100):
+            parent_id = self.refs.read("heads", branch)
+            new = Commit(dict(c.tables), (parent_id.hex(),) if parent_id else (), _default_author(),
+                         _now_utc(), message or f"Revert to {target[:12]} ({rev})",
+                         {"embfmt": {"reverted_to": target}}, capture_environment(None))
+            cid = self._put_hashed(new.to_bytes())
+            with self.refs.locked():
+                if self.refs.read("heads", branch) == parent_id:
+                    self.refs.cas("heads", branch, parent_id, cid)
+                    return cid.hex()
+        raise ConflictError(f"branch {branch!r} kept moving")
+
+    # --- reading ----------------------------------------------------------------------------
+    def log(self, rev: str = "HEAD", max_count: int | None = None) -> list[CommitInfo]:
+        """Commits from ``rev`` back along first parents, newest first."""
+        out = []
+        cid: str | None = self.resolve(rev)
+        while cid is not None and (max_count is None or len(out) < max_count):
+            c = self.get_commit(cid)
+            out.append(CommitInfo(cid, c))
+            cid = c.parents[0] if c.parents else None
+        return out
+
+    def show(self, rev: str = "HEAD") -> dict[str, Any]:
+        """A commit with each table's shape, dtype, fingerprint, identity and write stats."""
+        cid = self.resolve(rev)
+        c = self.get_commit(cid)
+        tables = {}
+        written = c.metadata.get("embfmt", {}).get("tables", {})
+        for name, tid in c.tables.items():
+            tv = self.get_table_version(tid)
+            tables[name] = {"version": tid, "rows": tv.n_rows, "dim": tv.dim, "dtype": tv.dtype.name,
+                            "fingerprint": tv.fingerprint, "chunks": tv.n_chunks,
+                            "keys": tv.keys_id is not None, "identity": tv.identity,
+                            "write": written.get(name)}
+        return {"id": cid, **c.to_dict(), "tables": tables}
+
+    def table_version(self, table: str, rev: str = "HEAD") -> TableVersion:
+        c = self.get_commit(self.resolve(rev))
+        if table not in c.tables:
+            raise NotFoundError(f"no table {table!r} in revision {rev!r} (tables: "
+                                f"{', '.join(sorted(c.tables)) or 'none'})")
+        return self.get_table_version(c.tables[table])
+
+    def open(self, table: str, rev: str = "HEAD") -> TableView:
+        """A lazy, read-only view of ``table`` at ``rev``."""
+        tv = self.table_version(table, rev)
+        return TableView(tv, self.reader, name=table, keys_loader=self._keys, pool=self._pool)
+
+    def read(self, table: str, rev: str = "HEAD") -> np.ndarray:
+        """``table`` at ``rev`` as a numpy array, bit-exact."""
+        return self.open(table, rev).read()
+
+    def keys(self, table: str, rev: str = "HEAD") -> np.ndarray | None:
+        """The row keys of ``table`` at ``rev`` (or None)."""
+        return self.open(table, rev).keys
+
+    # --- integrity and space ----------------------------------------------------------------
+    def _all_heads(self) -> list[bytes]:
+        return list(self.refs.list("heads").values()) + list(self.refs.list("tags").values())
+
+    def _reachable_commits(self, starts: list[bytes], report: VerifyReport | None = None) -> list[bytes]:
+        seen: set[bytes] = set()
+        order = []
+        stack = list(starts)
+        while stack:
+            cid = stack.pop()
+            if cid in seen:
+                continue
+            seen.add(cid)
+            try:
+                c = self.get_commit(cid)
+            except EmbfmtError as e:
+                if report is None:
+                    raise
+                report.errors.append({"object": cid.hex(), "kind": e.kind.value, "error": str(e)})
+                continue
+            order.append(cid)
+            stack.extend(bytes.fromhex(p) for p in c.parents)
+        return order
+
+    def verify(self, rev: str | None = None) -> VerifyReport:
+        """Recompute every digest and root reachable from ``rev`` (or from every ref).
+
+        Never raises for corruption: it is listed in the report (``report.ok`` is False).
+        """
+        report = VerifyReport()
+        starts = [bytes.fromhex(self.resolve(rev))] if rev else self._all_heads()
+        tv_ids: set[str] = set()
+        for cid in self._reachable_commits(starts, report):
+            report.commits += 1
+            tv_ids.update(self.get_commit(cid).tables.values())
+        chunk_ids: set[bytes] = set()
+        key_ids: set[bytes] = set()
+        for tid in sorted(tv_ids):
+            try:
+                tv = self.get_table_version(tid)
+            except EmbfmtError as e:
+                report.errors.append({"object": tid, "kind": e.kind.value, "error": str(e)})
+                continue
+            report.tables += 1
+            chunk_ids.update(tv.digests)
+            if tv.keys_id is not None:
+                key_ids.add(tv.keys_id)
+        reader = ChunkReader(self.store, self.kernels)
+
+        def check(d: bytes) -> dict[str, str] | None:
+            try:
+                reader.rows(d)
+                reader.rowprints(d)
+                return None
+            except EmbfmtError as e:
+                return {"object": d.hex(), "kind": e.kind.value, "error": str(e)}
+
+        for err in self._pool.map(check, sorted(chunk_ids)):
+            report.chunks += 1
+            if err:
+                report.errors.append(err)
+        for k in sorted(key_ids):
+            report.keys += 1
+            try:
+                self._keys(k)
+            except EmbfmtError as e:
+                report.errors.append({"object": k.hex(), "kind": e.kind.value, "error": str(e)})
+        return report
+
+    def _reachable_objects(self) -> set[bytes]:
+        live: set[bytes] = set()
+        for cid in self._reachable_commits(self._all_heads()):
+            live.add(cid)
+            for tid in self.get_commit(cid).tables.values():
+                t = bytes.fromhex(tid)
+                if t in live:
+                    continue
+                live.add(t)
+                tv = self.get_table_version(t)
+                if tv.keys_id is not None:
+                    live.add(tv.keys_id)
+                for d in tv.digests:
+                    if d not in live:
+                        live.update(self.reader.chain(d))
+        return live
+
+    def gc(self, *, grace_seconds: float = 3600.0) -> GcReport:
+        """Remove objects no ref reaches (commits, tables, chunks and their delta bases).
+
+        Objects younger than ``grace_seconds`` are kept, so a commit running concurrently in
+        another process never loses objects it wrote but has not referenced yet.
+        """
+        live = self._reachable_objects()
+        cutoff = time.time() - grace_seconds
+        rep = GcReport()
+        for oid in list(self.store.iter()):
+            if oid in live:
+                rep.objects_kept += 1
+            elif self.store.mtime(oid) <= cutoff:
+                rep.bytes_freed += self.store.delete(oid)
+                rep.objects_removed += 1
+            else:
+                rep.objects_kept += 1
+        rep.bytes_freed += self.store.clean_tmp(cutoff)
+        self.reader.clear()
+        return rep
+
+    def disk_usage(self) -> int:
+        """Bytes of all stored objects."""
+        return sum(self.store.size(o) for o in self.store.iter())
+
+    def iter_commits(self) -> Iterator[CommitInfo]:
+        """Every commit reachable from any ref."""
+        for cid in self._reachable_commits(self._all_heads()):
+            yield CommitInfo(cid.hex(), self.get_commit(cid))
