@@ -25,6 +25,8 @@ from .errors import (
     NotFoundError,
 )
 from .fingerprint import Fingerprint, Fingerprinter, InclusionProof, fingerprint, verify_proof
+from .repo import CommitInfo, GcReport, Repo, VerifyReport
+from .table import TableView
 
 __version__ = "0.1.0"
 
@@ -35,6 +37,11 @@ __all__ = [
     "Fingerprinter",
     "InclusionProof",
     "verify_proof",
+    "Repo",
+    "TableView",
+    "CommitInfo",
+    "VerifyReport",
+    "GcReport",
     "available_backends",
     "get_backend",
     "EmbfmtError",

@@ -267,12 +267,86 @@ def gen_invalid_proof() -> dict[str, Any]:
             "cases": [{"id": i, "input": {"hex": b.hex()}, "expected": {"error": k}} for i, b, k in cases]}
 
 
+DELTA_LENGTHS_WORDS = [0, 1, 7, 64]
+
+
+def gen_delta() -> dict[str, Any]:
+    cases = []
+    for isz in (1, 2, 4, 8):
+        for words in DELTA_LENGTHS_WORDS:
+            n = words * isz
+            new, base = pattern(n, 3 * isz + words), pattern(n, 5 * isz + words + 1)
+            exp = {"shuffle": R.shuffle(new, isz).tobytes().hex(),
+                   "xor": R.delta_encode(new, base, isz, 2).tobytes().hex(),
+                   "sub_zigzag": R.delta_encode(new, base, isz, 3).tobytes().hex()}
+            cases.append({"id": f"w{isz}-n{words}",
+                          "input": {"itemsize": isz, "bytes": n, "new_seed": 3 * isz + words,
+                                    "base_seed": 5 * isz + words + 1},
+                          "expected": exp})
+    return {"_comment": "new = pattern(bytes, new_seed), base = pattern(bytes, base_seed); "
+                        "shuffle = byte-plane shuffle of new; xor / sub_zigzag = "
+                        "shuffle(delta(new, base)) (spec §13.3)",
+            "spec": "v1 §13.3", "cases": cases}
+
+
+def raw_chunk_object(rows: np.ndarray, itemsize: int) -> bytes:
+    """A codec-0 (raw) chunk object, built from the spec text (§13.1-§13.2)."""
+    n, rb = rows.shape
+    rp = R.rowprints(rows).astype("<u8").tobytes()
+    head = struct.pack("<4sBBBBII32sIIQQ", b"EMBC", 1, 0, itemsize, 0, n, rb, bytes(32), 0, 0,
+                       len(rp), n * rb)
+    checksum = b3(head + rp)[:8]
+    return head + checksum + rp + rows.tobytes()
+
+
+def gen_invalid_chunk() -> dict[str, Any]:
+    rows = make_matrix("float32", 2, 3, 2)
+    good = raw_chunk_object(rows, 4)
+    oid = R.blake3(rows.tobytes())
+
+    def patch(off: int, val: bytes) -> bytes:
+        return good[:off] + val + good[off + len(val):]
+
+    def reseal(obj: bytes) -> bytes:
+        """Recompute the checksum so a header change is judged by the header rules."""
+        rp_len = struct.unpack_from("<Q", obj, 56)[0]
+        return obj[:72] + b3(obj[:72] + obj[80:80 + rp_len])[:8] + obj[80:]
+
+    flip_payload = bytearray(good)
+    flip_payload[-1] ^= 0x01
+    flip_rp = bytearray(good)
+    flip_rp[80] ^= 0x01
+    cases = [
+        ("truncated-header", good[:79], "truncated"),
+        ("bad-magic", patch(0, b"EMBX"), "bad-magic"),
+        ("future-major", patch(4, b"\x02"), "unsupported-version"),
+        ("unknown-codec", reseal(patch(5, b"\x09")), "bad-header"),
+        ("itemsize-3", reseal(patch(6, b"\x03")), "bad-header"),
+        ("zero-rows", reseal(patch(8, struct.pack("<I", 0))), "bad-header"),
+        ("row-bytes-not-multiple", reseal(patch(12, struct.pack("<I", 13))), "bad-header"),
+        ("full-with-base", reseal(patch(16, b"\x01")), "bad-header"),
+        ("delta-without-base", reseal(patch(5, b"\x02")), "bad-header"),
+        ("rowprint-length", reseal(patch(56, struct.pack("<Q", 8))), "bad-header"),
+        ("object-too-short", good[:-1], "truncated"),
+        ("object-too-long", good + b"\x00", "truncated"),
+        ("checksum", bytes(flip_rp), "digest-mismatch"),
+        ("payload-bit-flip", bytes(flip_payload), "digest-mismatch"),
+    ]
+    return {"_comment": "chunk objects to be rejected with the given error kind when read as the "
+                        "object whose id is `id`; all derive from `valid`, the raw chunk object of "
+                        "make_matrix('float32', 2, 3, 2)",
+            "spec": "v1 §13.4", "valid": good.hex(), "id": oid.hex(),
+            "cases": [{"id": i, "input": {"hex": b.hex()}, "expected": {"error": k}} for i, b, k in cases]}
+
+
 def generate() -> dict[str, Any]:
     """All vector files: relative path -> JSON object."""
     return {
         "rowprint.json": gen_rowprint(),
         "fingerprint.json": gen_fingerprint(),
         "merkle.json": gen_merkle(),
+        "delta.json": gen_delta(),
+        "invalid/chunk.json": gen_invalid_chunk(),
         "invalid/fingerprint.json": gen_invalid_fingerprint(),
         "invalid/proof.json": gen_invalid_proof(),
     }

@@ -62,3 +62,23 @@ def test_section6_proof_example() -> None:
     m = re.search(r"48 bytes `([0-9a-f ]+)`", SPEC.replace("\n", " "))
     assert m
     assert fp.proof(0).to_bytes().hex() == m.group(1).replace(" ", "")
+
+
+def test_section13_chunk_object_example() -> None:
+    """§13.5's hex dump is exactly what the writer's full-chunk encoder produces."""
+    from embfmt._kernels import cpu
+    from embfmt.chunk import decode_chunk, encode_full
+
+    x = example_matrix()
+    fp = embfmt.fingerprint(x)
+    obj = encode_full(x.view(np.uint8).reshape(2, 12), 4, fp.rowprints, cpu)
+    block = SPEC[SPEC.index("### 13.5 Worked example"):SPEC.index("### 13.6")]
+    dump = block.split("```")[1]
+    hexes = []
+    for line in dump.strip().splitlines():
+        data = re.split(r"\s{3,}", line.strip())[0]  # hex groups, then a comment
+        hexes.append(data.replace(" ", ""))
+    assert "".join(hexes) == obj.hex()
+    assert fp.chunk_digests[0].hex() in block
+    rows = decode_chunk(obj, fp.chunk_digests[0], "example", lambda d: None, cpu)
+    assert rows.tobytes() == x.tobytes()

@@ -133,3 +133,49 @@ def test_chunk_rows_formula_matches_generator() -> None:
 
 def test_generator_is_importable_as_module(gen: ModuleType) -> None:
     assert set(gen.generate()) >= {"fingerprint.json", "rowprint.json", "merkle.json"}
+
+
+DELTA = load("delta.json")["cases"]
+
+
+@pytest.mark.parametrize("kernel_backend", ["reference", "cpu"])
+def test_delta_vectors(kernel_backend: str) -> None:
+    """Byte-plane shuffle and both dense delta transforms, and their inverses (spec §13.3)."""
+    import importlib
+
+    k = importlib.import_module(f"embfmt._kernels.{kernel_backend}")
+    for case in DELTA:
+        i = case["input"]
+        new, base = GEN.pattern(i["bytes"], i["new_seed"]), GEN.pattern(i["bytes"], i["base_seed"])
+        exp = case["expected"]
+        isz = i["itemsize"]
+        assert k.shuffle(new, isz).tobytes().hex() == exp["shuffle"], case["id"]
+        assert k.unshuffle(bytes_arr(exp["shuffle"]), isz).tobytes() == new.tobytes()
+        for mode, key in ((2, "xor"), (3, "sub_zigzag")):
+            assert k.delta_encode(new, base, isz, mode).tobytes().hex() == exp[key], (case["id"], key)
+            assert k.delta_decode(bytes_arr(exp[key]), base, isz, mode).tobytes() == new.tobytes()
+
+
+def bytes_arr(h: str) -> np.ndarray:
+    return np.frombuffer(bytes.fromhex(h), dtype=np.uint8)
+
+
+INV_CHUNK = load("invalid/chunk.json")
+
+
+@pytest.mark.parametrize("case", INV_CHUNK["cases"], ids=[c["id"] for c in INV_CHUNK["cases"]])
+def test_invalid_chunk_objects(case: dict[str, Any]) -> None:
+    from embfmt._kernels import cpu
+    from embfmt.chunk import decode_chunk
+
+    oid = bytes.fromhex(INV_CHUNK["id"])
+
+    def no_base(d: bytes) -> np.ndarray:
+        raise AssertionError("a raw chunk has no base")
+
+    ok = decode_chunk(bytes.fromhex(INV_CHUNK["valid"]), oid, "valid", no_base, cpu)
+    assert ok.tobytes() == GEN.make_matrix("float32", 2, 3, 2).tobytes()
+    with pytest.raises(embfmt.EmbfmtError) as ei:
+        decode_chunk(bytes.fromhex(case["input"]["hex"]), oid, "chunk under test", no_base, cpu)
+    assert ei.value.kind.value == case["expected"]["error"]
+    assert "chunk under test" in str(ei.value)
