@@ -87,11 +87,24 @@ assert CHUNK_HEADER_BYTES == 80, CHUNK_HEADER_BYTES  # 4+4 (magic..depth) + 8 + 
 CHUNK_CHECKSUM_OFFSET = CHUNK_HEADER_BYTES - 8
 
 CODEC_RAW = 0        # payload = canonical bytes
-CODEC_SHUFFLE_ZSTD = 1  # payload = zstd(byte-plane shuffle(canonical bytes))
-CODEC_XOR = 2        # payload = zstd(shuffle(new XOR base)); same shape as base
-CODEC_SUBZZ = 3      # payload = zstd(shuffle(zigzag(new - base))) on itemsize-wide integers
-CODEC_SPARSE = 4     # payload = zstd(shuffle(patched rows)); rows not patched come from base
-CODEC_NAMES = {CODEC_RAW: "raw", CODEC_SHUFFLE_ZSTD: "shuffle-zstd", CODEC_XOR: "xor-delta",
+CODEC_SHUFFLE_PLANES = 1  # payload = planes(byte-plane shuffle(canonical bytes))
+CODEC_XOR = 2        # payload = planes(shuffle(new XOR base)); same shape as base
+CODEC_SUBZZ = 3      # payload = planes(shuffle(zigzag(new - base))) on itemsize-wide integers
+CODEC_SPARSE = 4     # payload = planes(shuffle(patched rows)); rows not patched come from base
+
+# Byte-plane container ("planes", spec §13.3): itemsize entries of (method u8, 3 reserved
+# bytes, stored length u32le), then the planes. Each plane is stored raw or as one zstd frame,
+# because in float data the low mantissa bytes are random (zstd cannot shrink them and costs
+# ~4 ms per MiB trying) while sign/exponent bytes compress 2.5x.
+PLANE_ENTRY_STRUCT = struct.Struct("<B3sI")
+assert PLANE_ENTRY_STRUCT.size == 8
+PLANE_RAW = 0
+PLANE_ZSTD = 1
+# Writer heuristic: compress a plane only if a 16 KiB sample shrinks below 97% (a 3% gain on a
+# plane is worth zstd's time; random bytes "compress" to 100.006%).
+PLANE_SAMPLE_BYTES = 16 << 10
+PLANE_RAW_RATIO = 0.97
+CODEC_NAMES = {CODEC_RAW: "raw", CODEC_SHUFFLE_PLANES: "shuffle-planes", CODEC_XOR: "xor-delta",
                CODEC_SUBZZ: "sub-zigzag-delta", CODEC_SPARSE: "sparse-patch"}
 DELTA_CODECS = (CODEC_XOR, CODEC_SUBZZ, CODEC_SPARSE)
 

@@ -81,6 +81,23 @@ class ChunkReader:
                 self._rp.popitem(last=False)
         return rp
 
+    def patch_rows(self, digest: bytes) -> tuple[ChunkHeader, np.ndarray]:
+        """Header and patched row indices of a sparse-patch chunk, from its first bytes only
+        (header + index section; checksum verified)."""
+        h = self.header(digest)
+        if h.codec != L.CODEC_SPARSE:
+            raise ValueError("not a sparse patch")
+        sect = self.store.get_range(digest, 0, h.payload_offset)
+        name = f"chunk object {digest.hex()}"
+        from .chunk import header_checksum
+
+        if header_checksum(sect[:L.CHUNK_CHECKSUM_OFFSET], sect[h.rowprint_offset:]) != h.checksum:
+            raise IntegrityError(f"{name}: header/rowprint checksum mismatch")
+        idx = np.frombuffer(sect, dtype="<u4", count=h.n_patch, offset=h.rowprint_offset).astype(np.int64)
+        if len(idx) and (np.any(np.diff(idx) <= 0) or idx[-1] >= h.n_rows):
+            raise FormatError(f"{name}: sparse patch indices are not strictly increasing", ErrorKind.BAD_HEADER)
+        return h, idx
+
     def chain(self, digest: bytes) -> list[bytes]:
         """The object ids a read of ``digest`` touches: itself, then its bases."""
         out = [digest]

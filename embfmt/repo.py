@@ -37,6 +37,7 @@ import numpy as np
 from . import _layout as L
 from .backend import _threads, resolve_name
 from .commit import Commit
+from .diff import RowChanges, changed_rows
 from .environment import capture_environment
 from .errors import (ConflictError, EmbfmtError, ErrorKind, FormatError, InputError,
                      IntegrityError, NotFoundError)
@@ -368,7 +369,7 @@ class Repo:
         allow_schema_change
             Allow a table's dtype or dim to differ from the parent's.
         """
-        branch = check_ref_name(branch or self.head_branch, "branch")
+        branch = check_ref_name(self.head_branch if branch is None else branch, "branch")
         if not tables and not remove:
             raise InputError("nothing to commit: no tables given", ErrorKind.BAD_ARGUMENT)
         keys = dict(keys or {})
@@ -385,17 +386,30 @@ class Repo:
         if "embfmt" in meta:
             raise InputError("metadata key 'embfmt' is reserved", ErrorKind.BAD_ARGUMENT)
 
+        from .manifest import canonical_json
+
+        canonical_json(meta, "commit metadata")
+
         parent_id = self.refs.read("heads", branch)
         parent = self.get_commit(parent_id) if parent_id else None
         parent_tables = dict(parent.tables) if parent else {}
         backend_name = resolve_name(backend)
+        for r in remove:
+            if r not in parent_tables and r not in tables:
+                raise NotFoundError(f"cannot remove table {r!r}: not in branch {branch!r}")
 
-        new_tables: dict[str, str] = {}
-        write_info: dict[str, Any] = {}
+        # Validate every table (schema, identity, keys) before writing any object, so a refused
+        # commit leaves the repository exactly as it was.
+        prepared = []
         for name, x in tables.items():
             ptv = self.get_table_version(parent_tables[name]) if name in parent_tables else None
-            tid, info = self._write_table(name, x, ptv, keys.get(name), identity.get(name),
-                                          allow_identity_change, allow_schema_change, backend_name)
+            prepared.append((name, ptv, self._prepare_table(
+                name, x, ptv, keys.get(name), identity.get(name), allow_identity_change,
+                allow_schema_change)))
+        new_tables: dict[str, str] = {}
+        write_info: dict[str, Any] = {}
+        for name, ptv, (m, key_arr, ident) in prepared:
+            tid, info = self._write_table(m, ptv, key_arr, ident, backend_name)
             new_tables[name] = tid
             write_info[name] = info
         meta["embfmt"] = {"tables": write_info}
@@ -441,9 +455,10 @@ class Repo:
                 raise ConflictError(f"branch {branch!r} was reset while committing")
         del base_tables
 
-    def _write_table(self, name: str, x: Any, parent: TableVersion | None, keys: Any,
-                     identity: dict[str, Any] | None, allow_identity_change: bool,
-                     allow_schema_change: bool, backend: str) -> tuple[str, dict[str, Any]]:
+    def _prepare_table(self, name: str, x: Any, parent: TableVersion | None, keys: Any,
+                       identity: dict[str, Any] | None, allow_identity_change: bool,
+                       allow_schema_change: bool) -> tuple[Any, np.ndarray | None, dict[str, Any] | None]:
+        """Check one table against the commit rules; writes nothing."""
         m = as_matrix(x)
         if parent is not None and not allow_schema_change:
             if parent.dtype != m.dtype:
@@ -467,6 +482,10 @@ class Repo:
         else:
             identity = pident
         key_arr = normalize_keys(keys, m.n_rows, name) if keys is not None else None
+        return m, key_arr, identity
+
+    def _write_table(self, m: Any, parent: TableVersion | None, key_arr: np.ndarray | None,
+                     identity: dict[str, Any] | None, backend: str) -> tuple[str, dict[str, Any]]:
         t0 = time.perf_counter()
         w = TableWriter(self.store, self.reader, self.kernels, m.dtype, m.dim, parent, backend=backend)
         for block in m.blocks():
@@ -494,7 +513,7 @@ class Repo:
         """A new commit on ``branch`` whose tables are exactly those of ``rev`` (O(1): no chunk is
         written; history is kept, unlike :meth:`reset`)."""
         target = self.resolve(rev)
-        branch = check_ref_name(branch or self.head_branch, "branch")
+        branch = check_ref_name(self.head_branch if branch is None else branch, "branch")
         c = self.get_commit(target)
         for _ in range(100):
             parent_id = self.refs.read("heads", branch)
@@ -553,6 +572,13 @@ class Repo:
         """The row keys of ``table`` at ``rev`` (or None)."""
         return self.open(table, rev).keys
 
+    def changed_rows(self, table: str, rev_a: str, rev_b: str = "HEAD", *, exact: bool = True) -> RowChanges:
+        """Rows of ``table`` that differ between two revisions, by position (see
+        :mod:`embfmt.diff`): unchanged chunks are never read, and sparse patches answer without
+        decompressing anything."""
+        return changed_rows(self.reader, self.table_version(table, rev_a),
+                            self.table_version(table, rev_b), exact=exact)
+
     # --- integrity and space ----------------------------------------------------------------
     def _all_heads(self) -> list[bytes]:
         return list(self.refs.list("heads").values()) + list(self.refs.list("tags").values())
@@ -583,7 +609,14 @@ class Repo:
         Never raises for corruption: it is listed in the report (``report.ok`` is False).
         """
         report = VerifyReport()
-        starts = [bytes.fromhex(self.resolve(rev))] if rev else self._all_heads()
+        if rev:
+            starts = [bytes.fromhex(self.resolve(rev))]
+        else:  # a corrupt ref is reported, and the walk goes on from the others
+            bad_refs: list[tuple[str, FormatError]] = []
+            starts = (list(self.refs.list("heads", bad_refs).values())
+                      + list(self.refs.list("tags", bad_refs).values()))
+            for ref, e in bad_refs:
+                report.errors.append({"object": ref, "kind": e.kind.value, "error": str(e)})
         tv_ids: set[str] = set()
         for cid in self._reachable_commits(starts, report):
             report.commits += 1

@@ -299,6 +299,18 @@ def raw_chunk_object(rows: np.ndarray, itemsize: int) -> bytes:
     return head + checksum + rp + rows.tobytes()
 
 
+def planes_chunk_object(rows: np.ndarray, itemsize: int) -> bytes:
+    """A codec-1 chunk object whose planes are all stored raw (deterministic: no zstd)."""
+    n, rb = rows.shape
+    rp = R.rowprints(rows).astype("<u8").tobytes()
+    sh = R.shuffle(rows.reshape(-1), itemsize).tobytes()
+    k = len(sh) // itemsize
+    payload = b"".join(struct.pack("<B3xI", 0, k) for _ in range(itemsize)) + sh
+    head = struct.pack("<4sBBBBII32sIIQQ", b"EMBC", 1, 1, itemsize, 0, n, rb, bytes(32), 0, 0,
+                       len(rp), len(payload))
+    return head + b3(head + rp)[:8] + rp + payload
+
+
 def gen_invalid_chunk() -> dict[str, Any]:
     rows = make_matrix("float32", 2, 3, 2)
     good = raw_chunk_object(rows, 4)
@@ -332,9 +344,23 @@ def gen_invalid_chunk() -> dict[str, Any]:
         ("checksum", bytes(flip_rp), "digest-mismatch"),
         ("payload-bit-flip", bytes(flip_payload), "digest-mismatch"),
     ]
+    pl = planes_chunk_object(rows, 4)
+
+    def ppatch(off: int, val: bytes) -> bytes:
+        return pl[:off] + val + pl[off + len(val):]
+
+    payload_at = 80 + 16
+    cases += [
+        ("plane-unknown-method", ppatch(payload_at + 8, b"\x07"), "bad-header"),
+        ("plane-reserved", ppatch(payload_at + 1, b"\x01"), "bad-header"),
+        ("plane-raw-length", ppatch(payload_at + 4, struct.pack("<I", 5)), "bad-header"),
+        ("plane-bad-zstd", ppatch(payload_at, b"\x01"), "digest-mismatch"),
+    ]
+    cases.insert(0, ("valid-planes-control", pl, None))
     return {"_comment": "chunk objects to be rejected with the given error kind when read as the "
                         "object whose id is `id`; all derive from `valid`, the raw chunk object of "
-                        "make_matrix('float32', 2, 3, 2)",
+                        "make_matrix('float32', 2, 3, 2), or (plane-*) from the codec-1 object of "
+                        "the same rows with every plane stored raw (the first case, which is valid)",
             "spec": "v1 §13.4", "valid": good.hex(), "id": oid.hex(),
             "cases": [{"id": i, "input": {"hex": b.hex()}, "expected": {"error": k}} for i, b, k in cases]}
 

@@ -64,7 +64,7 @@ def main(out: str) -> None:
         return cid
 
     base = {"dtype": "float32", "rows": 300, "dim": 2048, "seed": 1}  # 8 KiB rows: 128-row chunks
-    commit("v1: three chunks, shuffle-zstd", {"item_emb": base})
+    commit("v1: three chunks, shuffle-planes", {"item_emb": base})
     commit("v2: sparse patch", {"item_emb": {**base, "replace_rows": [5, 130, 299]}})
     v3 = {**base, "replace_rows": [5, 130, 299], "add_one_ulp": True}
     commit("v3: dense delta", {"item_emb": v3},

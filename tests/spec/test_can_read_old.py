@@ -60,7 +60,7 @@ def test_refs_keys_identity_and_codecs(golden: tuple[embfmt.Repo, dict[str, Any]
     assert repo.keys("user_emb").tolist() == manifest["keys"]["user_emb"]
     assert repo.open("user_emb").get("bob").tobytes() == repo.read("user_emb")[1].tobytes()
     assert repo.table_version("item_emb").identity == manifest["identity"]["item_emb"]
-    assert set(manifest["codecs"]) == {"raw", "shuffle-zstd", "sparse-patch", "sub-zigzag-delta", "xor-delta"}
+    assert set(manifest["codecs"]) == {"raw", "shuffle-planes", "sparse-patch", "sub-zigzag-delta", "xor-delta"}
     rep = repo.verify()
     assert rep.ok and rep.commits == len(manifest["commits"])
 

@@ -53,17 +53,28 @@ def read_chunk(oid: str) -> tuple[bytes, int]:
     payload = buf[80 + rp_len:]
     size = n * rb
 
-    def z(m: bytes, k: int) -> bytes:
-        return zstandard.ZstdDecompressor().decompress(m, max_output_size=k)
+    def planes(m: bytes, k: int) -> bytes:  # §13.3 byte-plane container; k = total bytes
+        n = k // w
+        table = [struct.unpack_from("<B3xI", m, 8 * p) for p in range(w)]
+        pos, out = 8 * w, b""
+        for method, length in table:
+            data = m[pos:pos + length]
+            pos += length
+            if method == 1:
+                data = zstandard.ZstdDecompressor().decompress(data, max_output_size=n)
+            assert method in (0, 1) and len(data) == n
+            out += data
+        assert pos == len(m)
+        return out
 
     if codec == 0:
         data = payload
     elif codec == 1:
-        data = unshuffle(z(payload, size), w)
+        data = unshuffle(planes(payload, size), w)
     elif codec in (2, 3):
         basedata, bdepth = read_chunk(base.hex())
         assert bdepth == depth - 1 and base_rows == n
-        d = words(unshuffle(z(payload, size), w), w)
+        d = words(unshuffle(planes(payload, size), w), w)
         b = words(basedata, w)
         bits = 8 * w
         mask = (1 << bits) - 1
@@ -79,7 +90,7 @@ def read_chunk(oid: str) -> tuple[bytes, int]:
         idx = list(struct.unpack_from(f"<{n_patch}I", buf, 80))
         rows = [basedata[i * rb:(i + 1) * rb] for i in range(min(n, base_rows))]
         rows += [b""] * (n - len(rows))
-        patch = unshuffle(z(payload, n_patch * rb), w) if n_patch else b""
+        patch = unshuffle(planes(payload, n_patch * rb), w) if n_patch else b""
         for k, i in enumerate(idx):
             rows[i] = patch[k * rb:(k + 1) * rb]
         data = b"".join(rows)

