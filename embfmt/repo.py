@@ -634,6 +634,13 @@ class Repo:
             if tv.keys_id is not None:
                 key_ids.add(tv.keys_id)
         reader = ChunkReader(self.store, self.kernels)
+        bases: set[bytes] = set()
+        for d in chunk_ids:  # delta bases are checked in their own right too
+            try:
+                bases.update(reader.chain(d)[1:])
+            except EmbfmtError:
+                pass  # reported by check(d) below
+        chunk_ids |= bases
 
         def check(d: bytes) -> dict[str, str] | None:
             try:

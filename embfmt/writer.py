@@ -13,7 +13,7 @@ For chunk ``c`` of the new version the writer, in order (spec §13.4):
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,7 +95,14 @@ class TableWriter:
             blk = rows[k * cr:(k + 1) * cr]
             return self._store_chunk(c0 + k, blk, rp[k * cr:(k + 1) * cr], bytes(dg[k]))
 
-        results = list(_pool().map(one, range(n_chunks))) if n_chunks > 1 else [one(0)]
+        if n_chunks > 1:
+            # Wait for every chunk before raising: a failed commit must not go on writing
+            # objects (or reading ``rows``, a buffer the caller reuses) after it returned.
+            futures = [_pool().submit(one, k) for k in range(n_chunks)]
+            wait(futures)
+            results = [f.result() for f in futures]
+        else:
+            results = [one(0)]
         for codec, written, changed in results:
             self.stats.chunks += 1
             self.stats.rows_changed += changed

@@ -676,7 +676,9 @@ def check_canonical(data: object, itemsize: int, what: str = "data") -> np.ndarr
     return np.ascontiguousarray(data)
 
 
-def check_pair(new: object, base: object, itemsize: int, names: tuple[str, str] = ("new", "base")) -> tuple[np.ndarray, np.ndarray]:
+def check_pair(
+    new: object, base: object, itemsize: int, names: tuple[str, str] = ("new", "base")
+) -> tuple[np.ndarray, np.ndarray]:
     """Two canonical arrays of the same length (else ValueError)."""
     a = check_canonical(new, itemsize, names[0])
     b = check_canonical(base, itemsize, names[1])

@@ -46,6 +46,10 @@ class Store(ABC):
     def iter(self) -> Iterator[bytes]:
         """Every stored id, in no particular order."""
 
+    def get_prefix(self, oid: bytes, length: int) -> tuple[bytes, int]:
+        """The first ``length`` bytes of ``oid`` (or all of it) and its total size."""
+        return self.get_range(oid, 0, length), self.size(oid)
+
     def mtime(self, oid: bytes) -> float:
         """When ``oid`` was written (seconds since the epoch); 0 where unknown."""
         return 0.0
