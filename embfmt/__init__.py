@@ -25,8 +25,10 @@ from .errors import (
     NotFoundError,
 )
 from .fingerprint import Fingerprint, Fingerprinter, InclusionProof, fingerprint, verify_proof
+from .diff import Diff, diff
 from .repo import CommitInfo, GcReport, Repo, VerifyReport
 from .table import TableView
+from .verify import VerifyResult, verify
 
 __version__ = "0.1.0"
 
@@ -38,6 +40,10 @@ __all__ = [
     "InclusionProof",
     "verify_proof",
     "Repo",
+    "diff",
+    "verify",
+    "VerifyResult",
+    "Diff",
     "TableView",
     "CommitInfo",
     "VerifyReport",

@@ -2,22 +2,37 @@
 
 Exit codes: 0 success; 1 a check found a difference or corruption; 2 usage or input error
 (one line on stderr naming the file or object at fault, never a traceback).
+
+Repository commands run on the repository in the current directory, or in ``PATH`` given with
+the global ``-C PATH`` option (``embfmt -C repo log``). As with ``git -C``, every relative path
+on the command line (input files, ``-o`` outputs, ``init``'s directory) is then taken relative
+to ``PATH``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from typing import TYPE_CHECKING, Any
 
-from .errors import EmbfmtError
+from .errors import (EmbfmtError, ErrorKind, FormatError, InputError, IntegrityError,
+                     NotFoundError)
 
-__all__ = ["main"]
+if TYPE_CHECKING:
+    from .repo import Repo
+
+__all__ = ["main", "build_parser"]
 
 EXIT_OK, EXIT_DIFFERENT, EXIT_ERROR = 0, 1, 2
+
+# checkout copies a table to its output file in blocks of about this many bytes.
+CHECKOUT_BLOCK_BYTES = 64 << 20
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,12 +44,500 @@ def _print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def _fmt_bytes(n: int | None) -> str:
+    if n is None:
+        return "?"
+    if n < 1024:
+        return f"{n} B"
+    v = float(n)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        v /= 1024
+        if v < 1024 or unit == "TiB":
+            return f"{v:.1f} {unit}"
+    return f"{n} B"  # pragma: no cover
+
+
+# --- paths and the repository ----------------------------------------------------------------
+def _path(args: argparse.Namespace, p: str) -> str:
+    """``p`` as the command sees it: relative to ``-C PATH`` when that was given."""
+    base = getattr(args, "chdir", None)
+    if base and not os.path.isabs(p):
+        return os.path.join(base, p)
+    return p
+
+
+@contextmanager
+def _open_repo(args: argparse.Namespace) -> Iterator[Repo]:
+    from .repo import Repo
+
+    base = getattr(args, "chdir", None) or "."
+    if not os.path.isdir(base):
+        raise NotFoundError(f"{base}: no such directory (given with -C)", ErrorKind.NOT_A_REPOSITORY)
+    with Repo(os.path.abspath(base)) as repo:
+        yield repo
+
+
+def _check_name(name: str, what: str) -> str:
+    from .ref import check_ref_name
+
+    return check_ref_name(name, what)
+
+
+# --- init ------------------------------------------------------------------------------------
+def cmd_init(args: argparse.Namespace) -> int:
+    from .repo import Repo
+
+    path = _path(args, args.path or ".")
+    _check_name(args.initial_branch, "branch")
+    with Repo.init(path, default_branch=args.initial_branch):
+        pass
+    full = os.path.abspath(path)
+    if args.json:
+        _print_json({"path": full, "branch": args.initial_branch})
+    else:
+        print(f"Initialized empty embfmt repository in {full}")
+    return EXIT_OK
+
+
+# --- commit ----------------------------------------------------------------------------------
+def _split_assignment(text: str, option: str, what: str = "TABLE=FILE") -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value:
+        raise InputError(f"{option}: expected {what}, got {text!r}", ErrorKind.BAD_ARGUMENT)
+    return name, value
+
+
+def _split_dataset(args: argparse.Namespace, spec: str) -> tuple[str, str | None]:
+    """``FILE`` or ``FILE:DATASET`` (the longest-existing-file rule: ``a:b.h5:/x`` works when
+    ``a:b.h5`` is the file)."""
+    if os.path.exists(_path(args, spec)):
+        return spec, None
+    for i in [m.start() for m in re.finditer(":", spec)][::-1]:
+        head = spec[:i]
+        if head and os.path.isfile(_path(args, head)):
+            return head, spec[i + 1:] or None
+    return spec, None
+
+
+def _parse_meta(items: list[str]) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--meta: expected KEY=VALUE, got {item!r}", ErrorKind.BAD_ARGUMENT)
+        try:
+            meta[key] = json.loads(value)
+        except json.JSONDecodeError:
+            meta[key] = value
+    return meta
+
+
+def _load_keys(args: argparse.Namespace, path: str, table: str) -> Any:
+    import numpy as np
+
+    full = _path(args, path)
+    if not os.path.exists(full):
+        raise NotFoundError(f"{full}: no such file (keys for table {table!r})")
+    try:
+        arr = np.load(full, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise FormatError(f"{full}: not a readable .npy file of row keys ({e})", ErrorKind.BAD_FILE) from None
+    if not isinstance(arr, np.ndarray) or arr.ndim != 1:
+        raise InputError(f"{full}: row keys must be a 1-D array, got shape "
+                         f"{getattr(arr, 'shape', None)}", ErrorKind.BAD_KEYS)
+    if arr.dtype.kind == "U":
+        return [str(k) for k in arr]
+    if arr.dtype.kind not in "iu":
+        raise InputError(f"{full}: row keys must be integers or strings, got {arr.dtype}",
+                         ErrorKind.BAD_KEYS)
+    return arr
+
+
+def _name_file(e: EmbfmtError, files: dict[str, str]) -> EmbfmtError:
+    """Add the input file to a repository error that names only the table."""
+    msg = (e.message.replace("allow_schema_change=True", "--allow-schema-change")
+           .replace("allow_identity_change=True", "--allow-identity-change"))
+    for name, path in files.items():
+        if msg.startswith(f"table {name!r}"):
+            msg = f"{path}: {msg}"
+            break
+    return type(e)(msg, e.kind) if msg != e.message else e
+
+
+def cmd_commit(args: argparse.Namespace) -> int:
+    from .source import open_matrix
+
+    specs: dict[str, tuple[str, str | None]] = {}
+    for item in args.tables:
+        name, spec = _split_assignment(item, "TABLE=FILE")
+        _check_name(name, "table")
+        if name in specs:
+            raise InputError(f"table {name!r} given twice", ErrorKind.BAD_ARGUMENT)
+        path, ds = _split_dataset(args, spec)
+        specs[name] = (_path(args, path), ds if ds is not None else args.dataset)
+    keys: dict[str, Any] = {}
+    for item in args.keys:
+        name, path = _split_assignment(item, "--keys", "TABLE=FILE.npy")
+        if name not in specs:
+            raise InputError(f"--keys: table {name!r} is not committed here", ErrorKind.BAD_ARGUMENT)
+        keys[name] = _load_keys(args, path, name)
+    identity: dict[str, dict[str, Any]] = {}
+    for item in args.identity:
+        name, text = _split_assignment(item, "--identity", "TABLE=JSON")
+        if name not in specs:
+            raise InputError(f"--identity: table {name!r} is not committed here", ErrorKind.BAD_ARGUMENT)
+        try:
+            ident = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise InputError(f"--identity for table {name!r}: not JSON ({e})", ErrorKind.BAD_ARGUMENT) from None
+        if not isinstance(ident, dict):
+            raise InputError(f"--identity for table {name!r}: expected a JSON object, got {text!r}",
+                             ErrorKind.BAD_ARGUMENT)
+        identity[name] = ident
+    metadata = _parse_meta(args.meta)
+    if args.branch:
+        _check_name(args.branch, "branch")
+
+    with ExitStack() as stack:  # open (and check) every input file before the repository
+        tables = {name: stack.enter_context(open_matrix(path, ds)) for name, (path, ds) in specs.items()}
+        repo = stack.enter_context(_open_repo(args))
+        try:
+            cid = repo.commit(tables, message=args.message, metadata=metadata, keys=keys or None,
+                              identity=identity or None, branch=args.branch, author=args.author,
+                              allow_identity_change=args.allow_identity_change,
+                              allow_schema_change=args.allow_schema_change)
+        except EmbfmtError as e:
+            raise _name_file(e, {n: p for n, (p, _) in specs.items()}) from None
+        if args.json:
+            shown = repo.show(cid)
+            _print_json({"id": cid, "branch": args.branch or repo.head_branch,
+                         "tables": {n: shown["tables"][n] for n in tables}})
+        else:
+            print(cid)
+    return EXIT_OK
+
+
+# --- log and show ----------------------------------------------------------------------------
+def _decorations(repo: Repo) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    head = repo.head_branch
+    for name, cid in sorted(repo.branches().items()):
+        out.setdefault(cid, []).append(f"HEAD -> {name}" if name == head else name)
+    for name, cid in sorted(repo.tags().items()):
+        out.setdefault(cid, []).append(f"tag: {name}")
+    for v in out.values():  # HEAD first, like git
+        v.sort(key=lambda s: (not s.startswith("HEAD"), s.startswith("tag:"), s))
+    return out
+
+
+def _user_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in meta.items() if k != "embfmt"}
+
+
+def _table_line(name: str, t: dict[str, Any], width: int, parent_version: str | None) -> str:
+    shape = f"{t['rows']} x {t['dim']} {t['dtype']}"
+    w = t.get("write")
+    if not w:
+        what = ("unchanged" if t["version"] == parent_version
+                else "0 B written (an existing version)")
+        return f"    {name:<{width}}  {shape:<24}  {what}"
+    codecs = ", ".join(f"{k} {v}" for k, v in sorted((w.get("codecs") or {}).items()))
+    parts = [f"{w.get('chunks_written', '?')}/{w.get('chunks', '?')} chunks written"]
+    if codecs:
+        parts.append(codecs)
+    if parent_version is None:
+        parts.append("new table")
+    else:
+        added = int(w.get("rows", 0)) - int(w.get("parent_rows", 0))
+        parts.append(f"{w.get('rows_changed', 0)} rows changed")
+        if added:
+            parts.append(f"{added:+d} rows")
+    return (f"    {name:<{width}}  {shape:<24}  {_fmt_bytes(w.get('bytes_written')):>10} written "
+            f"({'; '.join(parts)})")
+
+
+def _parent_tables(repo: Repo, shown: dict[str, Any]) -> dict[str, str]:
+    return dict(repo.get_commit(shown["parents"][0]).tables) if shown["parents"] else {}
+
+
+def _print_commit(shown: dict[str, Any], deco: list[str], parent: dict[str, str], *,
+                  full: bool) -> None:
+    tail = f" ({', '.join(deco)})" if deco else ""
+    print(f"commit {shown['id']}{tail}")
+    if full and shown["parents"]:
+        print(f"Parents: {' '.join(shown['parents'])}")
+    print(f"Author:  {shown['author']}")
+    print(f"Date:    {shown['time']}")
+    meta = _user_meta(shown["metadata"])
+    if meta:
+        print(f"Meta:    {json.dumps(meta, sort_keys=True)}")
+    reverted = shown["metadata"].get("embfmt", {}).get("reverted_to")
+    if reverted:
+        print(f"Revert:  tables of {reverted}")
+    print()
+    for line in (shown["message"] or "(no message)").splitlines() or [""]:
+        print(f"    {line}")
+    print()
+    tables = shown["tables"]
+    width = max((len(n) for n in tables), default=0)
+    for name in sorted(tables):
+        t = tables[name]
+        print(_table_line(name, t, width, parent.get(name)))
+        if full:
+            print(f"        version      {t['version']}")
+            print(f"        fingerprint  {t['fingerprint']}")
+            print(f"        chunks       {t['chunks']}")
+            print(f"        keys         {'yes' if t['keys'] else 'no'}")
+            if t.get("identity") is not None:
+                print(f"        identity     {json.dumps(t['identity'], sort_keys=True)}")
+    for name in sorted(set(parent) - set(tables)):
+        print(f"    {name:<{width}}  removed")
+    if not tables:
+        print("    (no tables)")
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    if args.max_count is not None and args.max_count < 0:
+        raise InputError(f"-n must be >= 0, got {args.max_count}", ErrorKind.BAD_ARGUMENT)
+    with _open_repo(args) as repo:
+        commits = repo.log(args.rev, max_count=args.max_count)
+        shown = [repo.show(c.id) for c in commits]
+        if args.json:
+            _print_json(shown)
+            return EXIT_OK
+        deco = _decorations(repo)
+        for i, s in enumerate(shown):
+            if i:
+                print()
+            _print_commit(s, deco.get(s["id"], []), _parent_tables(repo, s), full=False)
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    with _open_repo(args) as repo:
+        shown = repo.show(args.rev)
+        if args.json:
+            _print_json(shown)
+        else:
+            _print_commit(shown, _decorations(repo).get(shown["id"], []), _parent_tables(repo, shown),
+                          full=True)
+    return EXIT_OK
+
+
+# --- checkout --------------------------------------------------------------------------------
+def _write_npy(view: Any, tmp: str) -> None:
+    import numpy as np
+
+    n, d = view.shape
+    if view.version.dtype.name == "bfloat16":
+        raise InputError(f"{tmp}: a .npy file cannot record bfloat16 (numpy would write raw "
+                         "void 'V2'); check out to a .safetensors file instead", ErrorKind.UNSUPPORTED_DTYPE)
+    if n == 0 or d == 0:
+        with open(tmp, "wb") as f:
+            np.save(f, np.empty(view.shape, dtype=view.dtype))
+        return
+    mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=view.dtype, shape=view.shape)
+    try:
+        for lo, hi in _blocks(view):
+            mm[lo:hi] = view[lo:hi]
+        mm.flush()
+    finally:
+        del mm
+
+
+_ST_NAMES = {"float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16",
+             "int8": "I8", "uint8": "U8"}
+
+
+def _write_safetensors(view: Any, tmp: str, tensor: str) -> None:
+    import struct
+
+    nbytes = view.nbytes
+    header = {tensor: {"dtype": _ST_NAMES[view.version.dtype.name], "shape": list(view.shape),
+                       "data_offsets": [0, nbytes]}}
+    hb = json.dumps(header, separators=(",", ":")).encode()
+    hb += b" " * (-len(hb) % 8)  # keep the data 8-byte aligned, as the reference writer does
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(hb)))
+        f.write(hb)
+        for lo, hi in _blocks(view):
+            f.write(view[lo:hi].astype(view.version.dtype.numpy, copy=False).tobytes())
+
+
+def _blocks(view: Any) -> Iterator[tuple[int, int]]:
+    n = view.shape[0]
+    cr = view.version.chunk_rows
+    row_bytes = max(1, view.nbytes // max(1, n))
+    step = max(cr, (CHECKOUT_BLOCK_BYTES // row_bytes) // cr * cr)
+    for lo in range(0, n, step):
+        yield lo, min(n, lo + step)
+
+
+def cmd_checkout(args: argparse.Namespace) -> int:
+    out = _path(args, args.output)
+    if os.path.isdir(out):
+        raise InputError(f"{out}: is a directory; give an output file", ErrorKind.BAD_ARGUMENT)
+    if os.path.exists(out) and not args.force:
+        raise InputError(f"{out} already exists; pass --force to overwrite it", ErrorKind.BAD_ARGUMENT)
+    with _open_repo(args) as repo:
+        cid = repo.resolve(args.rev)
+        view = repo.open(args.table, cid)
+        d = os.path.dirname(os.path.abspath(out))
+        if not os.path.isdir(d):
+            raise NotFoundError(f"{out}: directory {d} does not exist")
+        tmp = os.path.join(d, f".{os.path.basename(out)}.{os.getpid()}.tmp")
+        fmt = "safetensors" if out.lower().endswith(".safetensors") else "npy"
+        try:
+            if fmt == "safetensors":
+                _write_safetensors(view, tmp, args.table)
+            else:
+                _write_npy(view, tmp)
+            os.replace(tmp, out)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        if args.json:
+            _print_json({"id": cid, "table": args.table, "file": out, "format": fmt,
+                         "rows": view.shape[0], "dim": view.shape[1],
+                         "dtype": view.version.dtype.name, "fingerprint": view.fingerprint,
+                         "bytes": os.path.getsize(out)})
+        else:
+            print(f"{out}: {args.table} at {cid[:12]}, {view.shape[0]} x {view.shape[1]} "
+                  f"{view.version.dtype.name}, {view.fingerprint}")
+    return EXIT_OK
+
+
+# --- refs ------------------------------------------------------------------------------------
+def cmd_tag(args: argparse.Namespace) -> int:
+    if args.list or args.name is None:
+        if args.rev is not None or (args.name is not None):
+            raise InputError("tag --list takes no NAME or REV", ErrorKind.BAD_ARGUMENT)
+        with _open_repo(args) as repo:
+            tags = repo.tags()
+        if args.json:
+            _print_json({"tags": tags})
+        else:
+            for name, cid in sorted(tags.items()):
+                print(f"{name}\t{cid}")
+        return EXIT_OK
+    _check_name(args.name, "tag")
+    with _open_repo(args) as repo:
+        cid = repo.tag(args.name, args.rev or "HEAD")
+    if args.json:
+        _print_json({"tag": args.name, "id": cid})
+    else:
+        print(cid)
+    return EXIT_OK
+
+
+def cmd_branch(args: argparse.Namespace) -> int:
+    if args.list or args.name is None:
+        if args.rev is not None or args.name is not None:
+            raise InputError("branch --list takes no NAME or REV", ErrorKind.BAD_ARGUMENT)
+        with _open_repo(args) as repo:
+            branches, head = repo.branches(), repo.head_branch
+        if args.json:
+            _print_json({"head": head, "branches": branches})
+        else:
+            names = sorted(set(branches) | {head})
+            for name in names:
+                mark = "*" if name == head else " "
+                print(f"{mark} {name}\t{branches.get(name, '(no commits yet)')}")
+        return EXIT_OK
+    _check_name(args.name, "branch")
+    with _open_repo(args) as repo:
+        cid = repo.branch(args.name, args.rev or "HEAD")
+    if args.json:
+        _print_json({"branch": args.name, "id": cid})
+    else:
+        print(cid)
+    return EXIT_OK
+
+
+def cmd_reset(args: argparse.Namespace) -> int:
+    _check_name(args.branch, "branch")
+    with _open_repo(args) as repo:
+        previous = repo.branches().get(args.branch)
+        cid = repo.reset(args.branch, args.rev)
+    if args.json:
+        _print_json({"branch": args.branch, "id": cid, "previous": previous})
+    else:
+        print(cid)
+    return EXIT_OK
+
+
+def cmd_revert(args: argparse.Namespace) -> int:
+    if args.branch:
+        _check_name(args.branch, "branch")
+    with _open_repo(args) as repo:
+        target = repo.resolve(args.rev)
+        cid = repo.revert(args.rev, branch=args.branch, message=args.message)
+        branch = args.branch or repo.head_branch
+    if args.json:
+        _print_json({"id": cid, "branch": branch, "reverted_to": target})
+    else:
+        print(cid)
+    return EXIT_OK
+
+
+# --- verify and gc ---------------------------------------------------------------------------
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    if args.all and args.rev:
+        raise InputError("verify: give a REV or --all, not both", ErrorKind.BAD_ARGUMENT)
+    with _open_repo(args) as repo:
+        try:
+            rep = repo.verify(args.rev or None)
+            d = rep.to_dict()
+        except (IntegrityError, FormatError, NotFoundError) as e:
+            # The revision's own commit (or the ref naming it) is corrupt or missing: that is
+            # corruption found, not a usage error.
+            if isinstance(e, NotFoundError) and e.kind is not ErrorKind.MISSING_OBJECT:
+                raise
+            m = _HEX64.search(e.message)
+            d = {"ok": False, "commits": 0, "tables": 0, "chunks": 0, "keys": 0,
+                 "errors": [{"object": m.group(0) if m else (args.rev or ""), "kind": e.kind.value,
+                             "error": e.message}]}
+    d["revision"] = args.rev or None
+    if args.json:
+        _print_json(d)
+    else:
+        scope = f"revision {args.rev}" if args.rev else "all refs"
+        status = "ok" if d["ok"] else f"FAILED ({len(d['errors'])} errors)"
+        print(f"{status}: {scope}: {d['commits']} commits, {d['tables']} table versions, "
+              f"{d['chunks']} chunks, {d['keys']} key objects checked")
+    for err in d["errors"]:
+        sys.stderr.write(f"embfmt: verify: object {err['object']} [{err['kind']}]: {err['error']}\n")
+    return EXIT_OK if d["ok"] else EXIT_DIFFERENT
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    grace = 0.0 if args.prune_now else args.grace
+    if grace < 0:
+        raise InputError(f"--grace must be >= 0, got {grace}", ErrorKind.BAD_ARGUMENT)
+    with _open_repo(args) as repo:
+        rep = repo.gc(grace_seconds=grace)
+        usage = repo.disk_usage()
+    d = rep.to_dict()
+    d.update(grace_seconds=grace, bytes_on_disk=usage)
+    if args.json:
+        _print_json(d)
+    else:
+        print(f"removed {d['objects_removed']} objects ({_fmt_bytes(d['bytes_freed'])} freed), "
+              f"kept {d['objects_kept']} ({_fmt_bytes(usage)} on disk); grace {grace:g} s")
+    return EXIT_OK
+
+
+# --- fingerprint and demo --------------------------------------------------------------------
 def cmd_fingerprint(args: argparse.Namespace) -> int:
     from .fingerprint import fingerprint
     from .source import open_matrix
 
+    path = _path(args, args.file)
     t0 = time.perf_counter()
-    with open_matrix(args.file, args.dataset, args.format) as m:
+    with open_matrix(path, args.dataset, args.format) as m:
         fp = fingerprint(m, backend=args.backend)
     secs = time.perf_counter() - t0
     if args.json:
@@ -52,31 +555,113 @@ def cmd_fingerprint(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(args.dir, quiet=args.quiet)
+    return run_demo(_path(args, args.dir) if args.dir else None, quiet=args.quiet)
 
 
+# --- parser ----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="embfmt", description="Change tracking for embedding tables.")
+    p = _Parser(prog="embfmt", description="Change tracking for embedding tables.",
+                epilog="Exit codes: 0 success; 1 verify found corruption; 2 usage or input error.")
     p.add_argument("--version", action="version", version=f"embfmt {_version()}")
+    p.add_argument("-C", dest="chdir", metavar="PATH",
+                   help="run as if started in PATH (the repository; relative paths are taken "
+                        "relative to it, as with git -C)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    f = sub.add_parser("fingerprint", help="print the canonical fingerprint of a matrix file",
-                       description="Fingerprint a matrix stored in a .npy, HDF5 or .safetensors "
-                                   "file (memory-mapped or read in blocks; never loaded whole).")
+    def add(name: str, func: Callable[[argparse.Namespace], int], help: str,
+            json_help: str | None = "print JSON (sorted keys)") -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        if json_help:
+            sp.add_argument("--json", action="store_true", help=json_help)
+        sp.set_defaults(func=func)
+        return sp
+
+    f = add("fingerprint", cmd_fingerprint, "print the canonical fingerprint of a matrix file",
+            "print rows, dim, dtype, chunk_rows, chunks, seconds and GB/s as JSON")
+    f.description = ("Fingerprint a matrix stored in a .npy, HDF5 or .safetensors file "
+                     "(memory-mapped or read in blocks; never loaded whole).")
     f.add_argument("file")
     f.add_argument("--dataset", help="HDF5 dataset path or safetensors tensor name")
     f.add_argument("--format", choices=["npy", "hdf5", "h5", "safetensors"],
                    help="file format (default: by extension, then magic bytes)")
     f.add_argument("--backend", default="auto", choices=["auto", "cpu", "gpu", "reference"])
-    f.add_argument("--json", action="store_true",
-                   help="print rows, dim, dtype, chunk_rows, chunks, seconds and GB/s as JSON")
-    f.set_defaults(func=cmd_fingerprint)
 
-    d = sub.add_parser("demo", help="run the built-in end-to-end example")
-    d.add_argument("dir", nargs="?", help="where to put the demo's files (default: a temp dir)")
-    d.add_argument("--quiet", action="store_true")
-    d.set_defaults(func=cmd_demo)
+    i = add("init", cmd_init, "create an empty repository")
+    i.add_argument("path", nargs="?", help="directory (default: the current one); must be empty or missing")
+    i.add_argument("--initial-branch", default="main", metavar="NAME", help="default: main")
+
+    c = add("commit", cmd_commit, "commit new versions of tables from matrix files",
+            "print the commit id and each table's write stats as JSON")
+    c.add_argument("tables", nargs="+", metavar="TABLE=FILE",
+                   help="a table and its .npy, HDF5 or .safetensors file; FILE:DATASET names an "
+                        "HDF5 dataset or safetensors tensor (e.g. emb=model.h5:/path/ds)")
+    c.add_argument("-m", "--message", required=True)
+    c.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE",
+                   help="commit metadata; VALUE is parsed as JSON when it is valid JSON")
+    c.add_argument("--branch", help="branch to commit to (default: HEAD's; created if missing)")
+    c.add_argument("--dataset", help="HDF5 dataset or safetensors tensor for every FILE without :DATASET")
+    c.add_argument("--keys", action="append", default=[], metavar="TABLE=FILE.npy",
+                   help="row keys: a 1-D .npy of unique integers or strings, one per row")
+    c.add_argument("--identity", action="append", default=[], metavar="TABLE=JSON",
+                   help='identity stamp, e.g. emb=\'{"model": "enc", "revision": "3"}\'')
+    c.add_argument("--allow-identity-change", action="store_true")
+    c.add_argument("--allow-schema-change", action="store_true",
+                   help="allow a table's dtype or dim to change")
+    c.add_argument("--author", help="default: $EMBFMT_AUTHOR or user@host")
+
+    lg = add("log", cmd_log, "list commits, newest first")
+    lg.add_argument("rev", nargs="?", default="HEAD")
+    lg.add_argument("-n", "--max-count", type=int, metavar="N")
+
+    s = add("show", cmd_show, "show one commit and its tables")
+    s.add_argument("rev", nargs="?", default="HEAD")
+
+    co = add("checkout", cmd_checkout, "write one table of a revision to a file")
+    co.description = ("Write TABLE at REV to OUT: .npy (default), or .safetensors by extension "
+                      "(needed for bfloat16). Copies block by block; memory stays bounded.")
+    co.add_argument("rev")
+    co.add_argument("table")
+    co.add_argument("-o", "--output", required=True, metavar="OUT")
+    co.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+
+    t = add("tag", cmd_tag, "create an immutable tag, or list tags")
+    t.add_argument("name", nargs="?")
+    t.add_argument("rev", nargs="?")
+    t.add_argument("-l", "--list", action="store_true")
+
+    b = add("branch", cmd_branch, "create a branch, or list branches (* marks HEAD's)")
+    b.add_argument("name", nargs="?")
+    b.add_argument("rev", nargs="?")
+    b.add_argument("-l", "--list", action="store_true")
+
+    r = add("reset", cmd_reset, "move a branch to a revision (O(1) rollback; history after it "
+                                "is no longer on the branch)")
+    r.add_argument("branch")
+    r.add_argument("rev")
+
+    rv = add("revert", cmd_revert, "commit the tables of REV again on top of the branch "
+                                   "(rollback that keeps history)")
+    rv.add_argument("rev")
+    rv.add_argument("-m", "--message")
+    rv.add_argument("--branch", help="default: HEAD's")
+
+    v = add("verify", cmd_verify, "recompute every digest reachable from REV or from every ref "
+                                  "(exit 1 on corruption)")
+    v.add_argument("rev", nargs="?", help="default: every branch and tag")
+    v.add_argument("--all", action="store_true", help="check everything reachable from any ref")
+
+    g = add("gc", cmd_gc, "delete objects no ref reaches")
+    gg = g.add_mutually_exclusive_group()
+    gg.add_argument("--grace", type=float, default=3600.0, metavar="SECONDS",
+                    help="keep unreachable objects younger than this (default 3600, safe with "
+                         "concurrent writers)")
+    gg.add_argument("--prune-now", action="store_true",
+                    help="grace 0: only safe when no other process is writing")
+
+    d = add("demo", cmd_demo, "run the built-in end-to-end example", None)
+    d.add_argument("dir", nargs="?", help="where to create the demo repository (default: a new temp dir)")
+    d.add_argument("--quiet", action="store_true", help="print only the repository path")
     return p
 
 
@@ -96,6 +681,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EmbfmtError as e:
         sys.stderr.write(f"embfmt: error [{e.kind.value}]: {e}\n")
         return EXIT_ERROR
+    except BrokenPipeError:  # `embfmt log | head`
+        try:  # keep the interpreter's final flush from raising again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_OK
     except OSError as e:
         sys.stderr.write(f"embfmt: error [io]: {e.filename or ''}: {e.strerror or e}\n")
         return EXIT_ERROR

@@ -15,15 +15,23 @@ So a fast path only skips work: the result always equals a full bit-exact compar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from . import _layout as L
+from .errors import ErrorKind, InputError
 from .manifest import TableVersion
+from .matrix import Matrix, as_matrix
 from .reader import ChunkReader
 
-__all__ = ["RowChanges", "changed_rows"]
+__all__ = ["RowChanges", "changed_rows", "Diff", "diff", "DIFF_SCHEMA_VERSION"]
+
+#: Version of the ``Diff.to_dict()`` / ``embfmt diff --json`` schema (docs: spec/diff-json.md).
+DIFF_SCHEMA_VERSION = 1
+METRICS = ("l2", "cosine", "max_abs", "ulp")
 
 
 @dataclass(frozen=True)
@@ -88,3 +96,365 @@ def changed_rows(reader: ChunkReader, a: TableVersion, b: TableVersion, *, exact
     changed = np.concatenate(parts) if parts else np.empty(0, np.int64)
     return RowChanges(changed.astype(np.int64), np.arange(a.n_rows, b.n_rows, dtype=np.int64),
                       np.arange(b.n_rows, a.n_rows, dtype=np.int64), compared, decoded)
+
+
+class Side:
+    """One diff operand: a stored version (:class:`~embfmt.table.TableView`) or any matrix."""
+
+    def __init__(self, obj: Any, keys: Any = None, label: str = "") -> None:
+        from .table import TableView
+
+        self.label = label
+        self.view: TableView | None = obj if isinstance(obj, TableView) else None
+        self.matrix: Matrix | None = None
+        if self.view is not None:
+            tv = self.view.version
+            self.n_rows, self.dim, self.dtype = tv.n_rows, tv.dim, tv.dtype
+            raw_keys = self.view.keys if keys is None else keys
+        else:
+            self.matrix = as_matrix(obj)
+            self.n_rows, self.dim, self.dtype = self.matrix.n_rows, self.matrix.dim, self.matrix.dtype
+            raw_keys = keys
+        self.keys: np.ndarray | None = None
+        if raw_keys is not None:
+            from .keys import normalize_keys
+
+            self.keys = normalize_keys(raw_keys, self.n_rows, label or "diff operand")
+
+    @property
+    def row_bytes(self) -> int:
+        return self.dim * self.dtype.itemsize
+
+    def gather(self, idx: np.ndarray) -> np.ndarray:
+        """Canonical bytes of rows ``idx``: (len(idx), row_bytes) uint8."""
+        if len(idx) == 0:
+            return np.empty((0, self.row_bytes), np.uint8)
+        if self.view is not None:
+            vals = np.ascontiguousarray(self.view.rows(idx))
+            return vals.view(np.uint8).reshape(len(idx), self.row_bytes)
+        m = self.matrix
+        assert m is not None
+        if m._zero_copy is not None:
+            return m._zero_copy[idx]
+        out = np.empty((len(idx), self.row_bytes), np.uint8)
+        order = np.argsort(idx, kind="stable")
+        sidx = idx[order]
+        step = max(1, (64 << 20) // self.row_bytes)
+        for s in range(0, self.n_rows, step):
+            lo, hi = np.searchsorted(sidx, [s, s + step])
+            if hi > lo:
+                blk = m.rows(s, min(self.n_rows, s + step))
+                out[order[lo:hi]] = blk[sidx[lo:hi] - s]
+        return out
+
+
+def _summary(v: np.ndarray, n_matched: int) -> dict[str, Any]:
+    """count, fraction of matched rows, nan count, mean, min, p50, p90, p99, max."""
+    vf = v.astype(np.float64)
+    finite = vf[np.isfinite(vf)]
+    out: dict[str, Any] = {"count": int(len(v)),
+                           "fraction": (len(v) / n_matched) if n_matched else 0.0,
+                           "nonfinite": int(len(v) - len(finite))}
+    if len(finite):
+        q = np.percentile(finite, [50, 90, 99])
+        out.update(mean=float(finite.mean()), min=float(finite.min()), p50=float(q[0]),
+                   p90=float(q[1]), p99=float(q[2]), max=float(finite.max()))
+    else:
+        out.update(mean=None, min=None, p50=None, p90=None, p99=None, max=None)
+    return out
+
+
+def _json_num(x: Any) -> Any:
+    if isinstance(x, (np.floating, float)):
+        f = float(x)
+        return f if np.isfinite(f) else str(f)  # JSON has no NaN/inf: "nan", "inf", "-inf"
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    return x
+
+
+@dataclass
+class Diff:
+    """The row-level difference between two matrices (``b`` compared with ``a``).
+
+    Index arrays refer to rows of ``a`` (``*_a``) or ``b``; with keys, ``*_keys`` give the keys.
+    Per-row statistics (aligned with ``changed_b``) are float64 arrays ``l2``, ``cosine``,
+    ``max_abs`` and uint64 ``ulp`` (see :func:`embfmt._kernels.reference.row_stats`).
+    """
+
+    n_a: int
+    n_b: int
+    dim: int
+    dtype: str
+    matched_by: str
+    changed_a: np.ndarray
+    changed_b: np.ndarray
+    added: np.ndarray
+    removed: np.ndarray
+    unchanged: int
+    keys_a: np.ndarray | None = None
+    keys_b: np.ndarray | None = None
+    stats: dict[str, np.ndarray] | None = None
+    procrustes: dict[str, Any] | None = None
+    knn: dict[str, Any] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_changed(self) -> int:
+        return int(len(self.changed_b))
+
+    @property
+    def identical(self) -> bool:
+        """No added, removed or changed row (and the same dtype and shape)."""
+        return not (self.n_changed or len(self.added) or len(self.removed))
+
+    @property
+    def n_matched(self) -> int:
+        return self.unchanged + self.n_changed
+
+    def summary(self) -> dict[str, Any]:
+        """Per-metric summary statistics over the changed rows."""
+        if self.stats is None:
+            return {}
+        return {m: _summary(self.stats[m], self.n_matched) for m in METRICS}
+
+    def top(self, k: int = 10, by: str = "l2") -> list[dict[str, Any]]:
+        """The ``k`` rows that moved most by ``by`` (``l2``, ``max_abs``, ``ulp``; ``cosine``:
+        lowest similarity first). NaN statistics rank first: they are the most suspicious."""
+        if self.stats is None or not self.n_changed:
+            return []
+        v = self.stats[by].astype(np.float64)
+        key = np.where(np.isnan(v), np.inf, v if by != "cosine" else -v)
+        order = np.argsort(-key, kind="stable")[:k]
+        out = []
+        for i in order:
+            row: dict[str, Any] = {"a": int(self.changed_a[i]), "b": int(self.changed_b[i])}
+            if self.keys_b is not None:
+                kb = self.keys_b[self.changed_b[i]]
+                row["key"] = kb.item() if hasattr(kb, "item") else kb
+            for m in METRICS:
+                row[m] = _json_num(self.stats[m][i])
+            out.append(row)
+        return out
+
+    def to_dict(self, top: int = 10, rows: bool = False) -> dict[str, Any]:
+        """The stable JSON form (schema version :data:`DIFF_SCHEMA_VERSION`)."""
+
+        def keys_of(idx: np.ndarray, keys: np.ndarray | None) -> list[Any] | None:
+            return None if keys is None else [k.item() if hasattr(k, "item") else k for k in keys[idx]]
+
+        d: dict[str, Any] = {
+            "schema": DIFF_SCHEMA_VERSION,
+            "identical": self.identical,
+            "a": {"rows": self.n_a, **self.info.get("a", {})},
+            "b": {"rows": self.n_b, **self.info.get("b", {})},
+            "dim": self.dim, "dtype": self.dtype, "matched_by": self.matched_by,
+            "counts": {"changed": self.n_changed, "added": int(len(self.added)),
+                       "removed": int(len(self.removed)), "unchanged": int(self.unchanged)},
+            "summary": {m: {k: _json_num(v) for k, v in s.items()} for m, s in self.summary().items()},
+            "top": self.top(top),
+            "procrustes": self.procrustes,
+            "knn": self.knn,
+            "timing": self.info.get("timing", {}),
+        }
+        if rows:
+            d["rows"] = {"changed_a": self.changed_a.tolist(), "changed_b": self.changed_b.tolist(),
+                         "added": self.added.tolist(), "removed": self.removed.tolist(),
+                         "changed_keys": keys_of(self.changed_b, self.keys_b),
+                         "added_keys": keys_of(self.added, self.keys_b),
+                         "removed_keys": keys_of(self.removed, self.keys_a)}
+        return d
+
+    def to_json(self, **kw: Any) -> str:
+        return json.dumps(self.to_dict(**kw), indent=2, sort_keys=True)
+
+
+def _kernels(backend: str) -> Any:
+    from .backend import resolve_name
+
+    name = resolve_name(backend)
+    if name == "reference":
+        from ._kernels import reference
+
+        return reference
+    if name == "gpu":
+        from .backend import get_backend
+
+        get_backend("gpu")  # raises BackendUnavailableError with the reason
+    from ._kernels import cpu
+
+    return cpu
+
+
+def _changed_positions(a: Side, b: Side, exact: bool, k: Any, info: dict[str, Any]) -> np.ndarray:
+    """Indices i < min(n_a, n_b) where row i differs (bit-exact)."""
+    m = min(a.n_rows, b.n_rows)
+    if a.view is not None and b.view is not None:
+        rc = changed_rows(a.view._reader, a.view.version, b.view.version, exact=exact)
+        info["chunks_compared"], info["chunks_decoded"] = rc.chunks_compared, rc.chunks_decoded
+        return rc.changed
+    if a.view is not None or b.view is not None:
+        stored, mem = (a, b) if a.view is not None else (b, a)
+        return _stored_vs_matrix(stored, mem, m, k, info)
+    parts = []
+    step = max(1, (64 << 20) // a.row_bytes)
+    assert a.matrix is not None and b.matrix is not None
+    for s in range(0, m, step):
+        e = min(m, s + step)
+        eq = k.rows_equal(np.ascontiguousarray(a.matrix.rows(s, e)), np.ascontiguousarray(b.matrix.rows(s, e)))
+        parts.append(np.flatnonzero(~eq) + s)
+    return np.concatenate(parts) if parts else np.empty(0, np.int64)
+
+
+def _stored_vs_matrix(stored: Side, mem: Side, m: int, k: Any, info: dict[str, Any]) -> np.ndarray:
+    """Fingerprint the matrix; chunks whose digest equals the stored one are skipped unread;
+    the others are decoded and compared bit-exactly."""
+    from .fingerprint import Fingerprinter
+
+    assert stored.view is not None and mem.matrix is not None
+    tv = stored.view.version
+    reader = stored.view._reader
+    cr = tv.chunk_rows
+    parts: list[np.ndarray] = []
+    decoded = 0
+
+    def on_chunks(c0: int, rows: np.ndarray, rp: np.ndarray, dg: np.ndarray) -> None:
+        nonlocal decoded
+        for j in range(len(dg)):
+            c = c0 + j
+            lo = c * cr
+            if lo >= m or c >= tv.n_chunks:
+                continue
+            if bytes(dg[j]) == tv.digests[c]:
+                continue
+            hi = min(m, lo + cr, lo + (len(rows) - j * cr))
+            srows = reader.rows(tv.digests[c])[:hi - lo]
+            mrows = rows[j * cr:j * cr + (hi - lo)]
+            decoded += 1
+            eq = k.rows_equal(np.ascontiguousarray(srows), np.ascontiguousarray(mrows))
+            parts.append(np.flatnonzero(~eq) + lo)
+
+    f = Fingerprinter(mem.dtype, mem.dim, on_chunks=on_chunks)
+    for block in mem.matrix.blocks():
+        f.update_canonical(block)
+    fp = f.finalize()
+    info["chunks_decoded"] = decoded
+    info["fingerprint_" + ("b" if mem is not stored else "a")] = fp.root
+    return np.concatenate(parts).astype(np.int64) if parts else np.empty(0, np.int64)
+
+
+def diff(a: Any, b: Any, *, keys_a: Any = None, keys_b: Any = None, stats: bool = True,
+         exact: bool = True, procrustes: bool = False, knn: int = 0, sample: int = 10_000,
+         seed: int = 0, backend: str = "auto") -> Diff:
+    """Row-level diff of ``b`` against ``a``.
+
+    Parameters
+    ----------
+    a, b
+        Stored versions (``repo.open(table, rev)``), numpy arrays or anything
+        :func:`embfmt.fingerprint` accepts. Use :meth:`embfmt.Repo.diff` for revisions and the
+        CLI for files.
+    keys_a, keys_b
+        Row keys; stored versions use their own. With keys on both sides rows are matched by
+        key (reordering is not a change), else by position.
+    stats
+        Compute per-row L2, cosine, max-abs and max-ULP for changed rows.
+    exact
+        Confirm rows whose rowprints agree by comparing bytes (default). ``False`` trusts
+        XXH3-64 rowprints (a collision would hide a change; probability ~2^-64 per row).
+    procrustes, knn, sample, seed
+        Alignment-aware drift (orthogonal Procrustes) and exact kNN overlap (Jaccard@``knn``),
+        each on a deterministic sample of at most ``sample`` matched rows.
+
+    Examples
+    --------
+    >>> import numpy as np, embfmt
+    >>> x = np.eye(4, dtype=np.float32); y = x.copy(); y[2, 2] = 0.5
+    >>> d = embfmt.diff(x, y)
+    >>> d.changed_b.tolist(), d.stats["l2"].tolist()
+    ([2], [0.5])
+    """
+    import time
+
+    t0 = time.perf_counter()
+    A, B = Side(a, keys_a, "a"), Side(b, keys_b, "b")
+    if A.dtype != B.dtype or A.dim != B.dim:
+        raise InputError(f"cannot diff {A.dtype.name} x {A.dim} against {B.dtype.name} x {B.dim}",
+                         ErrorKind.SHAPE_MISMATCH)
+    k = _kernels(backend)
+    info: dict[str, Any] = {}
+    keyed = A.keys is not None and B.keys is not None
+    if keyed and not (A.n_rows == B.n_rows and np.array_equal(A.keys, B.keys)):
+        ia, ib, added, removed = _match_keys(A.keys, B.keys)  # type: ignore[arg-type]
+        ca, cb = [], []
+        step = max(1, (32 << 20) // A.row_bytes)
+        for s in range(0, len(ia), step):
+            ra, rb = A.gather(ia[s:s + step]), B.gather(ib[s:s + step])
+            ne = np.flatnonzero(~k.rows_equal(np.ascontiguousarray(ra), np.ascontiguousarray(rb)))
+            ca.append(ia[s:s + step][ne])
+            cb.append(ib[s:s + step][ne])
+        changed_a = np.concatenate(ca) if ca else np.empty(0, np.int64)
+        changed_b = np.concatenate(cb) if cb else np.empty(0, np.int64)
+        n_matched = len(ia)
+        matched = "key"
+    else:
+        changed_b = _changed_positions(A, B, exact, k, info)
+        changed_a = changed_b
+        added = np.arange(A.n_rows, B.n_rows, dtype=np.int64)
+        removed = np.arange(B.n_rows, A.n_rows, dtype=np.int64)
+        n_matched = min(A.n_rows, B.n_rows)
+        matched = "key" if keyed else "position"
+        ia = ib = None
+    t1 = time.perf_counter()
+    result = Diff(A.n_rows, B.n_rows, A.dim, A.dtype.name, matched, changed_a.astype(np.int64),
+                  changed_b.astype(np.int64), added, removed, n_matched - len(changed_b),
+                  A.keys, B.keys)
+    if stats:
+        out = [np.empty(0, np.float64)] * 3 + [np.empty(0, np.uint64)]
+        parts: list[tuple[np.ndarray, ...]] = []
+        step = max(1, (32 << 20) // A.row_bytes)
+        for s in range(0, len(changed_b), step):
+            ra = A.gather(changed_a[s:s + step])
+            rb = B.gather(changed_b[s:s + step])
+            parts.append(k.row_stats(np.ascontiguousarray(ra), np.ascontiguousarray(rb), A.dtype.code))
+        if parts:
+            out = [np.concatenate([p[i] for p in parts]) for i in range(4)]
+        result.stats = dict(zip(METRICS, out))
+    t2 = time.perf_counter()
+    if procrustes or knn:
+        from .drift import knn_overlap, procrustes_drift, sample_pairs
+
+        if ia is None:
+            ia = ib = np.arange(n_matched, dtype=np.int64)
+        sa, sb = sample_pairs(ia, ib, sample, seed)
+        xa = A.gather(sa).view(A.dtype.numpy).astype(np.float64)
+        xb = B.gather(sb).view(B.dtype.numpy).astype(np.float64)
+        if procrustes:
+            result.procrustes = procrustes_drift(xa, xb)
+        if knn:
+            result.knn = knn_overlap(xa, xb, knn)
+    result.info = {"timing": {"match_s": round(t1 - t0, 6), "stats_s": round(t2 - t1, 6),
+                              "total_s": round(time.perf_counter() - t0, 6)}, **info}
+    return result
+
+
+def _match_keys(ka: np.ndarray, kb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(rows of a, rows of b) for common keys in b's order; rows of b added; rows of a removed."""
+    if ka.dtype == object or kb.dtype == object:
+        pos = {k: i for i, k in enumerate(ka)}
+        ib_l, ia_l, added_l = [], [], []
+        for j, k in enumerate(kb):
+            i = pos.pop(k, None)
+            if i is None:
+                added_l.append(j)
+            else:
+                ia_l.append(i)
+                ib_l.append(j)
+        return (np.array(ia_l, np.int64), np.array(ib_l, np.int64), np.array(added_l, np.int64),
+                np.array(sorted(pos.values()), np.int64))
+    common, ia, ib = np.intersect1d(ka, kb, assume_unique=True, return_indices=True)
+    order = np.argsort(ib, kind="stable")
+    ia, ib = ia[order].astype(np.int64), ib[order].astype(np.int64)
+    added = np.flatnonzero(~np.isin(kb, common)).astype(np.int64)
+    removed = np.flatnonzero(~np.isin(ka, common)).astype(np.int64)
+    return ia, ib, added, removed

@@ -122,6 +122,15 @@ class GcReport:
                 "bytes_freed": self.bytes_freed}
 
 
+class _LazyKernels:
+    """The CPU kernel module, imported (and its Numba code loaded) on first attribute access."""
+
+    def __getattr__(self, name: str) -> Any:
+        from ._kernels import cpu
+
+        return getattr(cpu, name)
+
+
 def _now_utc() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -168,10 +177,9 @@ class Repo:
                               f"embfmt reads version {L.REPO_FORMAT_VERSION}", ErrorKind.UNSUPPORTED_VERSION)
         self.store = LocalStore(self.path, durable=durable_objects)
         self.refs = RefStore(self.path, durable=durable)
-        from ._kernels import cpu
-
-        self.kernels = cpu
-        self.reader = ChunkReader(self.store, cpu)
+        # Numba kernels load on first use: log, show, tag, branch and reset never need them.
+        self.kernels = _LazyKernels()
+        self.reader = ChunkReader(self.store, self.kernels)
         self._pool = ThreadPoolExecutor(_threads(), thread_name_prefix="embfmt-read")
 
     # --- creation ---------------------------------------------------------------------------
@@ -281,6 +289,8 @@ class Repo:
             if cid is None:
                 raise NotFoundError(f"branch {self.head_branch!r} has no commits yet in {self.path}")
         else:
+            if ".." in base or base.startswith("/") or base.endswith("/"):
+                raise InputError(f"invalid revision {rev!r}", ErrorKind.BAD_REVISION)
             try:
                 check_ref_name(base)
                 cid = self.refs.read("heads", base) or self.refs.read("tags", base)
@@ -434,7 +444,8 @@ class Repo:
                     return cid.hex()
             # Someone else moved the branch: re-parent onto their commit when they did not
             # touch our tables, else refuse. Never drop their commit.
-            assert cur is not None
+            if cur is None:
+                raise ConflictError(f"branch {branch!r} was deleted while committing")
             self._check_disjoint(cur, parent_id, set(new_tables) | set(remove), branch)
             parent_id = cur
             parent_tables = dict(self.get_commit(cur).tables)
@@ -561,8 +572,15 @@ class Repo:
 
     def open(self, table: str, rev: str = "HEAD") -> TableView:
         """A lazy, read-only view of ``table`` at ``rev``."""
-        tv = self.table_version(table, rev)
-        return TableView(tv, self.reader, name=table, keys_loader=self._keys, pool=self._pool)
+        cid = self.resolve(rev)
+        c = self.get_commit(cid)
+        if table not in c.tables:
+            raise NotFoundError(f"no table {table!r} in revision {rev!r} (tables: "
+                                f"{', '.join(sorted(c.tables)) or 'none'})")
+        view = TableView(self.get_table_version(c.tables[table]), self.reader, name=table,
+                         keys_loader=self._keys, pool=self._pool)
+        view.commit, view.rev, view.environment = cid, rev, c.environment
+        return view
 
     def read(self, table: str, rev: str = "HEAD") -> np.ndarray:
         """``table`` at ``rev`` as a numpy array, bit-exact."""
@@ -578,6 +596,25 @@ class Repo:
         decompressing anything."""
         return changed_rows(self.reader, self.table_version(table, rev_a),
                             self.table_version(table, rev_b), exact=exact)
+
+    def diff(self, rev_a: str, rev_b: str = "HEAD", table: str | None = None, **kw: Any) -> Any:
+        """Row-level diff of ``table`` between two revisions (see :func:`embfmt.diff`).
+
+        Without ``table``, a dict of table name -> :class:`~embfmt.diff.Diff` for every table the
+        two revisions share (their ``info`` names tables present on one side only).
+        """
+        from .diff import diff as _diff
+
+        if table is not None:
+            d = _diff(self.open(table, rev_a), self.open(table, rev_b), **kw)
+            d.info["a"] = {"rev": rev_a, "commit": self.resolve(rev_a), "table": table,
+                           "fingerprint": self.open(table, rev_a).fingerprint}
+            d.info["b"] = {"rev": rev_b, "commit": self.resolve(rev_b), "table": table,
+                           "fingerprint": self.open(table, rev_b).fingerprint}
+            return d
+        ta = self.get_commit(self.resolve(rev_a)).tables
+        tb = self.get_commit(self.resolve(rev_b)).tables
+        return {t: self.diff(rev_a, rev_b, t, **kw) for t in sorted(set(ta) & set(tb))}
 
     # --- integrity and space ----------------------------------------------------------------
     def _all_heads(self) -> list[bytes]:
@@ -610,7 +647,11 @@ class Repo:
         """
         report = VerifyReport()
         if rev:
-            starts = [bytes.fromhex(self.resolve(rev))]
+            try:
+                starts = [bytes.fromhex(self.resolve(rev))]
+            except (IntegrityError, FormatError) as e:  # the named commit itself is corrupt
+                report.errors.append({"object": rev, "kind": e.kind.value, "error": str(e)})
+                return report
         else:  # a corrupt ref is reported, and the walk goes on from the others
             bad_refs: list[tuple[str, FormatError]] = []
             starts = (list(self.refs.list("heads", bad_refs).values())

@@ -38,6 +38,11 @@ class TableView:
         self._keys_loader = keys_loader
         self._key_index: KeyIndex | None = None
         self._pool = pool
+        self.commit: str | None = None
+        """The commit this view was opened from (set by :meth:`Repo.open`)."""
+        self.rev: str | None = None
+        self.environment: dict[str, Any] | None = None
+        """The environment recorded with that commit."""
 
     # --- array protocol ---------------------------------------------------------------------
     @property
@@ -106,6 +111,8 @@ class TableView:
                 raise InputError(f"boolean mask of shape {idx.shape} for {self.shape[0]} rows",
                                  ErrorKind.SHAPE_MISMATCH)
             idx = np.flatnonzero(idx)
+        if idx.size == 0:  # [] is float64 to numpy, yet selects no rows
+            idx = idx.astype(np.int64)
         if idx.dtype.kind not in "iu":
             raise InputError(f"row index must be integers, got {idx.dtype}", ErrorKind.BAD_ARGUMENT)
         flat = idx.astype(np.int64).reshape(-1)
