@@ -141,3 +141,10 @@ COMMIT_MAGIC = b"EMBCOMMIT1\n"
 MAX_COMMIT_BYTES = 1 << 24
 # Ref names: git-like, checked by a whitelist regex (spec §17).
 MAX_REF_NAME = 200
+
+# --- Change objects (spec §16.1) --------------------------------------------------------------
+CHANGE_MAGIC = b"EMBD"
+# magic[4] major:u8 dtype:u8 reserved:u16 n_changed:u64 parent_rows:u64 rows:u64
+# parent_table[32] table[32] payload_bytes:u64
+CHANGE_HEADER_STRUCT = struct.Struct("<4sBBHQQQ32s32sQ")
+assert CHANGE_HEADER_STRUCT.size == 104

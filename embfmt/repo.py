@@ -36,6 +36,7 @@ import numpy as np
 
 from . import _layout as L
 from .backend import _threads, resolve_name
+from .change import ChangeRecord
 from .commit import Commit
 from .diff import RowChanges, changed_rows
 from .environment import capture_environment
@@ -120,6 +121,17 @@ class GcReport:
     def to_dict(self) -> dict[str, Any]:
         return {"objects_kept": self.objects_kept, "objects_removed": self.objects_removed,
                 "bytes_freed": self.bytes_freed}
+
+
+def _change_ids(c: Commit) -> list[str]:
+    """Ids of the change objects a commit references (metadata.embfmt.tables.*.changes)."""
+    tables = c.metadata.get("embfmt", {}).get("tables", {}) if isinstance(c.metadata.get("embfmt"), dict) else {}
+    out = []
+    for info in tables.values() if isinstance(tables, dict) else []:
+        x = info.get("changes") if isinstance(info, dict) else None
+        if isinstance(x, str) and len(x) == 64:
+            out.append(x)
+    return out
 
 
 class _LazyKernels:
@@ -514,10 +526,23 @@ class Repo:
         tv = TableVersion(m.dtype, m.n_rows, m.dim, digests, tmeta)
         tvb = tv.to_bytes()
         tid = self._put_hashed(tvb)
+        extra = 0
+        changes = w.changes()
+        change_id = None
+        if changes is not None and parent is not None:
+            idx, (l2, cos, mx, ulp) = changes
+            rec = ChangeRecord(m.dtype.code, parent.n_rows, m.n_rows, parent.object_id(), tid,
+                               idx, l2, cos, mx, ulp)
+            recb = rec.to_bytes()
+            change_id = self._put_hashed(recb).hex()
+            extra = len(recb)
         info = {"fingerprint": fp.root, "rows": m.n_rows, "dim": m.dim, "dtype": m.dtype.name,
                 "parent_rows": parent.n_rows if parent is not None else 0,
-                "rows_changed": stats.rows_changed, "bytes_written": stats.bytes_written + len(tvb),
+                "rows_changed": stats.rows_changed,
+                "bytes_written": stats.bytes_written + len(tvb) + extra,
                 "seconds": round(time.perf_counter() - t0, 6), **stats.to_dict()}
+        if change_id is not None:
+            info["changes"] = change_id
         return tid.hex(), info
 
     def revert(self, rev: str, *, branch: str | None = None, message: str | None = None) -> str:
@@ -606,7 +631,9 @@ class Repo:
         from .diff import diff as _diff
 
         if table is not None:
-            d = _diff(self.open(table, rev_a), self.open(table, rev_b), **kw)
+            d = self._diff_from_record(rev_a, rev_b, table, **kw)
+            if d is None:
+                d = _diff(self.open(table, rev_a), self.open(table, rev_b), **kw)
             d.info["a"] = {"rev": rev_a, "commit": self.resolve(rev_a), "table": table,
                            "fingerprint": self.open(table, rev_a).fingerprint}
             d.info["b"] = {"rev": rev_b, "commit": self.resolve(rev_b), "table": table,
@@ -615,6 +642,53 @@ class Repo:
         ta = self.get_commit(self.resolve(rev_a)).tables
         tb = self.get_commit(self.resolve(rev_b)).tables
         return {t: self.diff(rev_a, rev_b, t, **kw) for t in sorted(set(ta) & set(tb))}
+
+    def change_record(self, rev: str, table: str) -> ChangeRecord | None:
+        """The drift of ``table`` at ``rev`` against the first parent, recorded at commit time."""
+        c = self.get_commit(self.resolve(rev))
+        info = c.metadata.get("embfmt", {}).get("tables", {}).get(table, {})
+        cid = info.get("changes") if isinstance(info, dict) else None
+        if not isinstance(cid, str):
+            return None
+        oid = bytes.fromhex(cid)
+        return ChangeRecord.from_bytes(self._get(oid, "change object"), oid, f"change object {cid}")
+
+    def _diff_from_record(self, rev_a: str, rev_b: str, table: str, *, stats: bool = True,
+                          exact: bool = True, procrustes: bool = False, knn: int = 0,
+                          **kw: Any) -> Any:
+        """Parent <-> child diffs straight from the change object (no chunk is decoded); None
+        when it does not apply. Gives exactly what the full computation gives."""
+        from .diff import METRICS, Diff
+
+        if procrustes or knn or kw.get("keys_a") is not None or kw.get("keys_b") is not None \
+                or kw.get("backend", "auto") == "reference":
+            return None
+        ca, cb = self.resolve(rev_a), self.resolve(rev_b)
+        for child, parent, flip in ((cb, ca, False), (ca, cb, True)):
+            c = self.get_commit(child)
+            if not c.parents or c.parents[0] != parent or table not in c.tables:
+                continue
+            p = self.get_commit(parent)
+            if table not in p.tables:
+                continue
+            rec = self.change_record(child, table)
+            if rec is None or rec.table.hex() != c.tables[table] or rec.parent_table.hex() != p.tables[table]:
+                continue
+            tv_child = self.get_table_version(c.tables[table])
+            tv_parent = self.get_table_version(p.tables[table])
+            ka = tv_parent.keys_id
+            if (ka is not None or tv_child.keys_id is not None) and ka != tv_child.keys_id:
+                continue  # keyed matching with different keys: not a positional diff
+            n_a, n_b = (tv_child.n_rows, tv_parent.n_rows) if flip else (tv_parent.n_rows, tv_child.n_rows)
+            keys = self._keys(ka) if ka is not None else None
+            d = Diff(n_a, n_b, tv_child.dim, tv_child.dtype.name, "key" if keys is not None else "position",
+                     rec.index, rec.index, np.arange(n_a, n_b, dtype=np.int64),
+                     np.arange(n_b, n_a, dtype=np.int64), min(n_a, n_b) - len(rec.index), keys, keys)
+            if stats:
+                d.stats = dict(zip(METRICS, (rec.l2, rec.cosine, rec.max_abs, rec.ulp)))
+            d.info = {"source": "change-record"}
+            return d
+        return None
 
     # --- integrity and space ----------------------------------------------------------------
     def _all_heads(self) -> list[bytes]:
@@ -659,9 +733,12 @@ class Repo:
             for ref, e in bad_refs:
                 report.errors.append({"object": ref, "kind": e.kind.value, "error": str(e)})
         tv_ids: set[str] = set()
+        change_ids: set[str] = set()
         for cid in self._reachable_commits(starts, report):
             report.commits += 1
-            tv_ids.update(self.get_commit(cid).tables.values())
+            c = self.get_commit(cid)
+            tv_ids.update(c.tables.values())
+            change_ids.update(_change_ids(c))
         chunk_ids: set[bytes] = set()
         key_ids: set[bytes] = set()
         for tid in sorted(tv_ids):
@@ -701,12 +778,19 @@ class Repo:
                 self._keys(k)
             except EmbfmtError as e:
                 report.errors.append({"object": k.hex(), "kind": e.kind.value, "error": str(e)})
+        for ch in sorted(change_ids):
+            try:
+                oid = bytes.fromhex(ch)
+                ChangeRecord.from_bytes(self._get(oid, "change object"), oid, f"change object {ch}")
+            except EmbfmtError as e:
+                report.errors.append({"object": ch, "kind": e.kind.value, "error": str(e)})
         return report
 
     def _reachable_objects(self) -> set[bytes]:
         live: set[bytes] = set()
         for cid in self._reachable_commits(self._all_heads()):
             live.add(cid)
+            live.update(bytes.fromhex(x) for x in _change_ids(self.get_commit(cid)))
             for tid in self.get_commit(cid).tables.values():
                 t = bytes.fromhex(tid)
                 if t in live:

@@ -13,6 +13,7 @@ For chunk ``c`` of the new version the writer, in order (spec §13.4):
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,6 +84,9 @@ class TableWriter:
                                  and parent.dim == self.fp.dim) else None
         self.itemsize = self.fp.dtype.itemsize
         self.stats = WriteStats()
+        self.collect_changes = self.parent is not None
+        self._changes: dict[int, tuple[np.ndarray, tuple[np.ndarray, ...]]] = {}
+        self._changes_lock = threading.Lock()
 
     def update_canonical(self, rows: np.ndarray) -> None:
         self.fp.update_canonical(rows)
@@ -129,8 +133,20 @@ class TableWriter:
             m = min(n, base.shape[0])
             eq = self.kernels.rows_equal(rows[:m], base[:m])
             changed = np.concatenate([np.flatnonzero(~eq), np.arange(m, n)]).astype(np.int64)
+            if self.collect_changes:
+                # The writer holds both sides of every changed row now: record their drift so
+                # that diffing this version against its parent never decodes anything.
+                inner = changed[changed < m]
+                stats = self.kernels.row_stats(np.ascontiguousarray(base[inner]),
+                                               np.ascontiguousarray(rows[inner]), self.fp.dtype.code)
+                with self._changes_lock:
+                    self._changes[c] = (inner + c * self.fp.chunk_rows, stats)
         n_changed = n if changed is None else len(changed)
-        if self.store.has(digest):
+        if self.store.touch(digest):
+            # Reused: refresh it and its delta bases, so that a concurrent gc (which cannot
+            # see this commit yet) does not remove old objects this commit will reference.
+            for b in self.reader.chain(digest)[1:]:
+                self.store.touch(b)
             return "dedup", 0, n_changed
         obj = None
         if base is not None and changed is not None and depth < L.MAX_CHAIN_DEPTH:
@@ -151,6 +167,17 @@ class TableWriter:
             obj = encode_full(rows, self.itemsize, rp, self.kernels)
         wrote = self.store.put(digest, obj)
         return L.CODEC_NAMES[obj[5]], len(obj) if wrote else 0, n_changed
+
+    def changes(self) -> tuple[np.ndarray, tuple[np.ndarray, ...]] | None:
+        """Changed row indices (< both lengths) and their (l2, cosine, max_abs, ulp) vs the
+        parent, in row order; None without a parent of the same dtype and D."""
+        if not self.collect_changes:
+            return None
+        cs = [self._changes[c] for c in sorted(self._changes)]
+        if not cs:
+            return np.empty(0, np.int64), (np.empty(0), np.empty(0), np.empty(0), np.empty(0, np.uint64))
+        idx = np.concatenate([c[0] for c in cs])
+        return idx, tuple(np.concatenate([c[1][k] for c in cs]) for k in range(4))
 
     def finish(self) -> tuple[Fingerprint, WriteStats]:
         """Flush the last partial chunk; returns the fingerprint and what was written."""
