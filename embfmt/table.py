@@ -124,9 +124,20 @@ class TableView:
         if flat.size:
             cr = self.version.chunk_rows
             chunk_of = flat // cr
-            for c in np.unique(chunk_of):
-                sel = np.flatnonzero(chunk_of == c)
-                out[sel] = self._chunk(int(c))[flat[sel] - int(c) * cr]
+            order = np.argsort(chunk_of, kind="stable")
+            cs, starts = np.unique(chunk_of[order], return_index=True)
+            bounds = list(starts) + [len(order)]
+
+            def fill(j: int) -> None:
+                sel = order[bounds[j]:bounds[j + 1]]
+                c = int(cs[j])
+                out[sel] = self._chunk(c)[flat[sel] - c * cr]
+
+            if self._pool is not None and len(cs) > 1:
+                list(self._pool.map(fill, range(len(cs))))
+            else:
+                for j in range(len(cs)):
+                    fill(j)
         return out.reshape(idx.shape + (self.shape[1],))
 
     def _slice(self, s: slice) -> np.ndarray:
