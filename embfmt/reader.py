@@ -17,6 +17,9 @@ __all__ = ["ChunkReader"]
 
 # Decoded chunks kept for reuse (delta bases, repeated slicing): 64 chunks of up to 1 MiB.
 CACHE_BYTES = 64 << 20
+# First read of a chunk object: the 80-byte header plus, for a sparse patch of up to ~330 rows,
+# its whole index + rowprint section (12 bytes a row), in one system call.
+PREFIX_BYTES = 4096
 
 
 class ChunkReader:
@@ -29,6 +32,7 @@ class ChunkReader:
         self._rows: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._rp: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._headers: OrderedDict[bytes, ChunkHeader] = OrderedDict()
+        self._sections: OrderedDict[bytes, bytes] = OrderedDict()
         self._held = 0
         self._lock = threading.Lock()
 
@@ -50,8 +54,15 @@ class ChunkReader:
             h = self._headers.get(digest)
         if h is not None:
             return h
-        head, size = self._prefix(digest, L.CHUNK_HEADER_BYTES)
+        # Read a little more than the header: a sparse patch's index section usually comes
+        # along, so patch_rows() needs no second read.
+        head, size = self._prefix(digest, PREFIX_BYTES)
         h = parse_header(head, f"chunk object {digest.hex()}", total_size=size)
+        if h.codec == L.CODEC_SPARSE and h.payload_offset <= len(head):
+            with self._lock:
+                self._sections[digest] = head[:h.payload_offset]
+                if len(self._sections) > 4096:
+                    self._sections.popitem(last=False)
         with self._lock:
             self._headers[digest] = h
             if len(self._headers) > 1 << 16:
@@ -120,7 +131,10 @@ class ChunkReader:
         h = self.header(digest)
         if h.codec != L.CODEC_SPARSE:
             raise ValueError("not a sparse patch")
-        sect, _ = self._prefix(digest, h.payload_offset)
+        with self._lock:
+            sect = self._sections.pop(digest, None)
+        if sect is None:
+            sect, _ = self._prefix(digest, h.payload_offset)
         name = f"chunk object {digest.hex()}"
         from .chunk import header_checksum
 
