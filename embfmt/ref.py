@@ -23,6 +23,8 @@ __all__ = ["RefStore", "check_ref_name"]
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*\Z")
 _HEX64 = re.compile(rb"[0-9a-f]{64}\n\Z")
+# Temp files of refs as older versions named them ("<name>.tmp.<uuid4 hex>").
+_LEGACY_TMP = re.compile(r"\.tmp\.[0-9a-f]{32}\Z")
 LOCK_TIMEOUT_S = 30.0
 
 
@@ -79,7 +81,7 @@ class RefStore:
         out: dict[str, bytes] = {}
         for dirpath, _dirs, files in os.walk(base):
             for f in files:
-                if f.startswith(".") or ".tmp." in f:
+                if f.startswith(".") or _LEGACY_TMP.search(f):  # lock and temp files
                     continue
                 name = os.path.relpath(os.path.join(dirpath, f), base).replace(os.sep, "/")
                 try:
@@ -120,8 +122,18 @@ class RefStore:
 
     def _write(self, kind: str, name: str, value: bytes) -> None:
         p = self._path(kind, name)
-        os.makedirs(os.path.dirname(p), exist_ok=True)
-        tmp = f"{p}.tmp.{uuid.uuid4().hex}"
+        what = "branch" if kind == "heads" else "tag"
+        try:
+            os.makedirs(os.path.dirname(p), exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise ConflictError(f"cannot create {what} {name!r}: a {what} named like one of its "
+                                "leading segments exists", ErrorKind.REF_EXISTS) from None
+        if os.path.isdir(p):
+            raise ConflictError(f"cannot create {what} {name!r}: refs named {name}/... exist",
+                                ErrorKind.REF_EXISTS)
+        # A temp name starts with '.', which no ref name segment may: it can never be taken for
+        # (or hide) a ref such as "x.tmp.1".
+        tmp = os.path.join(os.path.dirname(p), f".{os.path.basename(p)}.tmp.{uuid.uuid4().hex}")
         with open(tmp, "wb") as f:
             f.write(value.hex().encode() + b"\n")
             if self.durable:

@@ -353,7 +353,7 @@ def test_errors_exit_2_one_line(built: dict[str, Any], files: dict[str, Any], tm
     fails(res["no_dir"], "not-a-repository", str(tmp_path / "nope"))
     fails(res["not_repo"], "not-a-repository", str(tmp_path))
     fails(res["unknown_rev"], "not-found", "'nope'")
-    fails(res["range_rev"], "not-found", "'a..b'")
+    fails(res["range_rev"], "bad-revision", "'a..b'")
     fails(res["no_table"], "not-found", "'nosuch'")
     fails(res["exists"], "bad-argument", str(existing), "--force")
     assert existing.read_bytes() == b"x"

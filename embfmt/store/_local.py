@@ -80,9 +80,19 @@ class LocalStore(Store):
         except FileNotFoundError:
             return 0.0
 
+    def touch(self, oid: bytes) -> bool:
+        p = self.path(oid)
+        try:
+            os.utime(p)
+            return True
+        except FileNotFoundError:
+            return False
+        except PermissionError:  # a repository we may read but not write
+            return os.path.exists(p)
+
     def put(self, oid: bytes, data: bytes | memoryview) -> bool:
         dest = self.path(oid)
-        if os.path.exists(dest):
+        if self.touch(oid):  # exists: keep its bytes, refresh its age for gc
             return False
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         os.makedirs(self.tmp, exist_ok=True)
@@ -92,12 +102,21 @@ class LocalStore(Store):
             if self.durable:
                 f.flush()
                 os.fsync(f.fileno())
+        # Publish with link(), which fails when the id exists: a concurrent writer of the same
+        # id may have encoded the same content differently (full vs delta, another base), and
+        # replacing its object would change the delta depths that objects based on it rely on.
         try:
-            os.replace(tmp, dest)  # atomic; a concurrent writer of the same id wrote the same bytes
-        except OSError as e:  # pragma: no cover - exotic filesystems
+            os.link(tmp, dest)
+        except FileExistsError:
             os.unlink(tmp)
-            if e.errno != errno.EEXIST:
+            return False
+        except OSError as e:  # pragma: no cover - filesystems without hard links
+            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                os.unlink(tmp)
                 raise
+            os.replace(tmp, dest)
+            return True
+        os.unlink(tmp)
         return True
 
     def sync(self) -> None:

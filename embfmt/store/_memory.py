@@ -27,8 +27,14 @@ class MemoryStore(Store):
     def get_range(self, oid: bytes, offset: int, length: int) -> bytes:
         return self.get(oid)[offset:offset + length]
 
+    def touch(self, oid: bytes) -> bool:
+        if oid not in self._d:
+            return False
+        self._t[oid] = time.time()
+        return True
+
     def put(self, oid: bytes, data: bytes | memoryview) -> bool:
-        if oid in self._d:
+        if self.touch(oid):
             return False
         self._d[oid] = bytes(data)
         self._t[oid] = time.time()

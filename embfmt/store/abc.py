@@ -50,6 +50,12 @@ class Store(ABC):
         """The first ``length`` bytes of ``oid`` (or all of it) and its total size."""
         return self.get_range(oid, 0, length), self.size(oid)
 
+    def touch(self, oid: bytes) -> bool:
+        """Mark ``oid`` as just written, so that a garbage collection running now keeps it for
+        its grace period; returns whether ``oid`` is stored. A writer that reuses an existing
+        object instead of writing it calls this (``put`` of an existing id does it too)."""
+        return self.has(oid)
+
     def mtime(self, oid: bytes) -> float:
         """When ``oid`` was written (seconds since the epoch); 0 where unknown."""
         return 0.0

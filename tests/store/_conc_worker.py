@@ -1,0 +1,126 @@
+"""Worker processes for test_concurrency.py (run as a script: ``python _conc_worker.py MODE ...``).
+
+Every version a worker commits is derived from its arguments alone, so the test can recompute
+it; the worker prints one JSON line per attempt and nothing else.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+KILL_DIM = 65536  # 256 KiB float32 rows: chunk_rows 4
+
+
+def table_data(proc: int, k: int) -> np.ndarray:
+    """Version ``k`` of the table of worker ``proc`` (modes tables and same)."""
+    rng = np.random.default_rng([proc, k])
+    return rng.standard_normal((300 + 7 * k, 24)).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=1)
+def _kill_base() -> np.ndarray:
+    return np.random.default_rng(7).standard_normal((12, KILL_DIM)).astype(np.float32)
+
+
+def kill_data(k: int) -> np.ndarray:
+    """Version ``k`` of the kill test's table: row count 5..9, one row set from k (sparse
+    against the previous version), every third version fine-tuned (dense)."""
+    n = 5 + k % 5
+    x = _kill_base()[:n].copy()
+    x[k % n] += np.float32(k + 1)
+    if k % 3 == 2:
+        x *= np.float32(1.0 + 1e-3 * k)
+    return x
+
+
+def kill_keys(k: int) -> np.ndarray:
+    return np.arange(5 + k % 5, dtype=np.int64) * 10 + k
+
+
+def _wait_go(ready: str, go: str) -> None:
+    with open(ready, "w"):
+        pass
+    deadline = time.monotonic() + 60
+    while not os.path.exists(go):
+        if time.monotonic() > deadline:
+            raise SystemExit("no go signal")
+        time.sleep(0.002)
+
+
+def _warm_up() -> None:
+    """Load (or compile) every kernel a commit uses, in a scratch repository, so that the
+    timed part of a test measures commits, not JIT compilation."""
+    import tempfile
+
+    from embfmt.repo import Repo
+
+    with tempfile.TemporaryDirectory() as d, Repo.init(os.path.join(d, "r")) as r:
+        x = np.random.default_rng(0).standard_normal((64, 8)).astype(np.float32)
+        r.commit({"w": x})
+        x[3] += 1  # sparse patch
+        r.commit({"w": x})
+        r.commit({"w": x * np.float32(1.001)})  # dense delta
+        r.read("w")
+
+
+def _emit(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def main() -> None:
+    mode, path = sys.argv[1], sys.argv[2]
+    if mode == "put":
+        import blake3
+
+        from embfmt.store import LocalStore
+
+        proc, n, ready, go = int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
+        store = LocalStore(path)
+        payload = f"writer {proc} ".encode() * 200
+        _wait_go(ready, go)
+        won = [j for j in range(n)
+               if store.put(blake3.blake3(f"race {j}".encode()).digest(), payload)]
+        _emit({"won": won})
+        return
+
+    from embfmt.errors import ConflictError, NotFoundError
+    from embfmt.repo import Repo
+
+    _warm_up()
+    repo = Repo(path)
+    if mode in ("tables", "same"):
+        proc, n, ready, go = int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
+        table = f"t{proc}" if mode == "tables" else "shared"
+        data = [table_data(proc, k) for k in range(n)]
+        _wait_go(ready, go)
+        for k in range(n):
+            try:
+                cid = repo.commit({table: data[k]}, message=f"{proc}:{k}")
+                _emit({"k": k, "id": cid})
+            except ConflictError as e:
+                _emit({"k": k, "conflict": e.kind.value})
+    elif mode == "kill":
+        # The version index is the commit's depth in the log: derived, never recorded.
+        try:
+            k = len(repo.log())
+        except NotFoundError:  # no commit yet
+            k = 0
+        _kill_base()
+        _emit({"ready": k})
+        while True:
+            repo.commit({"emb": kill_data(k), "small": kill_data(k)[:, :16].copy()},
+                        keys={"small": kill_keys(k)})
+            k += 1
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+
+
+if __name__ == "__main__":
+    main()

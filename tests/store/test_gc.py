@@ -1,0 +1,179 @@
+"""Garbage collection: removes what no ref reaches, keeps everything reachable (delta bases
+included), and respects the grace period."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embfmt.errors import NotFoundError
+from embfmt.repo import Repo
+
+from .conftest import (DTYPES, WIDE_DIM, assert_bits_equal, expected_live, fresh, hash_tree,
+                       object_files, objects_by_kind, random_bits)
+
+D = WIDE_DIM["float32"]
+
+
+def _data(seed: int, n: int = 6) -> np.ndarray:
+    return random_bits(np.random.default_rng(seed), n, D, DTYPES["float32"])
+
+
+def _age_all(repo_path: str, seconds: float) -> None:
+    """Make every object and temp file look ``seconds`` old."""
+    t = time.time() - seconds
+    for sub in ("objects", "tmp"):
+        for dirpath, _dirs, files in os.walk(os.path.join(repo_path, sub)):
+            for f in files:
+                os.utime(os.path.join(dirpath, f), (t, t))
+
+
+def test_gc_after_reset_frees_space(repo: Repo) -> None:
+    xs = [_data(i) for i in range(3)]
+    ids = [repo.commit({"t": x}, keys={"t": np.arange(6) + 10 * i}) for i, x in enumerate(xs)]
+    repo.reset("main", ids[0])
+    usage = repo.disk_usage()
+    n_before = len(object_files(repo.path))
+    rep = repo.gc(grace_seconds=0)
+    assert rep.objects_removed > 0 and rep.bytes_freed > 0
+    assert rep.bytes_freed >= 2 * 6 * D * 4  # the two dropped versions of random data
+    assert repo.disk_usage() == usage - rep.bytes_freed
+    assert len(object_files(repo.path)) == n_before - rep.objects_removed
+    assert rep.objects_kept == len(object_files(repo.path))
+    assert set(object_files(repo.path)) == expected_live(repo)
+    r = fresh(repo)
+    assert_bits_equal(r.read("t"), xs[0])
+    assert np.array_equal(r.keys("t"), np.arange(6))
+    assert r.verify().ok
+    for cid in ids[1:]:
+        with pytest.raises(NotFoundError):
+            r.resolve(cid)
+    rep2 = r.gc(grace_seconds=0)  # nothing left to collect
+    assert rep2.objects_removed == 0 and rep2.bytes_freed == 0
+
+
+def test_gc_keeps_tags_branches_and_history(repo: Repo) -> None:
+    xs = [_data(10 + i) for i in range(4)]
+    ids = [repo.commit({"t": x, "u": np.full((2, 2), i, np.int8)}) for i, x in enumerate(xs)]
+    repo.tag("keep", ids[2])
+    repo.branch("side", ids[3])
+    side = repo.commit({"t": _data(99)}, branch="side")
+    repo.reset("main", ids[0])
+    dropped = repo.commit({"t": _data(98)})  # main moves on, then is reset away from it
+    repo.reset("main", ids[1])
+    all_before = set(object_files(repo.path))
+    live = expected_live(repo)
+    assert dropped in all_before and dropped not in live
+    rep = repo.gc(grace_seconds=0)
+    after = set(object_files(repo.path))
+    assert after == live
+    assert rep.objects_removed == len(all_before - live) > 0
+    r = fresh(repo)
+    assert r.verify().ok
+    for i, cid in enumerate(ids):  # all reachable: ids[0..1] from main, [2] tag, [3] side
+        assert_bits_equal(r.read("t", cid), xs[i])
+    assert_bits_equal(r.read("t", side), _data(99))
+    assert_bits_equal(r.read("t", "keep"), xs[2])
+    with pytest.raises(NotFoundError):
+        r.resolve(dropped)
+
+
+def test_gc_keeps_delta_bases_of_reachable_chunks(repo: Repo) -> None:
+    x1 = _data(20, 4)  # one chunk
+    x2 = x1.copy()
+    x2[2] = _data(21, 1)[0]
+    repo.commit({"t": x1}, branch="a")
+    repo.commit({"t": x2}, branch="a")  # sparse patch against x1's chunk
+    tv1 = repo.table_version("t", "a~1")
+    tv2 = repo.table_version("t", "a")
+    chain = repo.reader.chain(tv2.digests[0])
+    assert chain == [tv2.digests[0], tv1.digests[0]]
+    c_b = repo.commit({"t": x2}, branch="b")  # a root commit on b reusing the same objects
+    assert repo.table_version("t", "b").digests == tv2.digests
+    repo.refs.delete("heads", "a")  # x1's commit and table version are now unreachable
+    repo.refs.delete("heads", "main") if "main" in repo.branches() else None
+    repo.checkout_branch("b")
+    rep = repo.gc(grace_seconds=0)
+    assert rep.objects_removed >= 3  # two commits of a, x1's table version
+    left = set(object_files(repo.path))
+    assert tv1.digests[0].hex() in left  # kept: the base of a reachable delta
+    assert tv1.object_id().hex() not in left
+    r = fresh(repo)
+    assert_bits_equal(r.read("t", c_b), x2)
+    assert r.verify().ok
+
+
+def test_gc_respects_grace_period(repo: Repo) -> None:
+    ids = [repo.commit({"t": _data(30 + i)}) for i in range(3)]
+    repo.reset("main", ids[0])
+    before = hash_tree(repo.path)
+    rep = repo.gc()  # default grace: one hour; everything was just written
+    assert rep.objects_removed == 0 and rep.bytes_freed == 0
+    assert hash_tree(repo.path) == before
+    rep = repo.gc(grace_seconds=60)
+    assert rep.objects_removed == 0
+    # age everything: now the unreachable objects are older than the grace period ...
+    _age_all(repo.path, 7200)
+    # ... except one more unreachable object written just now (a commit in progress elsewhere)
+    young = repo._put_hashed(b"EMBCOMMIT1\n{}")
+    old_tmp = Path(repo.path) / "tmp" / "deadbeef.stale"
+    old_tmp.write_bytes(b"x" * 100)
+    t = time.time() - 7200
+    os.utime(old_tmp, (t, t))
+    young_tmp = Path(repo.path) / "tmp" / "cafebabe.inflight"
+    young_tmp.write_bytes(b"y" * 10)
+    live = expected_live(repo)
+    rep = repo.gc(grace_seconds=3600)
+    left = set(object_files(repo.path))
+    assert left == live | {young.hex()}
+    assert rep.objects_removed > 0
+    assert not old_tmp.exists() and young_tmp.exists()
+    assert fresh(repo).verify().ok
+
+
+def test_gc_never_drops_objects_a_concurrent_commit_reuses(repo: Repo, monkeypatch) -> None:
+    """A commit that reuses old unreachable objects (dedup) while gc runs must not lose them:
+    gc runs between the commit's object writes and its ref update."""
+    x1, x2 = _data(40), _data(41)
+    c1 = repo.commit({"t": x1})
+    repo.commit({"t": x2})
+    repo.reset("main", c1)  # x2's chunks and table version are unreachable now ...
+    _age_all(repo.path, 7200)  # ... and old
+    other = Repo(repo.path)  # another process's gc
+    real_locked = repo.refs.locked
+
+    def locked_after_gc(*a, **k):
+        other.gc(grace_seconds=3600)
+        return real_locked(*a, **k)
+
+    monkeypatch.setattr(repo.refs, "locked", locked_after_gc)
+    c3 = repo.commit({"t": x2}, message="same content as the dropped commit")
+    monkeypatch.undo()
+    r = fresh(repo)
+    assert r.resolve("HEAD") == c3
+    assert r.verify().ok, r.verify().errors
+    assert_bits_equal(r.read("t"), x2)
+
+
+def test_gc_on_empty_repository(repo: Repo) -> None:
+    rep = repo.gc(grace_seconds=0)
+    assert (rep.objects_kept, rep.objects_removed, rep.bytes_freed) == (0, 0, 0)
+    assert objects_by_kind(repo.path)["commit"] == set()
+
+
+def test_gc_keeps_branches_whose_names_contain_tmp(repo: Repo) -> None:
+    """A valid branch name like "exp.tmp.1" must not be mistaken for a ref temp file (it was,
+    and gc then deleted the branch's commits)."""
+    repo.commit({"t": _data(50)})
+    x = _data(51)
+    c = repo.commit({"t": x}, branch="exp.tmp.1")
+    repo.tag("rel.tmp.0123456789abcdef0123456789abcdef0", c)
+    assert repo.branches()["exp.tmp.1"] == c
+    assert "rel.tmp.0123456789abcdef0123456789abcdef0" in repo.tags()
+    repo.gc(grace_seconds=0)
+    assert_bits_equal(fresh(repo).read("t", "exp.tmp.1"), x)
+    assert fresh(repo).verify().ok
