@@ -70,6 +70,7 @@ __all__ = [
     "delta_encode",
     "delta_decode",
     "rows_equal",
+    "row_stats",
 ]
 
 # _load_u64/_load_u32 reinterpret memory in host byte order; XXH3 reads
@@ -1190,3 +1191,330 @@ def rows_equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     else:
         _rows_equal_serial(a, b, out)
     return out
+
+
+# ---------------------------------------------------------------------------
+# row_stats: l2 / cosine / max_abs / max_ulp of row pairs (definition and
+# normative summation order: reference.row_stats).
+#
+# Per row, two passes over its columns (the second re-reads the row from L1):
+#
+# * the float pass: the four sums, sequential float64 adds in the normative
+#   column order, and the running max |y - x|.  No fastmath, so LLVM neither
+#   reassociates nor vectorizes these sums, and no FMA contraction (Numba
+#   emits plain fmul/fadd without the ``contract`` flag).  Its speed is bound
+#   by the 4-cycle latency of each add chain, not by the instruction count.
+# * the integer pass: the max ULP distance on bit patterns.  An unsigned
+#   integer max is associative, so LLVM's loop vectorizer does vectorize it;
+#   keeping it out of the float pass is what lets it (a fused loop stays
+#   scalar because of the float sums: measured ~2x slower in total).
+#
+# max_abs needs no NaN flag of its own: the sum of squares is NaN iff some
+# difference is NaN (squares are >= 0 or NaN, so inf - inf cannot occur in
+# that sum).  Rows are independent, so the parallel version (prange over row
+# ranges) gives the same bits for any thread count.
+#
+# The small per-element helpers are plain njit functions: LLVM inlines them
+# and folds their ``code`` branches (checked in the assembly: branch-free
+# scalar float loop, AVX-512 ``vpmaxuq`` ULP loop).  Only the row loop is
+# IR-inlined, once per dtype, with literal (code, itemsize).
+# ---------------------------------------------------------------------------
+
+_RS_FLOAT64 = _ref.DTYPE_FLOAT64
+_RS_FLOAT32 = _ref.DTYPE_FLOAT32
+_RS_FLOAT16 = _ref.DTYPE_FLOAT16
+_RS_BFLOAT16 = _ref.DTYPE_BFLOAT16
+_RS_INT8 = _ref.DTYPE_INT8
+
+# Sign bits and +inf bit patterns per float width (NaN <=> magnitude > +inf).
+_SIGN64 = _U(1 << 63)
+_SIGN32 = _U(1 << 31)
+_SIGN16 = _U(1 << 15)
+_INF64 = _U(0x7FF0000000000000)
+_INF32 = _U(0x7F800000)
+_INF16 = _U(0x7C00)
+_INFBF16 = _U(0x7F80)
+_ULP_NAN = _U(_ref.ULP_NAN)
+_CANONICAL_NAN_BITS = _U(_ref.CANONICAL_NAN_BITS)
+# float16 -> float64 rebias factor, see _f64_from_f16_bits (exactly representable).
+_F16_SCALE = 2.0**1008
+
+# Below this many bytes per input the fork/join of the parallel version costs
+# more than the work.
+_ROW_STATS_PARALLEL_MIN_BYTES = 1 << 16
+# Rows per parallel task (per-row work is uniform; this only bounds the
+# per-task overhead for tiny rows).
+_ROW_STATS_TASK_ROWS = 64
+
+
+@intrinsic
+def _load_u16(typingctx: Any, arr: types.Type, byte_index: types.Type) -> _Intrinsic:
+    """Native-endian u16 at ``arr.data + byte_index`` (any alignment), widened to u64."""
+    if not (_is_c_byte_array(arr) and isinstance(byte_index, types.Integer)):
+        return None
+    sig = types.uint64(arr, byte_index)
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Signature, args: list[ir.Value]) -> ir.Value:
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        idx = context.cast(builder, args[1], signature.args[1], types.intp)
+        ptr = builder.gep(ary.data, [idx], inbounds=True)
+        ptr16 = builder.bitcast(ptr, ir.IntType(16).as_pointer())
+        return builder.zext(builder.load(ptr16, align=1), ir.IntType(64))
+
+    return sig, codegen
+
+
+@intrinsic
+def _f64_from_bits(typingctx: Any, bits: types.Type) -> _Intrinsic:
+    """The float64 whose bit pattern is the u64 ``bits`` (a bitcast, payloads kept)."""
+    if bits != types.uint64:
+        return None
+    sig = types.float64(types.uint64)
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Signature, args: list[ir.Value]) -> ir.Value:
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return sig, codegen
+
+
+@intrinsic
+def _f64_from_f32_bits(typingctx: Any, bits: types.Type) -> _Intrinsic:
+    """float64(the float32 whose bit pattern is the low 32 bits of ``bits``): exact (fpext)."""
+    if bits != types.uint64:
+        return None
+    sig = types.float64(types.uint64)
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Signature, args: list[ir.Value]) -> ir.Value:
+        f32 = builder.bitcast(builder.trunc(args[0], ir.IntType(32)), ir.FloatType())
+        return builder.fpext(f32, ir.DoubleType())
+
+    return sig, codegen
+
+
+@numba.njit(**_NJIT)
+def _f64_from_f16_bits(h: np.uint64) -> float:
+    """float64 value of the IEEE binary16 bit pattern ``h`` (< 2**16), exactly, without branches.
+
+    No half-precision type is involved (LLVM may lower one to a runtime-library
+    call the JIT cannot resolve).  The 15 magnitude bits shifted left by 42
+    sit at the bottom of the float64 exponent field and the top of its
+    mantissa, which reads as exactly ``value * 2**-1008`` for normal *and*
+    subnormal halves (exponent e in 1..30 -> 2**(e-1023) (1.m) vs
+    2**(e-15) (1.m); e = 0 -> m 2**-1032 vs m 2**-24); the product with
+    2**1008 is then exact.  inf/NaN (e = 31) get the all-ones float64 exponent
+    and their mantissa; the sign is applied last (so -0.0 stays -0.0).
+    """
+    mag = h & _U(0x7FFF)
+    v = _f64_from_bits(mag << _U(42)) * _F16_SCALE
+    special = _f64_from_bits(_INF64 | ((mag & _U(0x3FF)) << _U(42)))
+    v = special if mag >= _INF16 else v
+    return -v if (h & _SIGN16) != _ZERO else v
+
+
+@numba.njit(**_NJIT)
+def _rs_value(buf: np.ndarray, q: int, code: int) -> float:
+    """The element at flat byte offset ``q`` of type ``code``, exactly as float64."""
+    if code == _RS_FLOAT64:
+        return _f64_from_bits(_load_u64(buf, q))
+    if code == _RS_FLOAT32:
+        return _f64_from_f32_bits(_load_u32(buf, q))
+    if code == _RS_FLOAT16:
+        return _f64_from_f16_bits(_load_u16(buf, q))
+    if code == _RS_BFLOAT16:
+        return _f64_from_f32_bits(_load_u16(buf, q) << S16)
+    bits = _load_u8(buf, q)
+    if code == _RS_INT8:
+        # Two's complement: flipping the sign bit gives value + 128.
+        return float(np.int64(bits ^ _U(0x80)) - np.int64(128))
+    return float(bits)  # uint8
+
+
+@numba.njit(**_NJIT)
+def _float_ulp(bx: np.uint64, by: np.uint64, sign: np.uint64, inf: np.uint64) -> np.uint64:
+    """ULP distance of two w-bit float patterns (sign = 1 << (w-1), inf = bits of +inf).
+
+    Keys ``SIGN - m`` (sign bit set) / ``SIGN + m`` with m the magnitude bits;
+    written with selects only, so the column loop around it vectorizes.
+    """
+    mx = bx & (sign - _ONE)
+    my = by & (sign - _ONE)
+    kx = sign - mx if (bx & sign) != _ZERO else sign + mx
+    ky = sign - my if (by & sign) != _ZERO else sign + my
+    u = kx - ky if kx >= ky else ky - kx
+    either_nan = (mx > inf) | (my > inf)
+    nan_u = _ZERO if bx == by else _ULP_NAN
+    return nan_u if either_nan else u
+
+
+@numba.njit(**_NJIT)
+def _rs_ulp(a: np.ndarray, b: np.ndarray, q: int, code: int) -> np.uint64:
+    """ulp(x, y) of the elements at flat byte offset ``q`` of ``a`` and ``b``."""
+    if code == _RS_FLOAT64:
+        return _float_ulp(_load_u64(a, q), _load_u64(b, q), _SIGN64, _INF64)
+    if code == _RS_FLOAT32:
+        return _float_ulp(_load_u32(a, q), _load_u32(b, q), _SIGN32, _INF32)
+    if code == _RS_FLOAT16:
+        return _float_ulp(_load_u16(a, q), _load_u16(b, q), _SIGN16, _INF16)
+    if code == _RS_BFLOAT16:
+        return _float_ulp(_load_u16(a, q), _load_u16(b, q), _SIGN16, _INFBF16)
+    bx = _load_u8(a, q)
+    by = _load_u8(b, q)
+    if code == _RS_INT8:  # compare value + 128 (sign bit flipped)
+        bx ^= _U(0x80)
+        by ^= _U(0x80)
+    return bx - by if bx >= by else by - bx
+
+
+@numba.njit(**_NJIT)
+def _canonical_nan(x: float) -> float:
+    return _f64_from_bits(_CANONICAL_NAN_BITS) if x != x else x
+
+
+@numba.njit(inline="always", **_NJIT)
+def _row_stats_range(
+    a: np.ndarray,
+    b: np.ndarray,
+    code: int,
+    k: int,
+    l2: np.ndarray,
+    cosine: np.ndarray,
+    max_abs: np.ndarray,
+    max_ulp: np.ndarray,
+    start: int,
+    stop: int,
+) -> None:
+    """The four statistics of rows start <= i < stop (one helper call per range: see _rows_equal_range)."""
+    length = a.shape[1]
+    n_cols = length // k
+    for i in range(start, stop):
+        p = i * length
+        s2 = 0.0
+        dot = 0.0
+        sx = 0.0
+        sy = 0.0
+        mabs = 0.0
+        for j in range(n_cols):  # normative order: j = 0, 1, ..., D-1
+            x = _rs_value(a, p + j * k, code)
+            y = _rs_value(b, p + j * k, code)
+            diff = y - x
+            s2 += diff * diff
+            dot += x * y
+            sx += x * x
+            sy += y * y
+            ad = abs(diff)
+            mabs = ad if ad > mabs else mabs  # a NaN ad is skipped here; s2 records it
+        umax = _ZERO
+        for j in range(n_cols):
+            u = _rs_ulp(a, b, p + j * k, code)
+            umax = u if u > umax else umax
+        nx = np.sqrt(sx)
+        ny = np.sqrt(sy)
+        if dot != dot or nx != nx or ny != ny:
+            c = _f64_from_bits(_CANONICAL_NAN_BITS)
+        elif nx == 0.0 and ny == 0.0:
+            c = 1.0
+        elif nx == 0.0 or ny == 0.0:
+            c = 0.0
+        else:
+            c = dot / (nx * ny)
+            if c > 1.0:
+                c = 1.0
+            elif c < -1.0:
+                c = -1.0
+        l2[i] = _canonical_nan(np.sqrt(s2))
+        cosine[i] = _canonical_nan(c)
+        max_abs[i] = _f64_from_bits(_CANONICAL_NAN_BITS) if s2 != s2 else mabs
+        max_ulp[i] = umax
+
+
+_F64S = types.Array(types.float64, 1, "C")
+# One signature per entry point, for read-only rows: the wrapper hands the
+# kernels read-only views of writable inputs too (a view, no copy).  The four
+# (writable, read-only) combinations of the other kernels would quadruple the
+# compile work, and _row_stats_rows holds six inlined copies of the row loop.
+# The parallel version calls _row_stats_rows (not an inlined copy) per task:
+# inlining six row loops into the parfor made the first compile of this
+# section take ~15 minutes instead of ~10 seconds.
+_ROW_STATS_SIG = types.void(_ROWS_RO, _ROWS_RO, types.intp, _F64S, _F64S, _F64S, _OUT, types.intp, types.intp)
+
+
+@numba.njit([_ROW_STATS_SIG], **_NJIT)
+def _row_stats_rows(
+    a: np.ndarray,
+    b: np.ndarray,
+    code: int,
+    l2: np.ndarray,
+    cosine: np.ndarray,
+    max_abs: np.ndarray,
+    max_ulp: np.ndarray,
+    start: int,
+    stop: int,
+) -> None:
+    """Rows start <= i < stop, single-threaded: _row_stats_range with literal (code, itemsize) per dtype."""
+    if code == _RS_FLOAT64:
+        _row_stats_range(a, b, 1, 8, l2, cosine, max_abs, max_ulp, start, stop)
+    elif code == _RS_FLOAT32:
+        _row_stats_range(a, b, 2, 4, l2, cosine, max_abs, max_ulp, start, stop)
+    elif code == _RS_FLOAT16:
+        _row_stats_range(a, b, 3, 2, l2, cosine, max_abs, max_ulp, start, stop)
+    elif code == _RS_BFLOAT16:
+        _row_stats_range(a, b, 4, 2, l2, cosine, max_abs, max_ulp, start, stop)
+    elif code == _RS_INT8:
+        _row_stats_range(a, b, 5, 1, l2, cosine, max_abs, max_ulp, start, stop)
+    else:
+        _row_stats_range(a, b, 6, 1, l2, cosine, max_abs, max_ulp, start, stop)
+
+
+@numba.njit([types.void(*_ROW_STATS_SIG.args[:7])], parallel=True, **_NJIT)
+def _row_stats_parallel(
+    a: np.ndarray, b: np.ndarray, code: int, l2: np.ndarray, cosine: np.ndarray, max_abs: np.ndarray, max_ulp: np.ndarray
+) -> None:
+    n = a.shape[0]
+    n_tasks = (n + _ROW_STATS_TASK_ROWS - 1) // _ROW_STATS_TASK_ROWS
+    # Each task writes only its own rows' outputs, each a function of row i
+    # alone: no reduction, so the bits do not depend on the thread count.
+    for t in numba.prange(n_tasks):
+        start = t * _ROW_STATS_TASK_ROWS
+        _row_stats_rows(a, b, code, l2, cosine, max_abs, max_ulp, start, min(n, start + _ROW_STATS_TASK_ROWS))
+
+
+def _readonly_view(x: np.ndarray) -> np.ndarray:
+    if not x.flags.writeable:
+        return x
+    view = x.view()
+    view.flags.writeable = False
+    return view
+
+
+def row_stats(a: np.ndarray, b: np.ndarray, dtype_code: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-row l2, cosine, max_abs, max_ulp of row i of ``a`` vs row i of ``b``.
+
+    Parameters
+    ----------
+    a, b : np.ndarray
+        2-D uint8 arrays of the same shape (N, row_bytes), canonical
+        little-endian bytes (read-only views are fine).
+    dtype_code : int
+        1 float64, 2 float32, 3 float16, 4 bfloat16, 5 int8, 6 uint8; anything
+        else, mismatched shapes or a partial element raise ValueError.
+
+    Returns
+    -------
+    (l2, cosine, max_abs, max_ulp)
+        float64 (N,) x 3 and uint64 (N,), bit-for-bit equal to
+        :func:`.reference.row_stats` (which defines them, including the
+        summation order and the canonical NaN).  Parallel over rows for inputs
+        of 64 KiB or more, single-threaded below.
+    """
+    a, b, code = _ref.check_row_stats_args(a, b, dtype_code)
+    n = a.shape[0]
+    l2 = np.empty(n, dtype=np.float64)
+    cosine = np.empty(n, dtype=np.float64)
+    max_abs = np.empty(n, dtype=np.float64)
+    max_ulp = np.empty(n, dtype=np.uint64)
+    a, b = _readonly_view(a), _readonly_view(b)
+    if a.size >= _ROW_STATS_PARALLEL_MIN_BYTES and n > 1:
+        _row_stats_parallel(a, b, code, l2, cosine, max_abs, max_ulp)
+    else:
+        _row_stats_rows(a, b, code, l2, cosine, max_abs, max_ulp, 0, n)
+    return l2, cosine, max_abs, max_ulp

@@ -39,6 +39,7 @@ __all__ = [
     "delta_encode",
     "delta_decode",
     "rows_equal",
+    "row_stats",
 ]
 
 # ---------------------------------------------------------------------------
@@ -849,3 +850,190 @@ def rows_equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a, b = check_row_pair(a, b)
     # "no byte differs" (an empty row has no differing byte).
     return ~np.any(a != b, axis=1)
+
+
+# ---------------------------------------------------------------------------
+# Row statistics of a pair of matrices (row i of a vs row i of b).
+#
+# Element types by their spec codes (the same codes as embfmt.dtype, repeated
+# here because the kernels never import embfmt): (itemsize, is_float).
+# bfloat16 is the upper 16 bits of a float32.
+#
+# Summation order is normative so that every backend agrees bit for bit:
+# sequential over columns j = 0..D-1, one float64 add (or multiply) at a time,
+# no FMA, no pairwise/tree sums.  Every NaN *result* is written as the one
+# canonical quiet NaN 0x7FF8000000000000: which NaN operand an x86 add or max
+# propagates depends on operand order, which a compiler may legally commute,
+# so NaN payloads/signs are not part of the definition.
+# ---------------------------------------------------------------------------
+
+DTYPE_FLOAT64 = 1
+DTYPE_FLOAT32 = 2
+DTYPE_FLOAT16 = 3
+DTYPE_BFLOAT16 = 4
+DTYPE_INT8 = 5
+DTYPE_UINT8 = 6
+ROW_STATS_DTYPES = (DTYPE_FLOAT64, DTYPE_FLOAT32, DTYPE_FLOAT16, DTYPE_BFLOAT16, DTYPE_INT8, DTYPE_UINT8)
+ROW_STATS_ITEMSIZE = {
+    DTYPE_FLOAT64: 8,
+    DTYPE_FLOAT32: 4,
+    DTYPE_FLOAT16: 2,
+    DTYPE_BFLOAT16: 2,
+    DTYPE_INT8: 1,
+    DTYPE_UINT8: 1,
+}
+# max_ulp for a pair with a NaN whose bit patterns differ.
+ULP_NAN = MASK64
+# The canonical NaN every NaN statistic is written as.
+CANONICAL_NAN_BITS = 0x7FF8000000000000
+
+
+def check_dtype_code(code: object) -> int:
+    """Validate a row-stats element type code, 1..6 (else ValueError)."""
+    return _check_choice(code, ROW_STATS_DTYPES, "dtype_code")
+
+
+def check_row_stats_args(a: object, b: object, dtype_code: object) -> tuple[np.ndarray, np.ndarray, int]:
+    """(a, b, code): same-shape C-contiguous 2-D uint8 rows of whole elements (else ValueError)."""
+    code = check_dtype_code(dtype_code)
+    a, b = check_row_pair(a, b)
+    k = ROW_STATS_ITEMSIZE[code]
+    if a.shape[1] % k:
+        raise ValueError(f"row_bytes {a.shape[1]} is not a multiple of the itemsize {k} of dtype_code {code}")
+    return a, b, code
+
+
+def _row_words(rows: np.ndarray, k: int) -> np.ndarray:
+    """The little-endian k-byte words of every row as uint64 (N, D)."""
+    return rows.view(_UWORD[k]).astype(np.uint64)
+
+
+def decode_values(rows: np.ndarray, dtype_code: int) -> np.ndarray:
+    """Canonical rows (N, row_bytes) -> their element values as float64 (N, D), exactly.
+
+    float64/32/16 and int8/uint8 through numpy's own (exact) widening casts;
+    bfloat16 as ``float32(bits << 16)``.
+    """
+    code = check_dtype_code(dtype_code)
+    if code == DTYPE_BFLOAT16:
+        values = (rows.view("<u2").astype(np.uint32) << np.uint32(16)).view(np.float32)
+    else:
+        np_type = {
+            DTYPE_FLOAT64: "<f8",
+            DTYPE_FLOAT32: "<f4",
+            DTYPE_FLOAT16: "<f2",
+            DTYPE_INT8: "i1",
+            DTYPE_UINT8: "u1",
+        }[code]
+        values = rows.view(np_type)
+    # Widening a signalling NaN raises the "invalid" flag (numpy warns); the
+    # value is still a NaN, which is all the statistics look at.
+    with np.errstate(invalid="ignore"):
+        return values.astype(np.float64)
+
+
+def ulp_keys(rows: np.ndarray, dtype_code: int) -> tuple[np.ndarray, np.ndarray]:
+    """(key, is_nan) of every element, both (N, D): the biased keys max_ulp subtracts.
+
+    Floats, w = 8 * itemsize bits: ``SIGN = 1 << (w-1)``, ``m = bits & (SIGN-1)``,
+    ``key = SIGN - m`` if the sign bit is set else ``SIGN + m``; the keys are
+    monotone in the value and ``-0.0``, ``+0.0`` share the key SIGN.  NaN
+    means exponent all ones and mantissa != 0, i.e. ``m > bits(+inf)``.
+    int8: ``key = value + 128`` (the bits with the sign bit flipped); uint8:
+    ``key = value``; never NaN.
+    """
+    code = check_dtype_code(dtype_code)
+    k = ROW_STATS_ITEMSIZE[code]
+    bits = _row_words(rows, k)
+    if code == DTYPE_INT8:
+        return bits ^ np.uint64(0x80), np.zeros(bits.shape, dtype=bool)
+    if code == DTYPE_UINT8:
+        return bits, np.zeros(bits.shape, dtype=bool)
+    w = 8 * k
+    sign = np.uint64(1 << (w - 1))
+    inf_bits = {DTYPE_FLOAT64: 0x7FF0000000000000, DTYPE_FLOAT32: 0x7F800000,
+                DTYPE_FLOAT16: 0x7C00, DTYPE_BFLOAT16: 0x7F80}[code]
+    m = bits & (sign - np.uint64(1))
+    key = np.where((bits & sign) != 0, sign - m, sign + m)
+    return key, m > np.uint64(inf_bits)
+
+
+def _canonical_nan(x: np.ndarray) -> np.ndarray:
+    return np.where(np.isnan(x), np.uint64(CANONICAL_NAN_BITS).view(np.float64), x)
+
+
+def row_stats(a: np.ndarray, b: np.ndarray, dtype_code: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-row comparison statistics of two matrices given as canonical bytes.
+
+    Parameters
+    ----------
+    a, b : np.ndarray
+        2-D uint8 arrays of the same shape (N, row_bytes): the little-endian
+        rows of two matrices with element type ``dtype_code``;
+        ``D = row_bytes / itemsize`` (N = 0 and D = 0 are allowed).
+    dtype_code : int
+        1 float64, 2 float32, 3 float16, 4 bfloat16, 5 int8, 6 uint8; anything
+        else raises ValueError (as do mismatched shapes and partial elements).
+
+    Returns
+    -------
+    (l2, cosine, max_abs, max_ulp)
+        float64 (N,), float64 (N,), float64 (N,), uint64 (N,).  With x = row i
+        of a and y = row i of b decoded exactly to float64, and every sum taken
+        sequentially over j = 0..D-1 starting from +0.0:
+
+        * ``l2 = sqrt(sum (y_j - x_j)**2)``;
+        * ``cosine``: ``dot = sum x_j*y_j``, ``nx = sqrt(sum x_j**2)``,
+          ``ny = sqrt(sum y_j**2)``; NaN if any of dot, nx, ny is NaN (so any
+          NaN input, and e.g. inf*0 in the dot), else 1.0 if nx == ny == 0,
+          else 0.0 if nx == 0 or ny == 0, else ``dot / (nx * ny)`` clipped into
+          [-1, 1] (NaN, e.g. inf/inf, stays NaN);
+        * ``max_abs = max |y_j - x_j|`` (0.0 for D = 0), NaN if any difference is NaN;
+        * ``max_ulp = max ulp(x_j, y_j)`` (0 for D = 0) on the bit patterns:
+          ``|key(x_j) - key(y_j)|`` (see :func:`ulp_keys`), or, if either is
+          NaN, 0 for identical bit patterns and 2**64 - 1 otherwise.  int8 /
+          uint8: ``|y_j - x_j|``.
+
+        Every NaN statistic is the canonical quiet NaN (bits 0x7FF8000000000000).
+    """
+    a, b, code = check_row_stats_args(a, b, dtype_code)
+    n = a.shape[0]
+    # Column-major copies, so that column j is a contiguous vector over rows.
+    x = np.ascontiguousarray(decode_values(a, code).T)
+    y = np.ascontiguousarray(decode_values(b, code).T)
+    d_cols = x.shape[0]
+
+    s2 = np.zeros(n)
+    dot = np.zeros(n)
+    sx = np.zeros(n)
+    sy = np.zeros(n)
+    max_abs = np.zeros(n)
+    with np.errstate(all="ignore"):  # overflow to inf and inf - inf are part of the definition
+        for j in range(d_cols):  # normative order: column by column, left to right
+            xj, yj = x[j], y[j]
+            diff = yj - xj
+            s2 += diff * diff
+            dot += xj * yj
+            sx += xj * xj
+            sy += yj * yj
+            max_abs = np.maximum(max_abs, np.abs(diff))  # np.maximum propagates NaN
+        l2 = np.sqrt(s2)
+        nx = np.sqrt(sx)
+        ny = np.sqrt(sy)
+        nan = np.isnan(dot) | np.isnan(nx) | np.isnan(ny)
+        both_zero = (nx == 0) & (ny == 0)
+        one_zero = (nx == 0) | (ny == 0)
+        # nx, ny > 0 here means nx * ny >= 2**-1074 (sum x_j**2 >= 2**-1074), never 0.
+        ratio = dot / np.where(one_zero, 1.0, nx * ny)
+        # Explicit comparisons rather than np.clip so that NaN (inf / inf) stays NaN.
+        ratio = np.where(ratio > 1.0, 1.0, np.where(ratio < -1.0, -1.0, ratio))
+        cosine = np.where(nan, np.nan, np.where(both_zero, 1.0, np.where(one_zero, 0.0, ratio)))
+
+    kx, nan_x = ulp_keys(a, code)
+    ky, nan_y = ulp_keys(b, code)
+    ulp = np.where(kx >= ky, kx - ky, ky - kx)
+    # Identical bit patterns <=> identical keys here: only +-0.0 share a key, and they are not NaN.
+    ulp = np.where(nan_x | nan_y, np.where(kx == ky, np.uint64(0), np.uint64(ULP_NAN)), ulp)
+    max_ulp = ulp.max(axis=1, initial=0).astype(np.uint64)
+
+    return _canonical_nan(l2), _canonical_nan(cosine), _canonical_nan(max_abs), max_ulp
