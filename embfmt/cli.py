@@ -558,10 +558,272 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(_path(args, args.dir) if args.dir else None, quiet=args.quiet)
 
 
+# --- diff and verify-array -------------------------------------------------------------------
+_FINGERPRINT_TEXT = re.compile(r"\s*emb\d+:")
+
+
+class _Operand:
+    """One side of ``embfmt diff``: a matrix file or a revision of the repository."""
+
+    def __init__(self, spec: str, kind: str, path: str | None = None, dataset: str | None = None) -> None:
+        self.spec, self.kind, self.path, self.dataset = spec, kind, path, dataset
+
+
+_REPO_CONTROL = ("HEAD", "embfmt.json", "objects", "refs", "tmp")
+
+
+def _is_file_operand(args: argparse.Namespace, spec: str) -> bool:
+    """``spec`` names an existing file that is not part of the repository itself (so ``HEAD``
+    run inside a repository is the revision, not the repository's HEAD file)."""
+    full = _path(args, spec)
+    if not spec or not os.path.isfile(full):
+        return False
+    base = os.path.realpath(getattr(args, "chdir", None) or ".")
+    if os.path.isfile(os.path.join(base, "embfmt.json")):
+        real = os.path.realpath(full)
+        for name in _REPO_CONTROL:
+            ctl = os.path.join(base, name)
+            if real == ctl or real.startswith(ctl + os.sep):
+                return False
+    return True
+
+
+def _classify(args: argparse.Namespace, spec: str, dataset: str | None) -> _Operand:
+    """A matrix file when ``spec`` (or ``FILE:DATASET``) names an existing file, else a revision."""
+    if _is_file_operand(args, spec):
+        return _Operand(spec, "file", _path(args, spec), dataset)
+    path, ds = _split_dataset(args, spec)
+    if path != spec and _is_file_operand(args, path):
+        if ds is not None and dataset is not None and ds != dataset:
+            raise InputError(f"{spec}: dataset given twice ({ds!r} and {dataset!r})", ErrorKind.BAD_ARGUMENT)
+        return _Operand(spec, "file", _path(args, path), ds if ds is not None else dataset)
+    return _Operand(spec, "rev")
+
+
+def _pick_table(repo: Repo, revs: list[str], table: str | None) -> str:
+    """``--table``, or the one table every revision in ``revs`` has."""
+    sets = [set(repo.get_commit(repo.resolve(r)).tables) for r in revs]
+    if table is not None:
+        return table
+    common = set.intersection(*sets) if sets else set()
+    if len(common) == 1:
+        return next(iter(common))
+    what = " and ".join(repr(r) for r in revs)
+    if not common:
+        raise InputError(f"revisions {what} share no table" if len(revs) > 1
+                         else f"revision {what} has no table", ErrorKind.BAD_ARGUMENT)
+    raise InputError(f"give --table: {what} {'share' if len(revs) > 1 else 'has'} "
+                     f"{len(common)} tables ({', '.join(sorted(common))})", ErrorKind.BAD_ARGUMENT)
+
+
+def _rev_error(op: _Operand, e: EmbfmtError) -> EmbfmtError:
+    """A revision that does not resolve may have been meant as a file: say both."""
+    if isinstance(e, NotFoundError) and e.kind is ErrorKind.NOT_A_REPOSITORY:
+        return NotFoundError(f"{op.spec}: no such file, and no repository to read it as a "
+                             f"revision ({e.message})", ErrorKind.NOT_FOUND)
+    if e.kind is ErrorKind.BAD_REVISION or (e.kind is ErrorKind.NOT_FOUND and "unknown revision" in e.message):
+        return type(e)(f"{op.spec}: no such file or revision ({e.message})", e.kind)
+    return e
+
+
+def _view_info(view: Any) -> dict[str, Any]:
+    return {"rev": view.rev, "commit": view.commit, "table": view.name, "fingerprint": view.fingerprint}
+
+
+def _fmt_num(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, str):
+        return v
+    if isinstance(v, int):
+        return str(v)
+    return f"{v:.6g}"
+
+
+def _print_diff(d: Any, labels: tuple[str, str], top: int) -> None:
+    for side, label, n in (("a", labels[0], d.n_a), ("b", labels[1], d.n_b)):
+        print(f"{side}: {label}  ({n} x {d.dim} {d.dtype})")
+    c = d.to_dict(top=0)["counts"]
+    print(f"matched by {d.matched_by}: {c['changed']} changed, {c['added']} added, "
+          f"{c['removed']} removed, {c['unchanged']} unchanged")
+    if d.identical:
+        print("identical")
+    summ = d.summary()
+    if summ and d.n_changed:
+        cols = ("count", "mean", "p50", "p90", "p99", "max")
+        print()
+        print(f"{'metric':<8} " + " ".join(f"{h:>12}" for h in cols))
+        for m, s in summ.items():
+            print(f"{m:<8} " + " ".join(f"{_fmt_num(s[h]):>12}" for h in cols)
+                  + (f"  ({s['nonfinite']} non-finite)" if s["nonfinite"] else ""))
+    rows = d.top(top) if top else []
+    if rows:
+        print()
+        print(f"top {len(rows)} by l2:")
+        keyed = "key" in rows[0]
+        head = f"{'a':>10} {'b':>10} " + (f"{'key':>16} " if keyed else "")
+        print(head + " ".join(f"{m:>12}" for m in ("l2", "cosine", "max_abs", "ulp")))
+        for r in rows:
+            line = f"{r['a']:>10} {r['b']:>10} " + (f"{str(r['key'])[:16]:>16} " if keyed else "")
+            print(line + " ".join(f"{_fmt_num(r[m]):>12}" for m in ("l2", "cosine", "max_abs", "ulp")))
+    if d.procrustes is not None:
+        p = d.procrustes
+        print()
+        if p.get("rows"):
+            print(f"procrustes ({p['rows']} rows): raw l2 mean {_fmt_num(p['raw_l2_mean'])}, residual "
+                  f"after best rotation {_fmt_num(p['residual_l2_mean'])}; rotation explains "
+                  f"{100 * p['rotation_explains']:.1f}% of the squared drift"
+                  + (" (rotation-like)" if p["is_rotation_like"] else ""))
+        else:
+            print("procrustes: no finite matched rows")
+    if d.knn is not None:
+        k = d.knn
+        if k.get("mean") is None:
+            print(f"knn@{k['k']}: too few rows ({k['rows']})")
+        else:
+            print(f"knn@{k['k']} overlap ({k['rows']} rows): mean {k['mean']:.4f}, p10 {k['p10']:.4f}, "
+                  f"p50 {k['p50']:.4f}, min {k['min']:.4f}")
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from .diff import diff
+    from .fingerprint import fingerprint
+    from .source import open_matrix
+
+    if args.top < 0:
+        raise InputError(f"--top must be >= 0, got {args.top}", ErrorKind.BAD_ARGUMENT)
+    if args.knn < 0:
+        raise InputError(f"--knn must be >= 0, got {args.knn}", ErrorKind.BAD_ARGUMENT)
+    if args.sample < 1:
+        raise InputError(f"--sample must be >= 1, got {args.sample}", ErrorKind.BAD_ARGUMENT)
+    ops = [_classify(args, args.a, args.dataset_a), _classify(args, args.b, args.dataset_b)]
+    for op, opt in zip(ops, ("--dataset-a", "--dataset-b")):
+        if op.kind == "rev" and getattr(args, opt[2:].replace("-", "_")) is not None:
+            raise InputError(f"{opt} given, but {op.spec!r} is not a file", ErrorKind.BAD_ARGUMENT)
+    kw = dict(stats=args.stats, procrustes=args.procrustes, knn=args.knn, sample=args.sample)
+    with ExitStack() as stack:
+        sides: list[Any] = []
+        infos: list[dict[str, Any]] = []
+        labels: list[str] = []
+        for op in ops:  # open (and check) the files first
+            if op.kind == "file":
+                m = stack.enter_context(open_matrix(op.path, op.dataset))  # type: ignore[arg-type]
+                sides.append(m)
+                infos.append({"file": op.spec, "dataset": op.dataset})
+                labels.append(op.spec + (f" [{op.dataset}]" if op.dataset else ""))
+            else:
+                sides.append(None)
+                infos.append({})
+                labels.append(op.spec)
+        revs = [op for op in ops if op.kind == "rev"]
+        if revs:
+            try:
+                repo = stack.enter_context(_open_repo(args))
+                table = _pick_table(repo, [op.spec for op in revs], args.table)
+                for i, op in enumerate(ops):
+                    if op.kind == "rev":
+                        sides[i] = repo.open(table, op.spec)
+            except EmbfmtError as e:
+                bad = next((op for op in revs if op.spec in e.message), revs[0])
+                raise _rev_error(bad, e) from None
+        elif args.table is not None:
+            raise InputError("--table applies to revisions; both operands are files", ErrorKind.BAD_ARGUMENT)
+        if len(revs) == 2:
+            d = repo.diff(ops[0].spec, ops[1].spec, table, **kw)
+        else:
+            d = diff(sides[0], sides[1], **kw)
+        for i, (side, op) in enumerate(zip(sides, ops)):
+            if op.kind == "rev":
+                v = _view_info(side)
+                infos[i] = v
+                labels[i] = f"{op.spec} (commit {v['commit'][:12]}, table {v['table']})"
+            elif args.json:
+                infos[i]["fingerprint"] = d.info.get(f"fingerprint_{'ab'[i]}") or fingerprint(side).root
+        for side_name, info in zip("ab", infos):
+            d.info[side_name] = {**d.info.get(side_name, {}), **info}
+        if args.plot:
+            from .plot import plot_diff
+
+            plot_diff(d, _path(args, args.plot), title=None)
+    if args.json:
+        _print_json(d.to_dict(top=args.top, rows=args.rows))
+    else:
+        _print_diff(d, (labels[0], labels[1]), args.top)
+        if args.rows:
+            print()
+            print("changed (a -> b): " + " ".join(f"{x}->{y}" if x != y else str(x)
+                                                for x, y in zip(d.changed_a.tolist(), d.changed_b.tolist())))
+            print("added (b): " + " ".join(map(str, d.added.tolist())))
+            print("removed (a): " + " ".join(map(str, d.removed.tolist())))
+        if args.plot:
+            print(f"wrote {_path(args, args.plot)}")
+    return EXIT_OK if d.identical else EXIT_DIFFERENT
+
+
+def cmd_verify_array(args: argparse.Namespace) -> int:
+    from .source import open_matrix
+    from .verify import verify
+
+    tol = dict(atol=args.atol, rtol=args.rtol, ulp=args.ulp, min_cosine=args.min_cosine)
+    against = args.against
+    is_fp = bool(_FINGERPRINT_TEXT.match(against))
+    if is_fp and args.table is not None:
+        raise InputError("--table applies to a revision, not to a fingerprint", ErrorKind.BAD_ARGUMENT)
+    if is_fp:
+        from .fingerprint import parse_root
+
+        parse_root(against)  # a malformed fingerprint is a usage error before any file is read
+    path = _path(args, args.file)
+    with ExitStack() as stack:
+        m = stack.enter_context(open_matrix(path, args.dataset))
+        if is_fp:
+            res = verify(m, against.strip(), **tol)
+        else:
+            op = _Operand(against, "rev")
+            try:
+                repo = stack.enter_context(_open_repo(args))
+                table = _pick_table(repo, [against], args.table)
+                view = repo.open(table, against)
+            except EmbfmtError as e:
+                if isinstance(e, NotFoundError) and e.kind is ErrorKind.NOT_A_REPOSITORY:
+                    raise NotFoundError(f"--against {against}: not a fingerprint (emb1:b3:...), and "
+                                        f"no repository to read it as a revision ({e.message})",
+                                        ErrorKind.NOT_FOUND) from None
+                raise _rev_error(op, e) from None
+            res = verify(m, view, **tol)
+    if args.json:
+        _print_json(res.to_dict())
+    else:
+        what = (f"{against} (commit {res.reference['commit'][:12]}, table {res.reference['table']})"
+                if res.reference.get("type") == "stored" else res.expected)
+        tol_text = "bit-exact" if res.mode == "exact" else f"{res.mode} {res.tolerance[res.mode]:g}"
+        if res.passed:
+            extra = "" if res.equal else f"; {len(res.rows_differ or [])} rows differ within tolerance"
+            print(f"PASS: {args.file} matches {what} ({tol_text}{extra})")
+        else:
+            print(f"FAIL: {args.file} does not match {what} ({tol_text})")
+            if res.reason:
+                print(f"  {res.reason}")
+            print(f"  expected {res.expected}")
+            print(f"  actual   {res.actual}")
+            if res.chunks_differ is not None:
+                print(f"  {len(res.chunks_differ)} chunks differ; rows {_first(res.rows_differ or [])}")
+            if res.rows_failed:
+                print(f"  {res.n_failed} rows outside tolerance; first:")
+                for r in res.rows_failed[:10]:
+                    print(f"    row {r['row']}: l2 {_fmt_num(r['l2'])}, cosine {_fmt_num(r['cosine'])}, "
+                          f"max_abs {_fmt_num(r['max_abs'])}, ulp {r['ulp']}")
+    return EXIT_OK if res.passed else EXIT_DIFFERENT
+
+
+def _first(xs: list[int], n: int = 10) -> str:
+    return " ".join(map(str, xs[:n])) + (f" ... ({len(xs)} in all)" if len(xs) > n else "")
+
+
 # --- parser ----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="embfmt", description="Change tracking for embedding tables.",
-                epilog="Exit codes: 0 success; 1 verify found corruption; 2 usage or input error.")
+                epilog="Exit codes: 0 success; 1 verify found corruption, diff found a difference or verify-array failed; 2 usage or input error.")
     p.add_argument("--version", action="version", version=f"embfmt {_version()}")
     p.add_argument("-C", dest="chdir", metavar="PATH",
                    help="run as if started in PATH (the repository; relative paths are taken "
@@ -658,6 +920,44 @@ def build_parser() -> argparse.ArgumentParser:
                          "concurrent writers)")
     gg.add_argument("--prune-now", action="store_true",
                     help="grace 0: only safe when no other process is writing")
+
+    df = add("diff", cmd_diff, "row-level diff of two revisions or matrix files (exit 1 if they differ)",
+             "print the diff as JSON (schema: spec/diff-json.md)")
+    df.description = ("Compare B with A row by row. Each of A and B is a matrix file (.npy, HDF5, "
+                      ".safetensors; FILE:DATASET names a dataset) or, when no such file exists, a "
+                      "revision of the repository. Exit 0: identical; 1: they differ; 2: error "
+                      "(including a different dtype or D).")
+    df.add_argument("a", metavar="A")
+    df.add_argument("b", metavar="B")
+    df.add_argument("--table", help="table of the revisions (needed when they share several)")
+    df.add_argument("--top", type=int, default=10, metavar="K", help="list the K rows that moved most (default 10)")
+    df.add_argument("--plot", metavar="FILE.png", help="write a PNG report (needs matplotlib)")
+    df.add_argument("--stats", action=argparse.BooleanOptionalAction, default=True,
+                    help="per-row l2 / cosine / max-abs / ULP statistics of changed rows (default: on)")
+    df.add_argument("--rows", action="store_true", help="list every changed, added and removed row")
+    df.add_argument("--procrustes", action="store_true",
+                    help="drift left after the best rotation (orthogonal Procrustes) on a sample")
+    df.add_argument("--knn", type=int, default=0, metavar="K", help="exact kNN Jaccard@K overlap on a sample")
+    df.add_argument("--sample", type=int, default=10_000, metavar="N",
+                    help="rows sampled for --procrustes / --knn (default 10000)")
+    df.add_argument("--dataset-a", metavar="NAME", help="HDF5 dataset or safetensors tensor of file A")
+    df.add_argument("--dataset-b", metavar="NAME", help="HDF5 dataset or safetensors tensor of file B")
+
+    va = add("verify-array", cmd_verify_array,
+             "check a matrix file against a fingerprint or a stored version (exit 1 if it fails)",
+             "print the result as JSON (schema: spec/diff-json.md)")
+    va.description = ("Check FILE against --against: a fingerprint text (emb1:b3:..., bit-exact only) "
+                      "or a revision of the repository (bit-exact, or within one tolerance per row). "
+                      "Exit 0: passes; 1: fails; 2: error.")
+    va.add_argument("file", metavar="FILE")
+    va.add_argument("--dataset", help="HDF5 dataset or safetensors tensor")
+    va.add_argument("--against", required=True, metavar="REV_OR_FINGERPRINT")
+    va.add_argument("--table", help="table of the revision (needed when it has several)")
+    tg = va.add_mutually_exclusive_group()
+    tg.add_argument("--atol", type=float, metavar="X", help="max |b - a| <= X per row")
+    tg.add_argument("--rtol", type=float, metavar="X", help="||b - a|| <= X * ||a|| per row")
+    tg.add_argument("--ulp", type=int, metavar="N", help="max ULP distance <= N per row")
+    tg.add_argument("--min-cosine", type=float, metavar="C", help="cosine(a, b) >= C per row")
 
     d = add("demo", cmd_demo, "run the built-in end-to-end example", None)
     d.add_argument("dir", nargs="?", help="where to create the demo repository (default: a new temp dir)")

@@ -80,19 +80,24 @@ def changed_rows(reader: ChunkReader, a: TableVersion, b: TableVersion, *, exact
                          "row by row", ErrorKind.SHAPE_MISMATCH)
     cr = a.chunk_rows
     m_all = min(a.n_rows, b.n_rows)
-    parts = []
-    compared = decoded = 0
-    for c in range(-(-m_all // cr)):
-        da, db = a.digests[c], b.digests[c]
-        if da == db:
-            continue
+    todo = [c for c in range(-(-m_all // cr)) if a.digests[c] != b.digests[c]]
+
+    def one(c: int) -> tuple[np.ndarray, bool]:
         lo = c * cr
-        m = min(m_all, lo + cr) - lo
-        compared += 1
-        idx, dec = _chunk_changes(reader, da, db, m, exact)
-        decoded += dec
-        if len(idx):
-            parts.append(idx + lo)
+        idx, dec = _chunk_changes(reader, a.digests[c], b.digests[c], min(m_all, lo + cr) - lo, exact)
+        return idx + lo, dec
+
+    if len(todo) > 8:  # object reads and decodes release the GIL: overlap them
+        from concurrent.futures import ThreadPoolExecutor
+
+        from .backend import _threads
+
+        with ThreadPoolExecutor(_threads()) as pool:
+            results = list(pool.map(one, todo))
+    else:
+        results = [one(c) for c in todo]
+    compared, decoded = len(todo), sum(r[1] for r in results)
+    parts = [r[0] for r in results if len(r[0])]
     changed = np.concatenate(parts) if parts else np.empty(0, np.int64)
     return RowChanges(changed.astype(np.int64), np.arange(a.n_rows, b.n_rows, dtype=np.int64),
                       np.arange(b.n_rows, a.n_rows, dtype=np.int64), compared, decoded)
@@ -115,6 +120,7 @@ class Side:
             self.matrix = as_matrix(obj)
             self.n_rows, self.dim, self.dtype = self.matrix.n_rows, self.matrix.dim, self.matrix.dtype
             raw_keys = keys
+        self.prefetched: tuple[np.ndarray, np.ndarray] | None = None
         self.keys: np.ndarray | None = None
         if raw_keys is not None:
             from .keys import normalize_keys
@@ -129,6 +135,11 @@ class Side:
         """Canonical bytes of rows ``idx``: (len(idx), row_bytes) uint8."""
         if len(idx) == 0:
             return np.empty((0, self.row_bytes), np.uint8)
+        if self.prefetched is not None:  # rows already decoded while matching
+            pidx, prows = self.prefetched
+            pos = np.searchsorted(pidx, idx)
+            if len(pidx) and pos.max() < len(pidx) and np.array_equal(pidx[pos], idx):
+                return prows[pos]
         if self.view is not None:
             vals = np.ascontiguousarray(self.view.rows(idx))
             return vals.view(np.uint8).reshape(len(idx), self.row_bytes)
@@ -221,11 +232,21 @@ class Diff:
     def top(self, k: int = 10, by: str = "l2") -> list[dict[str, Any]]:
         """The ``k`` rows that moved most by ``by`` (``l2``, ``max_abs``, ``ulp``; ``cosine``:
         lowest similarity first). NaN statistics rank first: they are the most suspicious."""
-        if self.stats is None or not self.n_changed:
+        if by not in METRICS:
+            raise InputError(f"cannot rank by {by!r}; choose one of {', '.join(METRICS)}",
+                             ErrorKind.BAD_ARGUMENT)
+        if k < 0:
+            raise InputError(f"top: k must be >= 0, got {k}", ErrorKind.BAD_ARGUMENT)
+        if self.stats is None or not self.n_changed or k == 0:
             return []
-        v = self.stats[by].astype(np.float64)
-        key = np.where(np.isnan(v), np.inf, v if by != "cosine" else -v)
-        order = np.argsort(-key, kind="stable")[:k]
+        v = self.stats[by]
+        if by == "ulp":
+            # Rank the uint64 distances exactly (a float64 copy would merge values above 2**53).
+            order = np.argsort(~v.astype(np.uint64), kind="stable")[:k]
+        else:
+            v = v.astype(np.float64)
+            key = np.where(np.isnan(v), np.inf, v if by != "cosine" else -v)
+            order = np.argsort(-key, kind="stable")[:k]
         out = []
         for i in order:
             row: dict[str, Any] = {"a": int(self.changed_a[i]), "b": int(self.changed_b[i])}
@@ -253,8 +274,8 @@ class Diff:
                        "removed": int(len(self.removed)), "unchanged": int(self.unchanged)},
             "summary": {m: {k: _json_num(v) for k, v in s.items()} for m, s in self.summary().items()},
             "top": self.top(top),
-            "procrustes": self.procrustes,
-            "knn": self.knn,
+            "procrustes": None if self.procrustes is None else {k: _json_num(v) for k, v in self.procrustes.items()},
+            "knn": None if self.knn is None else {k: _json_num(v) for k, v in self.knn.items()},
             "timing": self.info.get("timing", {}),
         }
         if rows:
@@ -307,40 +328,38 @@ def _changed_positions(a: Side, b: Side, exact: bool, k: Any, info: dict[str, An
 
 
 def _stored_vs_matrix(stored: Side, mem: Side, m: int, k: Any, info: dict[str, Any]) -> np.ndarray:
-    """Fingerprint the matrix; chunks whose digest equals the stored one are skipped unread;
-    the others are decoded and compared bit-exactly."""
-    from .fingerprint import Fingerprinter
+    """Decode each stored chunk (digest-checked) and compare it bit-exactly with the matrix
+    rows at the same positions, chunks in parallel. Decoding and checking a chunk costs about
+    what fingerprinting the matrix chunk would, so no fingerprint is computed first."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .backend import _threads
 
     assert stored.view is not None and mem.matrix is not None
     tv = stored.view.version
     reader = stored.view._reader
     cr = tv.chunk_rows
-    parts: list[np.ndarray] = []
-    decoded = 0
+    n_chunks = -(-m // cr)
+    mat = mem.matrix
 
-    def on_chunks(c0: int, rows: np.ndarray, rp: np.ndarray, dg: np.ndarray) -> None:
-        nonlocal decoded
-        for j in range(len(dg)):
-            c = c0 + j
-            lo = c * cr
-            if lo >= m or c >= tv.n_chunks:
-                continue
-            if bytes(dg[j]) == tv.digests[c]:
-                continue
-            hi = min(m, lo + cr, lo + (len(rows) - j * cr))
-            srows = reader.rows(tv.digests[c])[:hi - lo]
-            mrows = rows[j * cr:j * cr + (hi - lo)]
-            decoded += 1
-            eq = k.rows_equal(np.ascontiguousarray(srows), np.ascontiguousarray(mrows))
-            parts.append(np.flatnonzero(~eq) + lo)
+    def one(c: int) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = c * cr, min(m, (c + 1) * cr)
+        srows = reader.rows(tv.digests[c])[:hi - lo]
+        mrows = np.ascontiguousarray(mat.rows(lo, hi))
+        local = np.flatnonzero(~k.rows_equal(np.ascontiguousarray(srows), mrows))
+        return local + lo, srows[local]  # keep the stored side of changed rows for the stats
 
-    f = Fingerprinter(mem.dtype, mem.dim, on_chunks=on_chunks)
-    for block in mem.matrix.blocks():
-        f.update_canonical(block)
-    fp = f.finalize()
-    info["chunks_decoded"] = decoded
-    info["fingerprint_" + ("b" if mem is not stored else "a")] = fp.root
-    return np.concatenate(parts).astype(np.int64) if parts else np.empty(0, np.int64)
+    if n_chunks > 1 and mat._zero_copy is not None:
+        with ThreadPoolExecutor(_threads()) as pool:
+            parts = list(pool.map(one, range(n_chunks)))
+    else:
+        parts = [one(c) for c in range(n_chunks)]
+    info["chunks_decoded"] = n_chunks
+    if not parts:
+        return np.empty(0, np.int64)
+    idx = np.concatenate([p[0] for p in parts]).astype(np.int64)
+    stored.prefetched = (idx, np.concatenate([p[1] for p in parts]))
+    return idx
 
 
 def diff(a: Any, b: Any, *, keys_a: Any = None, keys_b: Any = None, stats: bool = True,

@@ -33,9 +33,16 @@ def plot_diff(d: Any, path: str, *, chunk_rows: int | None = None, title: str | 
         v = np.asarray(stats.get(key, np.empty(0)), dtype=np.float64)
         v = v[np.isfinite(v)]
         if len(v):
-            ax.hist(v, bins=50, color="#3b6ea8")
+            # Values a few ULPs apart (e.g. cosines of scaled rows, all ~1.0) cannot be split
+            # into 50 finite-width bins (numpy raises): widen the range around them instead.
+            lo, hi = float(v.min()), float(v.max())
+            pad = 1e-6 * max(1.0, abs(lo), abs(hi))
+            ax.hist(v, bins=50, range=None if hi - lo > pad else (lo - pad, hi + pad),
+                    color="#3b6ea8")
         else:
-            ax.text(0.5, 0.5, "no changed rows", ha="center", va="center", transform=ax.transAxes)
+            why = ("statistics not computed" if d.stats is None
+                   else "no changed rows" if not d.n_changed else "no finite values")
+            ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes)
         ax.set_xlabel(label)
         ax.set_ylabel("rows")
     n = max(d.n_a, d.n_b, 1)

@@ -36,9 +36,16 @@ class VerifyResult:
     rows_failed: list[dict[str, Any]] = field(default_factory=list)
     n_failed: int = 0
     environment: dict[str, Any] = field(default_factory=dict)
+    reference: dict[str, Any] = field(default_factory=dict)
+    """What ``x`` was checked against: ``{"type": "fingerprint"}`` or ``{"type": "stored",
+    "rev", "commit", "table"}``."""
+    reason: str | None = None
+    """Why the check failed without row statistics (e.g. a different dtype or D), else None."""
 
     def to_dict(self, max_rows: int = 100) -> dict[str, Any]:
+        """The stable JSON form (documented in spec/diff-json.md)."""
         return {"passed": self.passed, "mode": self.mode, "tolerance": self.tolerance,
+                "reference": self.reference, "reason": self.reason,
                 "fingerprint": {"expected": self.expected, "actual": self.actual, "equal": self.equal},
                 "chunks_differ": self.chunks_differ,
                 "rows_differ": None if self.rows_differ is None else self.rows_differ[:max_rows],
@@ -54,6 +61,15 @@ def _mode(atol: float | None, rtol: float | None, ulp: int | None, min_cosine: f
     if not given:
         return "exact", {}
     (k, v), = given.items()
+    if k == "ulp":
+        try:
+            ok = not isinstance(v, bool) and int(v) == v and 0 <= int(v) < 2 ** 64
+        except (ValueError, OverflowError, TypeError):
+            ok = False
+        if not ok:
+            raise InputError(f"invalid tolerance ulp={v}: an integer from 0 to 2**64-1",
+                             ErrorKind.BAD_ARGUMENT)
+        return k, {k: int(v)}
     if not np.isfinite(v) or (k != "min_cosine" and v < 0) or (k == "min_cosine" and not -1 <= v <= 1):
         raise InputError(f"invalid tolerance {k}={v}", ErrorKind.BAD_ARGUMENT)
     return k, {k: float(v)}
@@ -80,9 +96,13 @@ def verify(x: Any, against: Any, *, atol: float | None = None, rtol: float | Non
     from .table import TableView
 
     mode, tol = _mode(atol, rtol, ulp, min_cosine)
-    env: dict[str, Any] = {"current": capture_environment("cpu")}
+    env: dict[str, Any] = {"current": capture_environment("cpu"), "recorded": None}
     if isinstance(against, TableView):
         return _against_stored(x, against, mode, tol, env)
+    if isinstance(against, (Fingerprint, str)) and mode != "exact":
+        raise InputError("a tolerance needs the expected values: verify against a stored version",
+                         ErrorKind.BAD_ARGUMENT)
+    ref = {"type": "fingerprint"}
     if isinstance(against, Fingerprint):
         fp = fingerprint(x)
         equal = fp == against
@@ -94,32 +114,36 @@ def verify(x: Any, against: Any, *, atol: float | None = None, rtol: float | Non
             m = min(len(fp.rowprints), len(against.rowprints))
             rows = (np.flatnonzero(fp.rowprints[:m] != against.rowprints[:m]).tolist()
                     + list(range(m, max(len(fp.rowprints), len(against.rowprints)))))
-        passed = equal if mode == "exact" else None
-        if passed is None:
-            raise InputError("a tolerance needs the expected values: verify against a stored version",
-                             ErrorKind.BAD_ARGUMENT)
-        return VerifyResult(passed, mode, tol, against.root, fp.root, equal, chunks, rows,
-                            fp.shape[0], environment=env)
+        return VerifyResult(equal, mode, tol, against.root, fp.root, equal, chunks, rows,
+                            fp.shape[0], environment=env, reference=ref)
     if isinstance(against, str):
         want = parse_root(against)
         fp = fingerprint(x)
-        if mode != "exact":
-            raise InputError("a tolerance needs the expected values: verify against a stored version",
-                             ErrorKind.BAD_ARGUMENT)
         equal = bytes.fromhex(fp.root.split(":")[-1]) == want
         return VerifyResult(equal, mode, tol, against.strip(), fp.root, equal, rows_checked=fp.shape[0],
-                            environment=env)
+                            environment=env, reference=ref)
     raise InputError(f"cannot verify against {type(against).__name__}: give a fingerprint text, a "
                      "Fingerprint or a stored version (repo.open(table, rev))", ErrorKind.BAD_ARGUMENT)
 
 
 def _against_stored(x: Any, view: Any, mode: str, tol: dict[str, float], env: dict[str, Any]) -> VerifyResult:
     from .diff import diff
+    from .matrix import as_matrix
 
-    d = diff(view, x, stats=True)
+    env["recorded"] = getattr(view, "environment", None)
+    ref = {"type": "stored", "rev": getattr(view, "rev", None), "commit": getattr(view, "commit", None),
+           "table": getattr(view, "name", None)}
     expected = view.fingerprint
+    m = as_matrix(x)
+    tv = view.version
+    if m.dtype != tv.dtype or m.dim != tv.dim:
+        # Not comparable row by row: a difference (as against a fingerprint), not an error.
+        return VerifyResult(False, mode, tol, expected, fingerprint(m).root, False,
+                            n_failed=max(m.n_rows, tv.n_rows), environment=env, reference=ref,
+                            reason=f"expected {tv.dtype.name} x {tv.dim}, got {m.dtype.name} x {m.dim}")
+    d = diff(view, m, stats=True)
     equal = d.identical
-    actual = d.info.get("fingerprint_b") or fingerprint(x).root
+    actual = d.info.get("fingerprint_b") or fingerprint(m).root
     s = d.stats or {}
     if mode == "exact":
         bad = np.ones(d.n_changed, bool)
@@ -141,7 +165,10 @@ def _against_stored(x: Any, view: Any, mode: str, tol: dict[str, float], env: di
             row[m] = int(v) if m == "ulp" else (float(v) if np.isfinite(v) else str(float(v)))
         failed.append(row)
     n_failed = len(failed) + len(d.added) + len(d.removed)
-    env["recorded"] = view.environment if hasattr(view, "environment") else None
+    reason = None
+    if len(d.added) or len(d.removed):
+        reason = f"expected {tv.n_rows} rows, got {m.n_rows}"
     return VerifyResult(n_failed == 0, mode, tol, expected, actual, equal,
                         rows_differ=d.changed_b.tolist(), rows_checked=d.n_matched,
-                        rows_failed=failed, n_failed=n_failed, environment=env)
+                        rows_failed=failed, n_failed=n_failed, environment=env, reference=ref,
+                        reason=reason)
