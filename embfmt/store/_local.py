@@ -34,6 +34,7 @@ class LocalStore(Store):
         self.objects = os.path.join(root, "objects")
         self.tmp = os.path.join(root, "tmp")
         self.durable = durable
+        self._dirs: set[str] = set()
 
     def path(self, oid: bytes) -> str:
         h = oid.hex()
@@ -90,18 +91,29 @@ class LocalStore(Store):
         except PermissionError:  # a repository we may read but not write
             return os.path.exists(p)
 
-    def put(self, oid: bytes, data: bytes | memoryview) -> bool:
+    def put(self, oid: bytes, data: bytes | memoryview | list[bytes | memoryview]) -> bool:
         dest = self.path(oid)
         if self.touch(oid):  # exists: keep its bytes, refresh its age for gc
             return False
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        os.makedirs(self.tmp, exist_ok=True)
+        d = os.path.dirname(dest)
+        if d not in self._dirs:  # 256 fan-out dirs: stat them once per process, not per object
+            os.makedirs(d, exist_ok=True)
+            os.makedirs(self.tmp, exist_ok=True)
+            self._dirs.add(d)
         tmp = os.path.join(self.tmp, f"{oid.hex()[:16]}.{uuid.uuid4().hex}")
-        with open(tmp, "wb") as f:
-            f.write(data)
+        parts = data if isinstance(data, (list, tuple)) else [data]
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            want = sum(len(memoryview(x).cast("B")) for x in parts)
+            done = os.writev(fd, parts)
+            if done != want:  # short write (rare): finish piece by piece
+                rest = b"".join(bytes(memoryview(x).cast("B")) for x in parts)[done:]
+                while rest:
+                    rest = rest[os.write(fd, rest):]
             if self.durable:
-                f.flush()
-                os.fsync(f.fileno())
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         # Publish with link(), which fails when the id exists: a concurrent writer of the same
         # id may have encoded the same content differently (full vs delta, another base), and
         # replacing its object would change the delta depths that objects based on it rely on.

@@ -33,10 +33,10 @@ class MemoryStore(Store):
         self._t[oid] = time.time()
         return True
 
-    def put(self, oid: bytes, data: bytes | memoryview) -> bool:
+    def put(self, oid: bytes, data: bytes | memoryview | list[bytes | memoryview]) -> bool:
         if self.touch(oid):
             return False
-        self._d[oid] = bytes(data)
+        self._d[oid] = b"".join(bytes(memoryview(x).cast("B")) for x in data) if isinstance(data, (list, tuple)) else bytes(data)
         self._t[oid] = time.time()
         return True
 

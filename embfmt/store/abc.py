@@ -27,8 +27,9 @@ class Store(ABC):
         """At most ``length`` bytes of ``oid`` starting at ``offset``."""
 
     @abstractmethod
-    def put(self, oid: bytes, data: bytes | memoryview) -> bool:
-        """Store ``data`` under ``oid``; returns False when it already existed."""
+    def put(self, oid: bytes, data: bytes | memoryview | list[bytes | memoryview]) -> bool:
+        """Store ``data`` (bytes, or a list of buffers to concatenate) under ``oid``; returns
+        False when it already existed."""
 
     @abstractmethod
     def has(self, oid: bytes) -> bool:
