@@ -390,8 +390,8 @@ def diff(a: Any, b: Any, *, keys_a: Any = None, keys_b: Any = None, stats: bool 
     ----------
     a, b
         Stored versions (``repo.open(table, rev)``), numpy arrays or anything
-        :func:`embfmt.fingerprint` accepts. Use :meth:`embfmt.Repo.diff` for revisions and the
-        CLI for files.
+        :func:`embfmt.fingerprint` accepts, or paths of .npy, HDF5 (``file.h5:/dataset``) and
+        .safetensors (``file:tensor``) files. Use :meth:`embfmt.Repo.diff` for revisions.
     keys_a, keys_b
         Row keys; stored versions use their own. With keys on both sides rows are matched by
         key (reordering is not a change), else by position.
@@ -412,6 +412,28 @@ def diff(a: Any, b: Any, *, keys_a: Any = None, keys_b: Any = None, stats: bool 
     >>> d.changed_b.tolist(), d.stats["l2"].tolist()
     ([2], [0.5])
     """
+    import os
+    from contextlib import ExitStack
+
+    from .source import open_matrix
+
+    with ExitStack() as stack:
+        ops = []
+        for x in (a, b):
+            if isinstance(x, (str, os.PathLike)):
+                path, dataset = os.fspath(x), None
+                if not os.path.exists(path) and ":" in path:
+                    path, dataset = path.rsplit(":", 1)
+                x = stack.enter_context(open_matrix(path, dataset))
+            ops.append(x)
+        return _diff(ops[0], ops[1], keys_a=keys_a, keys_b=keys_b, stats=stats, exact=exact,
+                     procrustes=procrustes, knn=knn, sample=sample, seed=seed, backend=backend)
+
+
+def _diff(a: Any, b: Any, *, keys_a: Any = None, keys_b: Any = None, stats: bool = True,
+          exact: bool = True, procrustes: bool = False, knn: int = 0, sample: int = 10_000,
+          seed: int = 0, backend: str = "auto") -> Diff:
+    """Implementation of :func:`diff` on opened operands."""
     import time
 
     t0 = time.perf_counter()
