@@ -20,6 +20,22 @@ def median_seconds(fn: Callable[[], Any], repeat: int = 5, warmup: int = 1) -> f
     return statistics.median(times)
 
 
+def interleaved_medians(fns: dict[str, Callable[[], Any]], repeat: int = 7,
+                        warmup: int = 1) -> dict[str, float]:
+    """Median wall time of each function, running them in alternation (a, b, c, a, b, c, ...)
+    so that a noisy neighbour or a CPU frequency change hits every one of them alike."""
+    for f in fns.values():
+        for _ in range(warmup):
+            f()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeat):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """Print (and return) a GitHub-markdown table."""
     lines = [f"### {title}", "", "| " + " | ".join(header) + " |",

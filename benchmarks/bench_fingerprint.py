@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 import embfmt  # noqa: E402
-from _timing import median_seconds, print_table, verdict  # noqa: E402
+from _timing import interleaved_medians, median_seconds, print_table, verdict  # noqa: E402
 
 
 def make_table(rows: int, dim: int = 128) -> np.ndarray:
@@ -42,11 +42,14 @@ def measure(rows: int, repeat: int) -> list[list[object]]:
     cpu = embfmt.get_backend("cpu")
     raw_rows = x.view(np.uint8).reshape(rows, -1)
 
-    t_fp = median_seconds(lambda: embfmt.fingerprint(x, backend="cpu"), repeat)
-    t_rp = median_seconds(lambda: cpu.rowprints(raw_rows), repeat)
-    t_b3 = median_seconds(lambda: blake3.blake3(buf, max_threads=blake3.blake3.AUTO).digest(), repeat)
-    t_sha = median_seconds(lambda: hashlib.sha256(buf).digest(), max(1, repeat // 2))
-    t_read = median_seconds(lambda: np.bitwise_xor.reduce(u64), repeat)
+    t = interleaved_medians({
+        "fp": lambda: embfmt.fingerprint(x, backend="cpu"),
+        "b3": lambda: blake3.blake3(buf, max_threads=blake3.blake3.AUTO).digest(),
+        "rp": lambda: cpu.rowprints(raw_rows),
+        "read": lambda: np.bitwise_xor.reduce(u64),
+    }, repeat)
+    t_fp, t_b3, t_rp, t_read = t["fp"], t["b3"], t["rp"], t["read"]
+    t_sha = median_seconds(lambda: hashlib.sha256(buf).digest(), max(1, repeat // 3))
 
     def r(x: float) -> str:
         return f"{x:.2f}"
@@ -64,7 +67,7 @@ def measure(rows: int, repeat: int) -> list[list[object]]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=2_000_000)
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=9)
     a = ap.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
           f"python {platform.python_version()}, numpy {np.__version__}, embfmt {embfmt.__version__}")

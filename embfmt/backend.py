@@ -31,6 +31,7 @@ from .errors import BackendUnavailableError, ErrorKind, InputError
 __all__ = ["Backend", "get_backend", "available_backends", "gpu_status"]
 
 BACKEND_NAMES = ("auto", "cpu", "gpu", "reference")
+TASKS_PER_WORKER = 8
 
 
 class Backend(Protocol):
@@ -120,17 +121,22 @@ class CpuBackend:
         dg = np.empty((n_chunks, 32), dtype=np.uint8)
         rowprints_into = self._k.rowprints_into
 
-        def one(c: int) -> None:
-            blk = rows[c * chunk_rows:(c + 1) * chunk_rows]
-            dg[c] = np.frombuffer(blake3.blake3(blk).digest(), dtype=np.uint8)
-            rowprints_into(blk, rp[c * chunk_rows:(c + 1) * chunk_rows])
+        def run(first: int, stop: int) -> None:
+            for c in range(first, stop):
+                blk = rows[c * chunk_rows:(c + 1) * chunk_rows]
+                dg[c] = np.frombuffer(blake3.blake3(blk).digest(), dtype=np.uint8)
+                rowprints_into(blk, rp[c * chunk_rows:(c + 1) * chunk_rows])
 
         if n_chunks <= 1 or self._workers == 1:
-            for c in range(n_chunks):
-                one(c)
+            run(0, n_chunks)
         else:
+            # Contiguous runs of chunks, TASKS_PER_WORKER per worker: one task per 1 MiB chunk
+            # spends ~15% of the time in executor hand-offs (measured: 0.57x vs 0.67x of
+            # blake3 AUTO), while too few tasks leave a core idle at the end.
+            n_tasks = min(n_chunks, self._workers * TASKS_PER_WORKER)
+            edges = [n_chunks * k // n_tasks for k in range(n_tasks + 1)]
             # list() re-raises the first worker exception here, in the caller's thread.
-            list(self._executor().map(one, range(n_chunks)))
+            list(self._executor().map(run, edges[:-1], edges[1:]))
         return rp, dg
 
 

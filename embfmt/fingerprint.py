@@ -320,8 +320,11 @@ class Fingerprinter:
             self._on_chunks(self._chunks_done, rows, rp, dg)
         self._chunks_done += len(dg)
 
-    def update_canonical(self, rows: np.ndarray) -> None:
-        """Feed canonical bytes: a C-contiguous ``(n, row_bytes)`` uint8 array."""
+    def update_canonical(self, rows: np.ndarray, *, last: bool = False) -> None:
+        """Feed canonical bytes: a C-contiguous ``(n, row_bytes)`` uint8 array.
+
+        ``last=True`` promises that no rows follow, so a trailing partial chunk is hashed in
+        the same pass instead of being buffered (saves a copy of the rowprints)."""
         if self._done:
             raise InputError("Fingerprinter.update() after finalize()")
         n = rows.shape[0]
@@ -341,6 +344,8 @@ class Fingerprinter:
                 self._process(self._buf)
                 self._fill = 0
         full = (n - pos) // cr * cr
+        if last and not self._fill:
+            full = n - pos  # the partial last chunk goes along with the full ones
         if full:
             self._process(np.ascontiguousarray(rows[pos:pos + full]))
             pos += full
@@ -370,9 +375,11 @@ class Fingerprinter:
             self._process(self._buf[:self._fill])
             self._fill = 0
         self._done = True
-        rp = np.concatenate(self._rowprints) if self._rowprints else np.empty(0, np.uint64)
-        dg = (np.concatenate(self._digests) if self._digests
-              else np.empty((0, L.DIGEST_BYTES), np.uint8))
+        # One block (the usual case for in-memory input): no copy of N*8 bytes of rowprints.
+        rp = (self._rowprints[0] if len(self._rowprints) == 1 else np.concatenate(self._rowprints)
+              if self._rowprints else np.empty(0, np.uint64))
+        dg = (self._digests[0] if len(self._digests) == 1 else np.concatenate(self._digests)
+              if self._digests else np.empty((0, L.DIGEST_BYTES), np.uint8))
         self._buf = np.empty((0, self.row_bytes), dtype=np.uint8)
         return Fingerprint(rowprints=rp, digests=dg, dtype=self.dtype,
                            shape=(self._n_rows, self.dim), backend=self._backend_name,
@@ -403,8 +410,13 @@ def fingerprint(x: Any, *, backend: str = "auto") -> Fingerprint:
     """
     m = as_matrix(x)
     f = Fingerprinter(m.dtype, m.dim, backend=backend)
+    prev = None
     for block in m.blocks():
-        f.update_canonical(block)
+        if prev is not None:
+            f.update_canonical(prev)
+        prev = block
+    if prev is not None:
+        f.update_canonical(prev, last=True)
     return f.finalize()
 
 
