@@ -265,13 +265,18 @@ def _sparse_index(buf: memoryview, h: ChunkHeader, name: str) -> np.ndarray:
 
 
 def chunk_rowprints(buf: bytes | memoryview, name: str,
-                    base_rowprints: Callable[[bytes], np.ndarray]) -> np.ndarray:
+                    base_rowprints: Callable[[bytes], np.ndarray],
+                    total_size: int | None = None) -> np.ndarray:
     """The rowprints of a chunk, read from rowprint sections only (no payload decode).
 
-    ``base_rowprints(digest)`` returns the rowprints of a base chunk (for sparse patches).
+    ``buf`` may hold just the object's first bytes (header and rowprint section) when
+    ``total_size`` gives the object's size. ``base_rowprints(digest)`` returns the rowprints of
+    a base chunk (for sparse patches).
     """
     mv = memoryview(buf)
-    h = parse_header(mv, name)
+    h = parse_header(mv, name, total_size)
+    if len(mv) < h.payload_offset:
+        raise FormatError(f"{name}: truncated rowprint section", ErrorKind.TRUNCATED)
     _check_sum(mv, h, name)
     if h.codec != L.CODEC_SPARSE:
         return np.frombuffer(mv, dtype="<u8", count=h.n_rows, offset=h.rowprint_offset).astype(np.uint64)

@@ -116,8 +116,10 @@ class ChunkReader:
             if hit is not None:
                 self._rp.move_to_end(digest)
                 return hit
-        buf = self._get(digest)
-        rp = chunk_rowprints(buf, f"chunk object {digest.hex()}", self.rowprints)
+        # Only the header and the rowprint section are read: never the payload.
+        h = self.header(digest)
+        buf, size = self._prefix(digest, h.payload_offset)
+        rp = chunk_rowprints(buf, f"chunk object {digest.hex()}", self.rowprints, size)
         rp.flags.writeable = False
         with self._lock:
             self._rp[digest] = rp
