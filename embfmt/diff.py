@@ -62,23 +62,6 @@ def _patch_changes(reader: ChunkReader, da: bytes, db: bytes, m: int) -> np.ndar
     return None
 
 
-def _chunk_changes(reader: ChunkReader, da: bytes, db: bytes, m: int, exact: bool) -> tuple[np.ndarray, bool]:
-    """Changed row offsets (< m) between two different chunk objects; and whether decoded."""
-    idx = _patch_changes(reader, da, db, m)
-    if idx is not None:
-        return idx, False
-    rpa = reader.rowprints(da)[:m]
-    rpb = reader.rowprints(db)[:m]
-    differ = rpa != rpb
-    if exact and not differ.all():
-        a = reader.rows(da)[:m]
-        b = reader.rows(db)[:m]
-        from ._kernels import cpu
-
-        return np.flatnonzero(~cpu.rows_equal(np.ascontiguousarray(a), np.ascontiguousarray(b))), True
-    return np.flatnonzero(differ), False
-
-
 def changed_rows(reader: ChunkReader, a: TableVersion, b: TableVersion, *, exact: bool = True) -> RowChanges:
     """Compare two table versions of the same dtype and D by row position."""
     if a.dtype != b.dtype or a.dim != b.dim:
@@ -101,20 +84,37 @@ def changed_rows(reader: ChunkReader, a: TableVersion, b: TableVersion, *, exact
         elif len(idx):
             done.append(idx + lo)
 
-    def one(c: int) -> tuple[np.ndarray, bool]:
+    # Pass 2, serial: rowprints from rowprint sections. Rows whose rowprints differ changed
+    # for certain; a chunk where some agree is confirmed byte by byte in pass 3 (exact mode).
+    confirm = []
+    for c in todo:
         lo = c * cr
-        idx, dec = _chunk_changes(reader, a.digests[c], b.digests[c], min(m_all, lo + cr) - lo, exact)
-        return idx + lo, dec
+        m = min(m_all, lo + cr) - lo
+        differ = reader.rowprints(a.digests[c])[:m] != reader.rowprints(b.digests[c])[:m]
+        if exact and not differ.all():
+            confirm.append(c)
+        elif differ.any():
+            done.append(np.flatnonzero(differ) + lo)
 
-    if len(todo) > 8:  # object reads and decodes release the GIL: overlap them
+    def decode_compare(c: int) -> np.ndarray:
+        lo = c * cr
+        m = min(m_all, lo + cr) - lo
+        ra = np.ascontiguousarray(reader.rows(a.digests[c])[:m])
+        rb = np.ascontiguousarray(reader.rows(b.digests[c])[:m])
+        from ._kernels import cpu
+
+        return np.flatnonzero(~cpu.rows_equal(ra, rb)) + lo
+
+    # Pass 3: decoding releases the GIL, so chunks are decoded in parallel.
+    if len(confirm) > 1:
         from concurrent.futures import ThreadPoolExecutor
 
         from .backend import _threads
 
         with ThreadPoolExecutor(_threads()) as pool:
-            results = list(pool.map(one, todo))
+            results = [(r, True) for r in pool.map(decode_compare, confirm)]
     else:
-        results = [one(c) for c in todo]
+        results = [(decode_compare(c), True) for c in confirm]
     compared, decoded = len(differing), sum(r[1] for r in results)
     parts = done + [r[0] for r in results if len(r[0])]
     changed = np.sort(np.concatenate(parts)) if parts else np.empty(0, np.int64)
