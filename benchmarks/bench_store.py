@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 import embfmt  # noqa: E402
-from _timing import median_seconds, print_table, verdict  # noqa: E402
+from _timing import median_seconds, print_table  # noqa: E402
 
 
 def workload(n: int, d: int = 128, seed: int = 0) -> list[np.ndarray]:

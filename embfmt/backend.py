@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import blake3
 import numpy as np
 
-from .errors import BackendUnavailableError, ErrorKind, InputError
+from .errors import BackendUnavailableError, InputError
 
 __all__ = ["Backend", "get_backend", "available_backends", "gpu_status"]
 

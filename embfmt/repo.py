@@ -464,7 +464,6 @@ class Repo:
         raise ConflictError(f"branch {branch!r} kept moving; gave up after 100 attempts")
 
     def _check_disjoint(self, head: bytes, base: bytes | None, ours: set[str], branch: str) -> None:
-        base_tables = dict(self.get_commit(base).tables) if base else {}
         cid: bytes | None = head
         while cid is not None and cid != base:
             c = self.get_commit(cid)
@@ -476,7 +475,6 @@ class Repo:
             cid = bytes.fromhex(c.parents[0]) if c.parents else None
             if cid is None and base is not None:
                 raise ConflictError(f"branch {branch!r} was reset while committing")
-        del base_tables
 
     def _prepare_table(self, name: str, x: Any, parent: TableVersion | None, keys: Any,
                        identity: dict[str, Any] | None, allow_identity_change: bool,
@@ -631,13 +629,12 @@ class Repo:
         from .diff import diff as _diff
 
         if table is not None:
+            va, vb = self.open(table, rev_a), self.open(table, rev_b)  # each side read once
             d = self._diff_from_record(rev_a, rev_b, table, **kw)
             if d is None:
-                d = _diff(self.open(table, rev_a), self.open(table, rev_b), **kw)
-            d.info["a"] = {"rev": rev_a, "commit": self.resolve(rev_a), "table": table,
-                           "fingerprint": self.open(table, rev_a).fingerprint}
-            d.info["b"] = {"rev": rev_b, "commit": self.resolve(rev_b), "table": table,
-                           "fingerprint": self.open(table, rev_b).fingerprint}
+                d = _diff(va, vb, **kw)
+            d.info["a"] = {"rev": rev_a, "commit": va.commit, "table": table, "fingerprint": va.fingerprint}
+            d.info["b"] = {"rev": rev_b, "commit": vb.commit, "table": table, "fingerprint": vb.fingerprint}
             return d
         ta = self.get_commit(self.resolve(rev_a)).tables
         tb = self.get_commit(self.resolve(rev_b)).tables

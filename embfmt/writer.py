@@ -12,7 +12,6 @@ For chunk ``c`` of the new version the writer, in order (spec §13.4):
 
 from __future__ import annotations
 
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
