@@ -27,7 +27,11 @@ from .errors import (
 from .fingerprint import Fingerprint, Fingerprinter, InclusionProof, fingerprint, verify_proof
 from .diff import Diff, diff
 from .repo import CommitInfo, GcReport, Repo, VerifyReport
+from .lineage import StampInfo, UseRecord
+from .blame import BlameEntry
+from .stream import StreamWriter
 from .table import TableView
+from .tracker import Tracker
 from .verify import VerifyResult, verify
 
 __version__ = "0.1.0"
@@ -40,6 +44,11 @@ __all__ = [
     "InclusionProof",
     "verify_proof",
     "Repo",
+    "StampInfo",
+    "UseRecord",
+    "BlameEntry",
+    "StreamWriter",
+    "Tracker",
     "diff",
     "verify",
     "VerifyResult",

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
+from . import progress
 from .errors import (EmbfmtError, ErrorKind, FormatError, InputError, IntegrityError,
                      NotFoundError)
 
@@ -165,7 +166,7 @@ def _name_file(e: EmbfmtError, files: dict[str, str]) -> EmbfmtError:
 
 
 def cmd_commit(args: argparse.Namespace) -> int:
-    from .source import open_matrix
+    from .formats import read
 
     specs: dict[str, tuple[str, str | None]] = {}
     for item in args.tables:
@@ -199,7 +200,14 @@ def cmd_commit(args: argparse.Namespace) -> int:
         _check_name(args.branch, "branch")
 
     with ExitStack() as stack:  # open (and check) every input file before the repository
-        tables = {name: stack.enter_context(open_matrix(path, ds)) for name, (path, ds) in specs.items()}
+        tables: dict[str, Any] = {}
+        for name, (path, ds) in specs.items():
+            src = stack.enter_context(read(path, ds, args.format, dtype=args.dtype,
+                                           vector_column=args.vector_column,
+                                           key_column=args.key_column))
+            tables[name] = src.matrix
+            if src.keys is not None and name not in keys:  # --keys wins over the file's keys
+                keys[name] = src.keys
         repo = stack.enter_context(_open_repo(args))
         try:
             cid = repo.commit(tables, message=args.message, metadata=metadata, keys=keys or None,
@@ -325,81 +333,50 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 # --- checkout --------------------------------------------------------------------------------
-def _write_npy(view: Any, tmp: str) -> None:
-    import numpy as np
+def _split_output(args: argparse.Namespace, out: str) -> tuple[str, str | None]:
+    """``-o FILE:DATASET`` for an output that does not exist yet: split at the first ``:`` whose
+    head has a known extension (``out.h5:/grp/emb``, ``m.safetensors:emb.weight``)."""
+    from .formats import _EXT
 
-    n, d = view.shape
-    if view.version.dtype.name == "bfloat16":
-        raise InputError(f"{tmp}: a .npy file cannot record bfloat16 (numpy would write raw "
-                         "void 'V2'); check out to a .safetensors file instead", ErrorKind.UNSUPPORTED_DTYPE)
-    if n == 0 or d == 0:
-        with open(tmp, "wb") as f:
-            np.save(f, np.empty(view.shape, dtype=view.dtype))
-        return
-    mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=view.dtype, shape=view.shape)
-    try:
-        for lo, hi in _blocks(view):
-            mm[lo:hi] = view[lo:hi]
-        mm.flush()
-    finally:
-        del mm
-
-
-_ST_NAMES = {"float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16",
-             "int8": "I8", "uint8": "U8"}
-
-
-def _write_safetensors(view: Any, tmp: str, tensor: str) -> None:
-    import struct
-
-    nbytes = view.nbytes
-    header = {tensor: {"dtype": _ST_NAMES[view.version.dtype.name], "shape": list(view.shape),
-                       "data_offsets": [0, nbytes]}}
-    hb = json.dumps(header, separators=(",", ":")).encode()
-    hb += b" " * (-len(hb) % 8)  # keep the data 8-byte aligned, as the reference writer does
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(hb)))
-        f.write(hb)
-        for lo, hi in _blocks(view):
-            f.write(view[lo:hi].astype(view.version.dtype.numpy, copy=False).tobytes())
-
-
-def _blocks(view: Any) -> Iterator[tuple[int, int]]:
-    n = view.shape[0]
-    cr = view.version.chunk_rows
-    row_bytes = max(1, view.nbytes // max(1, n))
-    step = max(cr, (CHECKOUT_BLOCK_BYTES // row_bytes) // cr * cr)
-    for lo in range(0, n, step):
-        yield lo, min(n, lo + step)
+    if args.dataset is not None:
+        return out, args.dataset
+    for i in [i for i, ch in enumerate(out) if ch == ":"]:
+        head, tail = out[:i], out[i + 1:]
+        if os.path.splitext(head)[1].lower() in _EXT and tail:
+            return head, tail
+    return out, None
 
 
 def cmd_checkout(args: argparse.Namespace) -> int:
-    out = _path(args, args.output)
+    from .formats import format_for_output, write
+
+    out, dataset = _split_output(args, _path(args, args.output))
     if os.path.isdir(out):
         raise InputError(f"{out}: is a directory; give an output file", ErrorKind.BAD_ARGUMENT)
     if os.path.exists(out) and not args.force:
         raise InputError(f"{out} already exists; pass --force to overwrite it", ErrorKind.BAD_ARGUMENT)
+    try:
+        fmt = format_for_output(out, args.format)
+    except InputError:
+        if args.format:
+            raise
+        fmt = "npy"  # no or an unknown extension: .npy, as checkout always did
     with _open_repo(args) as repo:
         cid = repo.resolve(args.rev)
         view = repo.open(args.table, cid)
         d = os.path.dirname(os.path.abspath(out))
         if not os.path.isdir(d):
             raise NotFoundError(f"{out}: directory {d} does not exist")
-        tmp = os.path.join(d, f".{os.path.basename(out)}.{os.getpid()}.tmp")
-        fmt = "safetensors" if out.lower().endswith(".safetensors") else "npy"
-        try:
-            if fmt == "safetensors":
-                _write_safetensors(view, tmp, args.table)
-            else:
-                _write_npy(view, tmp)
-            os.replace(tmp, out)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        # safetensors and HDF5 name the tensor after the table unless told otherwise.
+        if dataset is None and fmt in ("safetensors", "hdf5"):
+            dataset = args.table
+        fmt = write(out, view, dataset=dataset, fmt=fmt, vector_column=args.vector_column,
+                    key_column=args.key_column)
         if args.json:
             _print_json({"id": cid, "table": args.table, "file": out, "format": fmt,
                          "rows": view.shape[0], "dim": view.shape[1],
                          "dtype": view.version.dtype.name, "fingerprint": view.fingerprint,
+                         "keys": view.version.keys_id is not None,
                          "bytes": os.path.getsize(out)})
         else:
             print(f"{out}: {args.table} at {cid[:12]}, {view.shape[0]} x {view.shape[1]} "
@@ -820,7 +797,107 @@ def _first(xs: list[int], n: int = 10) -> str:
     return " ".join(map(str, xs[:n])) + (f" ... ({len(xs)} in all)" if len(xs) > n else "")
 
 
+# --- lineage: stamp, record-use, uses, blame --------------------------------------------------
+def cmd_stamp(args: argparse.Namespace) -> int:
+    with _open_repo(args) as repo:
+        if args.resolve:
+            if args.rev:
+                raise InputError("stamp --resolve STAMP takes no REV", ErrorKind.BAD_ARGUMENT)
+            info = repo.resolve_stamp(args.resolve)
+        else:
+            if not args.table:
+                raise InputError("stamp: give TABLE [REV], or --resolve STAMP", ErrorKind.BAD_ARGUMENT)
+            info = repo.resolve_stamp(repo.stamp(args.table, args.rev or "HEAD"))
+    if args.json:
+        _print_json(info.to_dict())
+    elif args.resolve:
+        print(f"table {info.table}  commit {info.commit}\nversion {info.table_version}\n"
+              f"{info.rows} x {info.dim} {info.dtype}  {info.fingerprint}")
+    else:
+        print(info.stamp)
+    return EXIT_OK
+
+
+def cmd_record_use(args: argparse.Namespace) -> int:
+    context = None
+    if args.context is not None:
+        try:
+            context = json.loads(args.context)
+        except json.JSONDecodeError as e:
+            raise InputError(f"--context: not JSON ({e})", ErrorKind.BAD_ARGUMENT) from None
+    with _open_repo(args) as repo:
+        rid = repo.record_use(args.stamp, consumer=args.consumer, context=context)
+    if args.json:
+        _print_json({"id": rid, "stamp": args.stamp, "consumer": args.consumer, "context": context})
+    else:
+        print(rid)
+    return EXIT_OK
+
+
+def cmd_uses(args: argparse.Namespace) -> int:
+    with _open_repo(args) as repo:
+        cid = repo.resolve(args.rev) if args.rev else None  # a bad REV is a usage error (2)
+        if args.table:
+            _check_name(args.table, "table")
+        try:
+            recs = repo.uses(cid, table=args.table)
+        except (IntegrityError, FormatError) as e:
+            # A damaged usage log is corruption found, like verify's: exit 1.
+            sys.stderr.write(f"embfmt: uses: [{e.kind.value}]: {e}\n")
+            return EXIT_DIFFERENT
+    if args.json:
+        _print_json({"rev": args.rev, "commit": cid, "table": args.table, "count": len(recs),
+                     "consumers": sorted({r.consumer for r in recs}),
+                     "uses": [r.to_dict() for r in recs]})
+        return EXIT_OK
+    for r in recs:
+        ctx = f"  {json.dumps(r.context, sort_keys=True)}" if r.context else ""
+        print(f"{r.time}  {r.consumer}  {r.table}@{r.commit[:12]}  {r.id[:12]}{ctx}")
+    scope = f" of {args.rev} ({cid[:12]})" if cid else ""
+    print(f"{len(recs)} uses{scope} by {len({r.consumer for r in recs})} consumers")
+    return EXIT_OK
+
+
+def cmd_blame(args: argparse.Namespace) -> int:
+    from .blame import blame
+
+    if (args.row is None) == (args.key is None):
+        raise InputError("blame: give ROW or --key K (one of them)", ErrorKind.BAD_ARGUMENT)
+    row = None
+    if args.row is not None:
+        if not re.fullmatch(r"\d+", args.row):
+            raise InputError(f"blame: ROW must be an integer >= 0, got {args.row!r}", ErrorKind.BAD_ARGUMENT)
+        row = int(args.row)
+    with _open_repo(args) as repo:
+        rep = blame(repo, args.table, row, key=args.key, rev=args.rev)
+    if args.json:
+        _print_json(rep.to_dict())
+        return EXIT_OK
+    what = f"key {args.key}" if args.key is not None else f"row {row}"
+    print(f"table {args.table}, {what}, from {args.rev} ({rep.commit[:12]}): {len(rep.entries)} "
+          f"versions changed it ({rep.commits_walked} commits walked, {rep.chunks_decoded} chunks decoded)")
+    for e in rep.entries:
+        where = f"row {e.row}" if e.row is not None else f"was row {e.parent_row}"
+        if e.row is not None and e.parent_row is not None and e.row != e.parent_row:
+            where += f" (was {e.parent_row})"
+        if e.drift is not None:
+            d = e.drift
+            detail = (f"l2 {_fmt_num(d['l2'])}  cos {_fmt_num(d['cosine'])}  "
+                      f"max_abs {_fmt_num(d['max_abs'])}  ulp {d['ulp']}")
+        elif e.schema_change:
+            detail = "dtype or D changed"
+        else:
+            detail = ""
+        print(f"{e.kind:<8} {e.commit[:12]}  {e.time}  {e.author}  {where}  {detail}".rstrip())
+        print(f"         {e.message.splitlines()[0] if e.message else '(no message)'}")
+    return EXIT_OK
+
+
 # --- parser ----------------------------------------------------------------------------------
+_FORMAT_CHOICES = ["npy", "hdf5", "h5", "safetensors", "parquet", "arrow", "word2vec", "glove",
+                   "word2vec-bin"]
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="embfmt", description="Change tracking for embedding tables.",
                 epilog="Exit codes: 0 success; 1 verify found corruption, diff found a difference or verify-array failed; 2 usage or input error.")
@@ -836,16 +913,20 @@ def build_parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help, description=help)
         if json_help:
             sp.add_argument("--json", action="store_true", help=json_help)
+        if name != "demo":  # demo's own --quiet prints only the repository path
+            sp.add_argument("-q", "--quiet", action="store_true",
+                            help="no progress bars (they show only when stderr is a terminal)")
         sp.set_defaults(func=func)
         return sp
 
     f = add("fingerprint", cmd_fingerprint, "print the canonical fingerprint of a matrix file",
             "print rows, dim, dtype, chunk_rows, chunks, seconds and GB/s as JSON")
-    f.description = ("Fingerprint a matrix stored in a .npy, HDF5 or .safetensors file "
-                     "(memory-mapped or read in blocks; never loaded whole).")
+    f.description = ("Fingerprint a matrix stored in a .npy, HDF5, .safetensors, Parquet, Arrow "
+                     "or word-vector file (FILE:DATASET names a dataset; memory-mapped or read "
+                     "in blocks, except text formats).")
     f.add_argument("file")
-    f.add_argument("--dataset", help="HDF5 dataset path or safetensors tensor name")
-    f.add_argument("--format", choices=["npy", "hdf5", "h5", "safetensors"],
+    f.add_argument("--dataset", help="HDF5 dataset path, safetensors tensor or Parquet/Arrow vector column")
+    f.add_argument("--format", choices=_FORMAT_CHOICES,
                    help="file format (default: by extension, then magic bytes)")
     f.add_argument("--backend", default="auto", choices=["auto", "cpu", "gpu", "reference"])
 
@@ -856,15 +937,26 @@ def build_parser() -> argparse.ArgumentParser:
     c = add("commit", cmd_commit, "commit new versions of tables from matrix files",
             "print the commit id and each table's write stats as JSON")
     c.add_argument("tables", nargs="+", metavar="TABLE=FILE",
-                   help="a table and its .npy, HDF5 or .safetensors file; FILE:DATASET names an "
-                        "HDF5 dataset or safetensors tensor (e.g. emb=model.h5:/path/ds)")
+                   help="a table and its .npy, HDF5, .safetensors, Parquet, Arrow or word-vector "
+                        "(.vec/.txt/.bin) file; FILE:DATASET names an HDF5 dataset, safetensors "
+                        "tensor or Parquet vector column (e.g. emb=model.h5:/path/ds). Keys in "
+                        "the file (a Parquet key column, words) become the table's row keys")
+    c.add_argument("--format", choices=_FORMAT_CHOICES,
+                   help="format of every FILE (default: by extension, then magic bytes)")
+    c.add_argument("--dtype", choices=["float64", "float32", "float16", "bfloat16", "int8", "uint8"],
+                   help="dtype to parse word-vector text into (default float32)")
+    c.add_argument("--vector-column", metavar="NAME",
+                   help="Parquet/Arrow vector column (default: the only list column)")
+    c.add_argument("--key-column", metavar="NAME",
+                   help="Parquet/Arrow key column (default: a column named key or id, if any)")
     c.add_argument("-m", "--message", required=True)
     c.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE",
                    help="commit metadata; VALUE is parsed as JSON when it is valid JSON")
     c.add_argument("--branch", help="branch to commit to (default: HEAD's; created if missing)")
     c.add_argument("--dataset", help="HDF5 dataset or safetensors tensor for every FILE without :DATASET")
     c.add_argument("--keys", action="append", default=[], metavar="TABLE=FILE.npy",
-                   help="row keys: a 1-D .npy of unique integers or strings, one per row")
+                   help="row keys: a 1-D .npy of unique integers or strings, one per row "
+                        "(replaces keys read from the file)")
     c.add_argument("--identity", action="append", default=[], metavar="TABLE=JSON",
                    help='identity stamp, e.g. emb=\'{"model": "enc", "revision": "3"}\'')
     c.add_argument("--allow-identity-change", action="store_true")
@@ -880,12 +972,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("rev", nargs="?", default="HEAD")
 
     co = add("checkout", cmd_checkout, "write one table of a revision to a file")
-    co.description = ("Write TABLE at REV to OUT: .npy (default), or .safetensors by extension "
-                      "(needed for bfloat16). Copies block by block; memory stays bounded.")
+    co.description = ("Write TABLE at REV to OUT in the format of its extension or --format: "
+                      ".npy (the default), HDF5 (.h5, OUT:DATASET), .safetensors, Parquet, Arrow, "
+                      "word2vec text (.vec/.txt), GloVe text, word2vec binary (.bin). Row keys go "
+                      "to Parquet/Arrow key columns and word-vector words (the row index when "
+                      "the table has no keys). Copies block by block into a temporary file "
+                      "renamed into place.")
     co.add_argument("rev")
     co.add_argument("table")
     co.add_argument("-o", "--output", required=True, metavar="OUT")
     co.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    co.add_argument("--format", choices=_FORMAT_CHOICES, help="default: by the extension of OUT")
+    co.add_argument("--dataset", metavar="NAME",
+                    help="HDF5 dataset / safetensors tensor (default: the table name) or "
+                         "Parquet/Arrow vector column (default: embedding)")
+    co.add_argument("--vector-column", metavar="NAME", help="Parquet/Arrow vector column name")
+    co.add_argument("--key-column", metavar="NAME", help="Parquet/Arrow key column name (default: key)")
 
     t = add("tag", cmd_tag, "create an immutable tag, or list tags")
     t.add_argument("name", nargs="?")
@@ -959,6 +1061,32 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument("--ulp", type=int, metavar="N", help="max ULP distance <= N per row")
     tg.add_argument("--min-cosine", type=float, metavar="C", help="cosine(a, b) >= C per row")
 
+    st = add("stamp", cmd_stamp, "print the stamp of TABLE at REV (a token naming that exact "
+                                 "table version, for model metadata and logs)",
+             "print the stamp and what it names as JSON")
+    st.add_argument("table", nargs="?")
+    st.add_argument("rev", nargs="?", help="default: HEAD")
+    st.add_argument("--resolve", metavar="STAMP", help="check STAMP and show what it names instead")
+
+    ru = add("record-use", cmd_record_use, "append a use of STAMP to the usage log")
+    ru.add_argument("stamp", metavar="STAMP")
+    ru.add_argument("--consumer", required=True, help="who used it (a model, service or job)")
+    ru.add_argument("--context", metavar="JSON", help="a JSON object stored with the record")
+
+    us = add("uses", cmd_uses, "list the usage log: which consumers used which table versions "
+                               "(exit 1 if the log is damaged)",
+             "print rev, commit, table, count, consumers and the records as JSON")
+    us.add_argument("rev", nargs="?", help="only uses of this revision's commit (default: all)")
+    us.add_argument("--table", help="only uses of this table")
+
+    bl = add("blame", cmd_blame, "list the versions in which one row of TABLE changed, with "
+                                 "commit, message and drift",
+             "print the entries (newest first) and walk statistics as JSON")
+    bl.add_argument("table", metavar="TABLE")
+    bl.add_argument("row", nargs="?", metavar="ROW", help="row index (or use --key)")
+    bl.add_argument("--key", metavar="K", help="follow the row holding key K in each version")
+    bl.add_argument("--rev", default="HEAD", help="walk first parents from here (default HEAD)")
+
     d = add("demo", cmd_demo, "run the built-in end-to-end example", None)
     d.add_argument("dir", nargs="?", help="where to create the demo repository (default: a new temp dir)")
     d.add_argument("--quiet", action="store_true", help="print only the repository path")
@@ -976,6 +1104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
+    # Progress bars only for a person watching: stderr is a terminal, no --quiet, no --json
+    # (EMBFMT_PROGRESS=0/1 overrides, e.g. to keep a terminal session quiet).
+    forced = os.environ.get("EMBFMT_PROGRESS")
+    show = sys.stderr.isatty() if forced not in ("0", "1") else forced == "1"
+    progress.enable(show and not getattr(args, "quiet", False) and not getattr(args, "json", False))
     try:
         return func(args)
     except EmbfmtError as e:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from . import _layout as L
+from . import progress
 from .errors import ErrorKind, InputError
 from .manifest import TableVersion
 from .matrix import Matrix, as_matrix
@@ -111,8 +112,12 @@ def changed_rows(reader: ChunkReader, a: TableVersion, b: TableVersion, *, exact
 
         from .backend import _threads
 
-        with ThreadPoolExecutor(_threads()) as pool:
-            results = [(r, True) for r in pool.map(decode_compare, confirm)]
+        results = []
+        with ThreadPoolExecutor(_threads()) as pool, \
+                progress.bar(len(confirm), "compare chunks", unit="chunk") as bar:
+            for r in pool.map(decode_compare, confirm):
+                results.append((r, True))
+                bar.update(1)
     else:
         results = [(decode_compare(c), True) for c in confirm]
     compared, decoded = len(differing), sum(r[1] for r in results)
@@ -368,11 +373,17 @@ def _stored_vs_matrix(stored: Side, mem: Side, m: int, k: Any, info: dict[str, A
         local = np.flatnonzero(~k.rows_equal(np.ascontiguousarray(srows), mrows))
         return local + lo, srows[local]  # keep the stored side of changed rows for the stats
 
-    if n_chunks > 1 and mat._zero_copy is not None:
-        with ThreadPoolExecutor(_threads()) as pool:
-            parts = list(pool.map(one, range(n_chunks)))
-    else:
-        parts = [one(c) for c in range(n_chunks)]
+    parts = []
+    with progress.bar(n_chunks, "diff chunks", unit="chunk") as bar:
+        if n_chunks > 1 and mat._zero_copy is not None:
+            with ThreadPoolExecutor(_threads()) as pool:
+                for part in pool.map(one, range(n_chunks)):
+                    parts.append(part)
+                    bar.update(1)
+        else:
+            for c in range(n_chunks):
+                parts.append(one(c))
+                bar.update(1)
     info["chunks_decoded"] = n_chunks
     if not parts:
         return np.empty(0, np.int64)

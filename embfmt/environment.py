@@ -35,7 +35,7 @@ def capture_environment(backend: str | None = None) -> dict[str, Any]:
     --------
     >>> env = capture_environment("cpu")
     >>> sorted(env)[:3]
-    ['backend', 'blake3', 'cpu']
+    ['backend', 'blake3', 'byteorder']
     """
     from . import __version__
 

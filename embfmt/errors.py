@@ -33,6 +33,9 @@ __all__ = [
 class ErrorKind(str, Enum):
     """Stable machine-readable error kinds. Append-only: a kind is never renamed or reused."""
 
+    def __str__(self) -> str:  # print(e.kind) shows the stable string, not the Python name
+        return str(self.value)
+
     # InputError: the caller passed something embfmt does not accept.
     NOT_A_MATRIX = "not-a-matrix"
     UNSUPPORTED_DTYPE = "unsupported-dtype"
@@ -57,6 +60,7 @@ class ErrorKind(str, Enum):
     BAD_FILE = "bad-file"
     BAD_OBJECT = "bad-object"
     BAD_REF = "bad-ref"
+    BAD_STAMP = "bad-stamp"
     # IntegrityError: bytes that parse but do not hash to what they claim.
     DIGEST_MISMATCH = "digest-mismatch"
     # NotFoundError

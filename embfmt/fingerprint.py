@@ -429,7 +429,7 @@ def verify_proof(root: str | Fingerprint, i: int, digest: bytes, proof: Inclusio
     Examples
     --------
     >>> import numpy as np, embfmt
-    >>> fp = embfmt.fingerprint(np.ones((5000, 128), np.float32))
+    >>> fp = embfmt.fingerprint(np.arange(640_000, dtype=np.float32).reshape(5000, 128))
     >>> p = fp.proof(1)
     >>> embfmt.verify_proof(fp.root, 1, fp.chunk_digests[1], p)
     True

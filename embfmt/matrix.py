@@ -1,7 +1,7 @@
 """Canonical row access to anything embfmt accepts as a matrix (spec §2).
 
-:func:`as_matrix` turns a numpy array, ``np.memmap``, h5py Dataset, torch tensor or any object
-with ``__array__`` into a :class:`Matrix`: shape, :class:`~embfmt.dtype.DType`, and canonical
+:func:`as_matrix` turns a numpy array, ``np.memmap``, h5py Dataset, torch tensor, CuPy array,
+DLPack producer or any object with ``__array__`` into a :class:`Matrix`: shape, :class:`~embfmt.dtype.DType`, and canonical
 row blocks, i.e. C-order little-endian bit patterns as a ``(rows, row_bytes)`` uint8 array.
 A C-contiguous little-endian numpy input is served as zero-copy views; anything else (big
 endian, Fortran order, strided, memory-mapped, HDF5) is converted one bounded block at a time,
@@ -10,6 +10,8 @@ so a table larger than RAM is never loaded whole.
 
 from __future__ import annotations
 
+import ctypes
+import mmap
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -97,6 +99,8 @@ class Matrix:
         block = self.obj[start:stop]
         if self.kind == "torch":
             block = _torch_to_numpy(block)
+        elif self.kind == "cupy":
+            block = block.get()  # one bounded device-to-host copy per block
         return canonical_rows(np.asarray(block), self.dtype)
 
     def blocks(self, rows_per_block: int | None = None) -> Iterator[np.ndarray]:
@@ -112,8 +116,69 @@ class Matrix:
             from .fingerprint import chunk_rows_for
             cr = chunk_rows_for(self.dtype, self.dim)
             rows_per_block = cr * max(1, BLOCK_BYTES // max(1, cr * self.row_bytes))
+        mapped = self._mapped_rows()
+        older: np.ndarray | None = None
         for start in range(0, self.n_rows, rows_per_block):
-            yield self.rows(start, min(self.n_rows, start + rows_per_block))
+            stop = min(self.n_rows, start + rows_per_block)
+            if mapped is None:
+                yield self.rows(start, stop)
+                continue
+            block = mapped[start:stop]
+            yield block  # zero-copy: a view of the file mapping
+            # Consumers may hold one block back (to flag the last one), so the pages released
+            # now are those of the block before this one.
+            if older is not None:
+                _release_pages(older)
+            older = block
+        if older is not None:
+            _release_pages(older)
+
+    def _mapped_rows(self) -> np.ndarray | None:
+        """Canonical rows of a C-contiguous little-endian ``np.memmap`` as a view of the
+        mapping, else None. Shared mappings only: see :func:`_release_pages`."""
+        x = self.obj
+        if not isinstance(x, np.memmap) or self.nbytes == 0 or not x.flags.c_contiguous:
+            return None
+        if getattr(x, "mode", "c") not in ("r", "r+", "w+", "readonly", "readwrite", "write"):
+            return None  # copy-on-write ("c"): dropping pages would discard in-memory edits
+        if not (x.dtype.byteorder in "<|" or (x.dtype.byteorder == "=" and np.little_endian)):
+            return None
+        return np.asarray(x).view(np.uint8).reshape(self.n_rows, self.row_bytes)
+
+
+_PAGE = mmap.PAGESIZE
+
+
+def _release_pages(block: np.ndarray) -> None:
+    """Drop the pages of a consumed block of a read-only file mapping from this process's
+    resident set (``madvise(MADV_DONTNEED)``). Without it, streaming a 4 GiB ``.npy`` leaves
+    all 4 GiB counted as resident until the mapping closes. Safe for file-backed mappings:
+    a later access faults the same bytes back in from the file (or the page cache).
+    Best effort: a no-op where madvise is unavailable."""
+    if _libc_madvise is None or block.nbytes < _PAGE:
+        return
+    addr = block.ctypes.data
+    lo = -(-addr // _PAGE) * _PAGE  # only whole pages inside the block: its neighbours may
+    hi = (addr + block.nbytes) // _PAGE * _PAGE  # still be in use by the next block
+    if hi > lo:
+        _libc_madvise(ctypes.c_void_p(lo), ctypes.c_size_t(hi - lo), _MADV_DONTNEED)
+
+
+def _load_madvise() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.madvise
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_MADV_DONTNEED = 4  # <sys/mman.h> on Linux (all architectures)
+_libc_madvise = _load_madvise()
 
 
 def _torch_to_numpy(t: Any) -> np.ndarray:
@@ -132,12 +197,36 @@ def _describe(x: Any) -> str:
     return f"{type(x).__module__}.{type(x).__qualname__}"
 
 
+def _from_dlpack(x: Any) -> np.ndarray | None:
+    """A zero-copy numpy view of a host DLPack producer, or None when numpy cannot take it
+    (then ``__array__``, if any, is tried)."""
+    try:
+        dev = x.__dlpack_device__()[0] if hasattr(x, "__dlpack_device__") else 1
+    except (AttributeError, TypeError, ValueError, RuntimeError):  # fall back to __array__
+        dev = 1
+    if int(dev) not in (1, 3):  # kDLCPU, kDLCUDAHost: numpy can read it in place
+        if hasattr(x, "__array__"):
+            return None
+        raise InputError(f"{_describe(x)} lives on DLPack device type {int(dev)}, not host "
+                         "memory; copy it to the CPU first (or pass a torch/CuPy array, which "
+                         "embfmt copies block by block)", ErrorKind.NOT_A_MATRIX)
+    try:
+        return np.from_dlpack(x)
+    except (TypeError, ValueError, BufferError, RuntimeError, AttributeError) as e:
+        if hasattr(x, "__array__"):
+            return None
+        raise InputError(f"cannot read {_describe(x)} through DLPack ({e})",
+                         ErrorKind.UNSUPPORTED_DTYPE) from None
+
+
 def as_matrix(x: Any) -> Matrix:
     """Wrap ``x`` as a canonical :class:`Matrix`, validating shape and dtype.
 
-    Accepts numpy arrays and memmaps, h5py Datasets (read block by block), torch tensors and
-    any object with ``__array__``. Raises :class:`~embfmt.errors.InputError` with a message that
-    says what was wrong and what is accepted.
+    Accepts numpy arrays and memmaps, h5py Datasets (read block by block), torch tensors on
+    any device and CuPy arrays (copied to the host block by block, never whole), objects with
+    ``__dlpack__`` on the host (viewed in place through ``np.from_dlpack``) and any object with
+    ``__array__``. Raises :class:`~embfmt.errors.InputError` with a message that says what was
+    wrong and what is accepted.
 
     Examples
     --------
@@ -156,13 +245,18 @@ def as_matrix(x: Any) -> Matrix:
         npdt = _torch_dtype(x)
     elif isinstance(x, np.ndarray):
         shape, npdt, kind = x.shape, x.dtype, "numpy"
+    elif mod == "cupy":  # checked by module name so that cupy is never imported here
+        shape, npdt, kind = tuple(x.shape), np.dtype(x.dtype), "cupy"
+    elif hasattr(x, "__dlpack__") and (arr := _from_dlpack(x)) is not None:
+        x = arr
+        shape, npdt, kind = x.shape, x.dtype, "numpy"
     elif hasattr(x, "__array__"):
         x = np.asarray(x)
         shape, npdt, kind = x.shape, x.dtype, "numpy"
     else:
         raise InputError(f"cannot read a matrix from {_describe(x)}; accepted: numpy arrays, "
-                         "np.memmap, h5py Datasets, torch tensors, objects with __array__",
-                         ErrorKind.NOT_A_MATRIX)
+                         "np.memmap, h5py Datasets, torch tensors, CuPy arrays, objects with "
+                         "__dlpack__ or __array__", ErrorKind.NOT_A_MATRIX)
     if len(shape) != 2:
         raise InputError(f"expected a 2-D matrix (rows x dim), got {len(shape)}-D shape {shape}",
                          ErrorKind.NOT_A_MATRIX)

@@ -35,6 +35,7 @@ import blake3
 import numpy as np
 
 from . import _layout as L
+from . import progress
 from .backend import _threads, resolve_name
 from .change import ChangeRecord
 from .commit import Commit
@@ -49,7 +50,7 @@ from .reader import ChunkReader
 from .ref import RefStore, check_ref_name
 from .store import LocalStore
 from .table import TableView
-from .writer import TableWriter
+from .stream import RowStream, StreamWriter
 
 __all__ = ["Repo", "CommitInfo", "VerifyReport", "GcReport"]
 
@@ -156,6 +157,19 @@ def _default_author() -> str:
     except Exception:  # no passwd entry in some containers
         user = "unknown"
     return f"{user}@{socket.gethostname()}"
+
+
+def _commit_meta(message: Any, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Validate a commit message and user metadata (JSON object; ``embfmt`` is reserved)."""
+    if not isinstance(message, str):
+        raise InputError("message must be a string", ErrorKind.BAD_ARGUMENT)
+    meta = dict(metadata or {})
+    if "embfmt" in meta:
+        raise InputError("metadata key 'embfmt' is reserved", ErrorKind.BAD_ARGUMENT)
+    from .manifest import canonical_json
+
+    canonical_json(meta, "commit metadata")
+    return meta
 
 
 class Repo:
@@ -291,6 +305,10 @@ class Repo:
         each optionally followed by ``~N`` or ``^`` (first parent, N times)."""
         if not isinstance(rev, str) or not rev:
             raise InputError(f"invalid revision {rev!r}", ErrorKind.BAD_REVISION)
+        from .lineage import is_stamp
+
+        if is_stamp(rev):  # a stamp is a revision too: its (validated) commit
+            return self.resolve_stamp(rev).commit
         m = _REV.match(rev.strip())
         if not m:
             raise InputError(f"invalid revision {rev!r}", ErrorKind.BAD_REVISION)
@@ -402,16 +420,7 @@ class Repo:
             if name not in tables:
                 raise InputError(f"keys/identity given for table {name!r} which is not committed",
                                  ErrorKind.BAD_ARGUMENT)
-        if not isinstance(message, str):
-            raise InputError("message must be a string", ErrorKind.BAD_ARGUMENT)
-        meta = dict(metadata or {})
-        if "embfmt" in meta:
-            raise InputError("metadata key 'embfmt' is reserved", ErrorKind.BAD_ARGUMENT)
-
-        from .manifest import canonical_json
-
-        canonical_json(meta, "commit metadata")
-
+        meta = _commit_meta(message, metadata)
         parent_id = self.refs.read("heads", branch)
         parent = self.get_commit(parent_id) if parent_id else None
         parent_tables = dict(parent.tables) if parent else {}
@@ -431,11 +440,21 @@ class Repo:
         new_tables: dict[str, str] = {}
         write_info: dict[str, Any] = {}
         for name, ptv, (m, key_arr, ident) in prepared:
-            tid, info = self._write_table(m, ptv, key_arr, ident, backend_name)
+            tid, info = self._write_table(name, m, ptv, key_arr, ident, backend_name)
             new_tables[name] = tid
             write_info[name] = info
-        meta["embfmt"] = {"tables": write_info}
+        return self._commit_snapshot(branch, parent_id, new_tables, write_info, remove, message, meta,
+                                     author, time_utc, environment, backend_name)
 
+    def _commit_snapshot(self, branch: str, parent_id: bytes | None, new_tables: dict[str, str],
+                         write_info: dict[str, Any], remove: tuple[str, ...], message: str,
+                         meta: dict[str, Any], author: str | None, time_utc: str | None,
+                         environment: Mapping[str, Any] | None, backend_name: str | None) -> str:
+        """Write the commit object for already-stored table versions and move ``branch`` to it
+        (compare-and-swap; re-parents onto a concurrent commit that touched other tables)."""
+        meta = dict(meta)
+        meta["embfmt"] = {"tables": write_info}
+        parent_tables = dict(self.get_commit(parent_id).tables) if parent_id else {}
         env = dict(environment) if environment is not None else capture_environment(backend_name)
         when = time_utc or _now_utc()
         who = author or _default_author()
@@ -481,14 +500,23 @@ class Repo:
                        allow_schema_change: bool) -> tuple[Any, np.ndarray | None, dict[str, Any] | None]:
         """Check one table against the commit rules; writes nothing."""
         m = as_matrix(x)
+        key_arr, identity = self._check_table(name, m.dtype, m.n_rows, m.dim, parent, keys, identity,
+                                              allow_identity_change, allow_schema_change)
+        return m, key_arr, identity
+
+    def _check_table(self, name: str, dt: Any, n_rows: int, dim: int, parent: TableVersion | None,
+                     keys: Any, identity: dict[str, Any] | None, allow_identity_change: bool,
+                     allow_schema_change: bool) -> tuple[np.ndarray | None, dict[str, Any] | None]:
+        """Schema, identity and key rules for a new version of ``name``; returns the normalized
+        keys and the identity the version carries. Writes nothing."""
         if parent is not None and not allow_schema_change:
-            if parent.dtype != m.dtype:
+            if parent.dtype != dt:
                 raise InputError(f"table {name!r} is {parent.dtype.name} in the parent commit, got "
-                                 f"{m.dtype.name} (pass allow_schema_change=True to change it)",
+                                 f"{dt.name} (pass allow_schema_change=True to change it)",
                                  ErrorKind.DTYPE_MISMATCH)
-            if parent.dim != m.dim:
+            if parent.dim != dim:
                 raise InputError(f"table {name!r} has D = {parent.dim} in the parent commit, got "
-                                 f"D = {m.dim} (pass allow_schema_change=True to change it)",
+                                 f"D = {dim} (pass allow_schema_change=True to change it)",
                                  ErrorKind.SHAPE_MISMATCH)
         pident = parent.identity if parent is not None else None
         if identity is not None:
@@ -502,15 +530,27 @@ class Repo:
                     "allow_identity_change=True", ErrorKind.IDENTITY_MISMATCH)
         else:
             identity = pident
-        key_arr = normalize_keys(keys, m.n_rows, name) if keys is not None else None
-        return m, key_arr, identity
+        key_arr = normalize_keys(keys, n_rows, name) if keys is not None else None
+        return key_arr, identity
 
-    def _write_table(self, m: Any, parent: TableVersion | None, key_arr: np.ndarray | None,
+    def _write_table(self, name: str, m: Any, parent: TableVersion | None, key_arr: np.ndarray | None,
                      identity: dict[str, Any] | None, backend: str) -> tuple[str, dict[str, Any]]:
-        t0 = time.perf_counter()
-        w = TableWriter(self.store, self.reader, self.kernels, m.dtype, m.dim, parent, backend=backend)
-        for block in m.blocks():
-            w.update_canonical(block)
+        # The same streaming path as :meth:`writer`, fed in row order.
+        stream = RowStream(self, name, m.dtype, m.n_rows, m.dim, parent, backend)
+        try:
+            for block in m.blocks():
+                stream.feed(block)
+            return self._finish_table(stream, parent, key_arr, identity)
+        finally:
+            stream.close()
+
+    def _finish_table(self, stream: RowStream, parent: TableVersion | None, key_arr: np.ndarray | None,
+                      identity: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+        """Flush a fully fed :class:`RowStream` and store its table version; returns its id and
+        the write statistics recorded in the commit."""
+        w = stream.writer
+        m = stream
+        t0 = stream.t0
         fp, stats = w.finish()
         tmeta: dict[str, Any] = {}
         if key_arr is not None:
@@ -542,6 +582,32 @@ class Repo:
         if change_id is not None:
             info["changes"] = change_id
         return tid.hex(), info
+
+    def writer(self, table: str, shape: tuple[int, int], dtype: Any, *, keys: Any = None,
+               identity: Mapping[str, Any] | None = None, message: str = "",
+               metadata: Mapping[str, Any] | None = None, branch: str | None = None,
+               author: str | None = None, allow_identity_change: bool = False,
+               allow_schema_change: bool = False, backend: str = "auto") -> StreamWriter:
+        """A :class:`~embfmt.stream.StreamWriter` for a new version of ``table``: write blocks at
+        any row offset (``w.write(start, block)``) or in order (``w.append(block)``) in bounded
+        memory; the commit happens when the ``with`` block exits cleanly.
+
+        The schema, identity and key rules of :meth:`commit` are checked here, before any row
+        is written. Other tables of the branch carry over unchanged.
+
+        Examples
+        --------
+        >>> import numpy as np, tempfile, embfmt
+        >>> repo = embfmt.Repo.init(tempfile.mkdtemp())
+        >>> with repo.writer("t", shape=(4, 2), dtype=np.float32, message="m") as w:
+        ...     w.append(np.ones((4, 2), np.float32))
+        >>> repo.read("t").sum()
+        np.float32(8.0)
+        """
+        return StreamWriter(self, table, shape, dtype, keys=keys, identity=identity, message=message,
+                            metadata=metadata, branch=branch, author=author,
+                            allow_identity_change=allow_identity_change,
+                            allow_schema_change=allow_schema_change, backend=backend)
 
     def revert(self, rev: str, *, branch: str | None = None, message: str | None = None) -> str:
         """A new commit on ``branch`` whose tables are exactly those of ``rev`` (O(1): no chunk is
@@ -765,10 +831,12 @@ class Repo:
             except EmbfmtError as e:
                 return {"object": d.hex(), "kind": e.kind.value, "error": str(e)}
 
-        for err in self._pool.map(check, sorted(chunk_ids)):
-            report.chunks += 1
-            if err:
-                report.errors.append(err)
+        with progress.bar(len(chunk_ids), "verify chunks", unit="chunk") as bar:
+            for err in self._pool.map(check, sorted(chunk_ids)):
+                report.chunks += 1
+                bar.update(1)
+                if err:
+                    report.errors.append(err)
         for k in sorted(key_ids):
             report.keys += 1
             try:
@@ -781,6 +849,10 @@ class Repo:
                 ChangeRecord.from_bytes(self._get(oid, "change object"), oid, f"change object {ch}")
             except EmbfmtError as e:
                 report.errors.append({"object": ch, "kind": e.kind.value, "error": str(e)})
+        if not rev:  # the usage log belongs to the repository, not to one revision
+            from .lineage import UsageLog
+
+            report.errors.extend(UsageLog(self.path, durable=self.refs.durable).problems())
         return report
 
     def _reachable_objects(self) -> set[bytes]:
@@ -810,14 +882,17 @@ class Repo:
         live = self._reachable_objects()
         cutoff = time.time() - grace_seconds
         rep = GcReport()
-        for oid in list(self.store.iter()):
-            if oid in live:
-                rep.objects_kept += 1
-            elif self.store.mtime(oid) <= cutoff:
-                rep.bytes_freed += self.store.delete(oid)
-                rep.objects_removed += 1
-            else:
-                rep.objects_kept += 1
+        oids = list(self.store.iter())
+        with progress.bar(len(oids), "gc objects", unit="obj") as bar:
+            for oid in oids:
+                bar.update(1)
+                if oid in live:
+                    rep.objects_kept += 1
+                elif self.store.mtime(oid) <= cutoff:
+                    rep.bytes_freed += self.store.delete(oid)
+                    rep.objects_removed += 1
+                else:
+                    rep.objects_kept += 1
         rep.bytes_freed += self.store.clean_tmp(cutoff)
         self.reader.clear()
         return rep
@@ -830,3 +905,76 @@ class Repo:
         """Every commit reachable from any ref."""
         for cid in self._reachable_commits(self._all_heads()):
             yield CommitInfo(cid.hex(), self.get_commit(cid))
+
+    # --- lineage: stamps, usage log, blame (spec §21; embfmt.lineage, embfmt.blame) ----------
+    def stamp(self, table: str, rev: str = "HEAD") -> str:
+        """A compact token naming ``table`` at ``rev`` exactly, for model metadata and inference
+        logs: ``emb1:s:<table>@<commit>:<table-version id prefix>:<check>``. It works anywhere a
+        revision does, and :meth:`resolve_stamp` checks it and says what it names.
+
+        >>> import numpy as np, tempfile
+        >>> repo = Repo.init(tempfile.mkdtemp())
+        >>> cid = repo.commit({"emb": np.ones((2, 3), np.float32)})
+        >>> s = repo.stamp("emb")
+        >>> repo.resolve(s) == cid, repo.resolve_stamp(s).rows
+        (True, 2)
+        """
+        from .lineage import stamp
+
+        return stamp(self, table, rev)
+
+    def resolve_stamp(self, stamp: str) -> Any:
+        """What ``stamp`` names, checked (:class:`embfmt.lineage.StampInfo`: table, commit,
+        table_version, fingerprint, rows, dim, dtype, identity). A malformed or mistyped stamp is
+        :class:`FormatError` (``bad-stamp``); one whose table or version id disagrees with its
+        commit is :class:`IntegrityError`; one whose commit is not here (gone after reset + gc,
+        or from another repository) is :class:`NotFoundError`."""
+        from .lineage import resolve_stamp
+
+        return resolve_stamp(self, stamp)
+
+    def record_use(self, stamp: str, *, consumer: str, context: Mapping[str, Any] | None = None) -> str:
+        """Append to the usage log that ``consumer`` (a model, a service, a job) used the table
+        version ``stamp`` names, with optional JSON ``context``; returns the record id.
+
+        The stamp must resolve. The log is append-only and hash-chained (``verify`` checks it);
+        appends from several processes are serialised by the ref lock.
+
+        >>> import numpy as np, tempfile
+        >>> repo = Repo.init(tempfile.mkdtemp())
+        >>> _ = repo.commit({"emb": np.ones((2, 3), np.float32)})
+        >>> rid = repo.record_use(repo.stamp("emb"), consumer="ranker", context={"job": 1})
+        >>> [u.id for u in repo.uses()] == [rid]
+        True
+        """
+        from .lineage import record_use
+
+        return record_use(self, stamp, consumer=consumer, context=context).id
+
+    def uses(self, rev: str | None = None, *, table: str | None = None) -> list[Any]:
+        """Usage-log records (:class:`embfmt.lineage.UseRecord`), oldest first; with ``rev``
+        only uses of that commit, with ``table`` only of that table. A tampered log raises
+        :class:`IntegrityError` naming the line."""
+        from .lineage import uses
+
+        return uses(self, rev, table=table)
+
+    def blame(self, table: str, row: int | None = None, *, key: Any = None,
+              rev: str = "HEAD") -> list[Any]:
+        """The versions in which one row (by position, or by ``key``) of ``table`` was added,
+        changed or removed, newest first, along first parents from ``rev``: a list of
+        :class:`embfmt.blame.BlameEntry` with commit, time, author, message and drift. Decodes
+        no chunk where the row did not change (see :mod:`embfmt.blame`).
+
+        >>> import numpy as np, tempfile
+        >>> repo = Repo.init(tempfile.mkdtemp())
+        >>> x = np.zeros((4, 2), np.float32)
+        >>> _ = repo.commit({"emb": x}, message="a")
+        >>> x[1] = 3
+        >>> _ = repo.commit({"emb": x}, message="b")
+        >>> [(e.kind, e.message) for e in repo.blame("emb", 1)]
+        [('changed', 'b'), ('added', 'a')]
+        """
+        from .blame import blame
+
+        return blame(self, table, row, key=key, rev=rev).entries

@@ -87,8 +87,8 @@ class TableWriter:
         self._changes: dict[int, tuple[np.ndarray, tuple[np.ndarray, ...]]] = {}
         self._changes_lock = threading.Lock()
 
-    def update_canonical(self, rows: np.ndarray) -> None:
-        self.fp.update_canonical(rows)
+    def update_canonical(self, rows: np.ndarray, *, last: bool = False) -> None:
+        self.fp.update_canonical(rows, last=last)
 
     def _on_chunks(self, c0: int, rows: np.ndarray, rp: np.ndarray, dg: np.ndarray) -> None:
         cr = self.fp.chunk_rows

@@ -20,8 +20,7 @@ from embfmt.errors import (ConflictError, EmbfmtError, ErrorKind, FormatError, I
                            IntegrityError, NotFoundError)
 from embfmt.repo import Repo
 
-from .conftest import (DTYPES, WIDE_DIM, assert_bits_equal, hash_tree, object_files,
-                       object_kind, random_bits)
+from .conftest import (DTYPES, WIDE_DIM, assert_bits_equal, hash_tree, object_kind, random_bits)
 
 EMBFMT_SRC = Path(embfmt.__file__).resolve().parent
 KERNELS_SRC = EMBFMT_SRC.parent / "kernels"

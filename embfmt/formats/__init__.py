@@ -1,0 +1,274 @@
+"""Reading and writing embedding matrices in the formats people use.
+
+- ``npy`` (``.npy``): every dtype but bfloat16; no keys.
+- ``hdf5`` (``.h5 .hdf5 .hdf .he5``): every dtype (bfloat16 as marked uint16 bits); no keys.
+- ``safetensors`` (``.safetensors``): every dtype; no keys.
+- ``parquet`` (``.parquet .pq``) and ``arrow`` (``.arrow .feather .ipc``): every dtype
+  (bfloat16 as marked uint16 bits); a key column.
+- ``word2vec`` (``.vec .txt``; reading detects the ``N D`` header, so GloVe files read too) and
+  ``glove`` (no header; by ``fmt="glove"``): every dtype, parsed with ``dtype=`` (default
+  float32); words are the keys.
+- ``word2vec-bin`` (``.bin``): float32; words are the keys.
+
+Every reader is out-of-core except the text formats: ``.npy`` and ``.safetensors`` are
+memory-mapped, HDF5 datasets are read block by block, Parquet and Arrow batch by batch.
+Every writer streams block by block into a temporary file renamed into place, so a reader
+never sees a half-written file and a failed write leaves nothing behind. Optional
+dependencies are imported only when their format is used; a missing one raises
+:class:`~embfmt.errors.InputError` of kind ``missing-extra`` naming the extra to install.
+
+Examples
+--------
+>>> import os, tempfile, numpy as np
+>>> from embfmt import formats
+>>> d = tempfile.mkdtemp()
+>>> x = np.arange(6, dtype=np.float32).reshape(3, 2)
+>>> formats.write(os.path.join(d, "w.vec"), x, keys=["a", "b", "c"])
+'word2vec'
+>>> with formats.read(os.path.join(d, "w.vec")) as src:
+...     src.format, src.matrix.shape, src.keys
+('word2vec', (3, 2), ['a', 'b', 'c'])
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ErrorKind, FormatError, InputError, NotFoundError
+from ..matrix import Matrix
+from ._common import Rows, Source, as_rows, atomic_output
+from .safetensors import read_safetensors_header
+
+__all__ = [
+    "FORMATS",
+    "Rows",
+    "Source",
+    "detect_format",
+    "open_matrix",
+    "read",
+    "read_safetensors_header",
+    "split_dataset",
+    "write",
+]
+
+
+@dataclass(frozen=True)
+class _Format:
+    name: str
+    extensions: tuple[str, ...]
+    module: str
+    reader: str = "read"
+    writer: str = "write"
+    checker: str = "check"
+    opts: tuple[tuple[str, Any], ...] = ()
+
+    def _mod(self) -> Any:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{self.module}")
+
+    def read(self) -> Callable[..., Any]:
+        return getattr(self._mod(), self.reader)  # type: ignore[no-any-return]
+
+    def write(self) -> Callable[..., Any]:
+        return getattr(self._mod(), self.writer)  # type: ignore[no-any-return]
+
+    def check(self) -> Callable[..., Any]:
+        return getattr(self._mod(), self.checker)  # type: ignore[no-any-return]
+
+
+_REGISTRY: dict[str, _Format] = {f.name: f for f in (
+    _Format("npy", (".npy",), "npy"),
+    _Format("hdf5", (".h5", ".hdf5", ".hdf", ".he5"), "hdf5"),
+    _Format("safetensors", (".safetensors",), "safetensors"),
+    _Format("parquet", (".parquet", ".pq"), "parquet"),
+    _Format("arrow", (".arrow", ".feather", ".ipc"), "arrow"),
+    _Format("word2vec", (".vec", ".txt"), "word2vec", "read_text", "write_text", "check_text"),
+    _Format("glove", (), "word2vec", "read_text", "write_text", "check_text", (("header", False),)),
+    _Format("word2vec-bin", (".bin",), "word2vec", "read_bin", "write_bin", "check_bin"),
+)}
+FORMATS: tuple[str, ...] = tuple(_REGISTRY)
+"""Every format name accepted by ``fmt=`` and the CLI's ``--format``."""
+ALIASES = {"h5": "hdf5", "pq": "parquet", "feather": "arrow", "ipc": "arrow", "vec": "word2vec",
+           "txt": "word2vec", "text": "word2vec", "bin": "word2vec-bin", "word2vec-binary": "word2vec-bin"}
+_EXT = {e: f.name for f in _REGISTRY.values() for e in f.extensions}
+_MAGIC = ((b"\x93NUMPY", "npy"), (b"\x89HDF\r\n\x1a\n", "hdf5"), (b"PAR1", "parquet"),
+          (b"ARROW1", "arrow"))
+
+
+def _name(fmt: str) -> str:
+    f = ALIASES.get(fmt, fmt)
+    if f not in _REGISTRY:
+        raise InputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}",
+                         ErrorKind.BAD_ARGUMENT)
+    return f
+
+
+def format_for_output(path: str, fmt: str | None = None) -> str:
+    """The format to write ``path`` in: ``fmt``, else by extension (no default guess)."""
+    if fmt:
+        return _name(fmt)
+    ext = os.path.splitext(path)[1].lower()
+    if ext in _EXT:
+        return _EXT[ext]
+    raise InputError(f"{path}: cannot tell the format from the extension {ext or '(none)'!r}; "
+                     f"give --format ({', '.join(FORMATS)})", ErrorKind.BAD_ARGUMENT)
+
+
+def detect_format(path: str, fmt: str | None = None) -> str:
+    """The format of the existing file ``path``: ``fmt``, else by extension, else by magic bytes.
+
+    Examples
+    --------
+    >>> detect_format("emb.parquet"), detect_format("x", "h5")
+    ('parquet', 'hdf5')
+    """
+    if fmt:
+        return _name(fmt)
+    ext = os.path.splitext(path)[1].lower()
+    if ext in _EXT and ext != ".bin":
+        return _EXT[ext]
+    with open(path, "rb") as fh:
+        head = fh.read(64)
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    if len(head) >= 9 and head[8:9] == b"{":
+        return "safetensors"
+    # ".bin" says little (PyTorch, raw dumps, ...): word2vec binary only with its "N D" line.
+    if ext == ".bin" and re.match(rb"[0-9]+ [0-9]+\r?\n", head):
+        return "word2vec-bin"
+    raise FormatError(f"{path}: format not recognized (extension and magic bytes); give --format "
+                      f"({', '.join(FORMATS)})", ErrorKind.BAD_FILE)
+
+
+def split_dataset(spec: str) -> tuple[str, str | None]:
+    """``FILE`` or ``FILE:DATASET`` for an existing FILE (the longest existing prefix wins, so
+    ``a:b.h5:/x`` works when ``a:b.h5`` is the file).
+
+    >>> split_dataset("no-such-file.h5:/group/emb")
+    ('no-such-file.h5:/group/emb', None)
+    """
+    if os.path.exists(spec):
+        return spec, None
+    for i in [i for i, c in enumerate(spec) if c == ":"][::-1]:
+        head = spec[:i]
+        if head and os.path.isfile(head):
+            return head, spec[i + 1:] or None
+    return spec, None
+
+
+@contextmanager
+def read(path: str | os.PathLike[str], dataset: str | None = None, fmt: str | None = None,
+         **opts: Any) -> Iterator[Source]:
+    """Open the matrix stored in ``path`` with the row keys the file carries.
+
+    Parameters
+    ----------
+    path
+        A matrix file; ``FILE:DATASET`` names an HDF5 dataset, safetensors tensor or
+        Parquet/Arrow vector column when ``FILE`` exists and ``dataset`` is not given.
+    dataset
+        HDF5 dataset path, safetensors tensor name, or Parquet/Arrow vector column; optional
+        when the file holds exactly one candidate.
+    fmt
+        Force the format (see :data:`FORMATS`) instead of detecting it.
+    **opts
+        Format options: ``vector_column``, ``key_column`` (Parquet/Arrow), ``dtype`` (text
+        formats; default ``"float32"``).
+
+    Yields a :class:`Source` (``.matrix``, ``.keys``, ``.format``); the file is closed on exit.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> p = os.path.join(tempfile.mkdtemp(), "x.npy"); np.save(p, np.eye(3, dtype=np.float16))
+    >>> with read(p) as src:
+    ...     src.matrix.shape, src.matrix.dtype.name, src.keys
+    ((3, 3), 'float16', None)
+    """
+    p = os.fspath(path)
+    if dataset is None and not os.path.exists(p):
+        p, dataset = split_dataset(p)
+    if not os.path.exists(p):
+        raise NotFoundError(f"{p}: no such file")
+    if os.path.isdir(p):
+        raise InputError(f"{p}: is a directory, expected a matrix file", ErrorKind.BAD_FILE)
+    f = _REGISTRY[detect_format(p, fmt)]
+    kw = dict(f.opts)
+    kw.update({k: v for k, v in opts.items() if v is not None})
+    with f.read()(p, dataset, **kw) as src:
+        yield src
+
+
+@contextmanager
+def open_matrix(path: str | os.PathLike[str], dataset: str | None = None, fmt: str | None = None,
+                **opts: Any) -> Iterator[Matrix]:
+    """Like :func:`read`, yielding only the :class:`~embfmt.matrix.Matrix`."""
+    with read(path, dataset, fmt, **opts) as src:
+        yield src.matrix
+
+
+def write(path: str | os.PathLike[str], data: Any, keys: Any = None, dataset: str | None = None,
+          fmt: str | None = None, **opts: Any) -> str:
+    """Write a table to ``path`` atomically; returns the format name used.
+
+    Parameters
+    ----------
+    data
+        A :class:`~embfmt.table.TableView` (``repo.open(...)``, decoded chunk by chunk; its row
+        keys are written unless ``keys`` is given), or anything
+        :func:`~embfmt.matrix.as_matrix` accepts (numpy, torch, CuPy, DLPack, ...).
+    keys
+        Row keys to store (Parquet/Arrow key column, word2vec words); other formats ignore them.
+    dataset
+        HDF5 dataset path (default ``embeddings``), safetensors tensor name (default
+        ``embeddings``) or Parquet/Arrow vector column (default ``embedding``).
+    fmt
+        The format; by default chosen by the extension of ``path``.
+    **opts
+        ``vector_column`` / ``key_column`` (Parquet/Arrow), ``header`` (text).
+
+    A dtype the format cannot hold raises :class:`~embfmt.errors.InputError` of kind
+    ``unsupported-dtype`` before any file is created; any error leaves no file behind.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> p = os.path.join(tempfile.mkdtemp(), "x.safetensors")
+    >>> write(p, np.ones((2, 3), dtype=np.int8), dataset="w")
+    'safetensors'
+    """
+    p = os.fspath(path)
+    if os.path.isdir(p):
+        raise InputError(f"{p}: is a directory; give an output file", ErrorKind.BAD_ARGUMENT)
+    d = os.path.dirname(os.path.abspath(p))
+    if not os.path.isdir(d):
+        raise NotFoundError(f"{p}: directory {d} does not exist")
+    f = _REGISTRY[format_for_output(p, fmt)]
+    rows = as_rows(data)
+    if keys is None:
+        keys = rows.keys
+    f.check()(p, rows)
+    kw = dict(f.opts)
+    kw.update({k: v for k, v in opts.items() if v is not None})
+    writer = f.write()
+    atomic_output(p, lambda tmp: _named_errors(p, tmp, lambda: writer(tmp, rows, keys, dataset, **kw)))
+    return f.name
+
+
+def _named_errors(path: str, tmp: str, fn: Callable[[], None]) -> None:
+    """Errors raised while writing the temporary file name the real output instead."""
+    from ..errors import EmbfmtError
+
+    try:
+        fn()
+    except EmbfmtError as e:
+        if tmp in e.message:
+            raise type(e)(e.message.replace(tmp, path), e.kind) from None
+        raise

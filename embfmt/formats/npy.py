@@ -1,0 +1,59 @@
+"""``.npy`` files: memory-mapped on read (zero-copy), written through ``open_memmap``.
+
+A ``.npy`` header has no way to record bfloat16 (numpy would write an anonymous ``V2``), so
+bfloat16 tables are refused with a pointer to a format that keeps them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from ..errors import ErrorKind, FormatError
+from ._common import Rows, Source, named_matrix, unsupported_dtype
+
+NAME = "npy"
+EXTENSIONS = (".npy",)
+MAGIC = b"\x93NUMPY"
+DTYPES = ("float64", "float32", "float16", "int8", "uint8")
+
+
+@contextmanager
+def read(path: str, dataset: str | None = None, **opts: Any) -> Iterator[Source]:
+    """Memory-map ``path``; the matrix is served as zero-copy views of the mapping."""
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise FormatError(f"{path}: not a readable .npy file ({e})", ErrorKind.BAD_FILE) from None
+    if not isinstance(arr, np.ndarray):
+        raise FormatError(f"{path}: not a .npy array", ErrorKind.BAD_FILE)
+    yield Source(named_matrix(path, arr), None, NAME, path)
+
+
+def check(path: str, rows: Rows) -> None:
+    """Refuse a dtype ``.npy`` cannot record, before any file is created."""
+    if rows.dtype.name not in DTYPES:
+        raise unsupported_dtype(path, ".npy", rows.dtype.name, DTYPES,
+                                "a .safetensors, HDF5 or Parquet file (they keep bfloat16)")
+
+
+def write(path: str, rows: Rows, keys: Any = None, dataset: str | None = None, **opts: Any) -> None:
+    """Write ``rows`` to ``path`` block by block through a writable memory map (keys are not
+    stored: a ``.npy`` file holds one array)."""
+    check(path, rows)
+    n, d = rows.shape
+    npdt = rows.dtype.numpy
+    if n == 0:
+        with open(path, "wb") as f:
+            np.save(f, np.empty((n, d), dtype=npdt))
+        return
+    mm = np.lib.format.open_memmap(path, mode="w+", dtype=npdt, shape=(n, d))
+    try:
+        for lo, hi, block in rows.blocks():
+            mm[lo:hi] = block
+        mm.flush()
+    finally:
+        del mm

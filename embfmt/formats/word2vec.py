@@ -1,0 +1,241 @@
+"""Word-vector files: word2vec / fastText text (``N D`` header), GloVe text (no header) and
+word2vec binary.
+
+Text files hold one ``WORD v1 v2 ... vD`` line per row; the reader detects the ``N D`` header.
+Values are parsed into the dtype given by ``dtype`` (default float32) and must fit it. Words
+become the table's row keys (always strings). The whole matrix is parsed into memory: a text
+file is several times larger than the binary matrix it holds, so this is not the path for
+tables larger than RAM.
+
+Writers need a word per row: a table's keys, or, when it has none, the row index written as
+the word (``"0"``, ``"1"``, ...). Integer keys are written as decimal words and come back as
+strings. Floats are written in the shortest form that reads back to the same bits in the
+table's dtype (``-0``, ``inf`` and ``-inf`` included); a NaN other than the canonical quiet NaN
+has no text form and is refused, naming its row, before any output file appears.
+
+Word2vec binary (``.bin``) stores float32 only: ``N D\\n`` then, per row, the word, a space and
+D little-endian float32 values (bit-exact, NaN payloads included), as gensim reads and writes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from ..dtype import DType, dtype_from_name
+from ..errors import ErrorKind, FormatError, InputError
+from ._common import Rows, Source, named_matrix, unsupported_dtype
+
+TEXT_EXTENSIONS = (".txt", ".vec")
+BIN_EXTENSIONS = (".bin",)
+TEXT_DTYPES = ("float64", "float32", "float16", "bfloat16", "int8", "uint8")
+BIN_DTYPES = ("float32",)
+# Rows per block when writing text (formatting is per element; blocks keep memory bounded).
+TEXT_BLOCK_ROWS = 4096
+_WS = (" ", "\t", "\n", "\r", "\v", "\f")
+
+
+# --- parsing numbers -------------------------------------------------------------------------
+def parse_values(tokens: Any, dt: DType) -> np.ndarray:
+    """Parse decimal text into ``dt``: via float64 for floats (the writer checks that its
+    output reads back through exactly this path), via int64 with a range check for ints."""
+    if dt.is_float:
+        wide = np.asarray(tokens, dtype=np.str_).astype(np.float64)
+        with np.errstate(over="ignore"):
+            out = wide.astype(dt.numpy)
+        over = np.isinf(out.astype(np.float64)) & np.isfinite(wide)
+        if over.any():
+            raise OverflowError(str(np.asarray(tokens)[over][0]))
+        return out
+    wide_i = np.asarray(tokens, dtype=np.str_).astype(np.int64)
+    info = np.iinfo(dt.numpy)
+    if wide_i.size and (wide_i.min() < info.min or wide_i.max() > info.max):
+        raise OverflowError(str(wide_i[(wide_i < info.min) | (wide_i > info.max)][0]))
+    return wide_i.astype(dt.numpy)
+
+
+def format_values(block: np.ndarray, dt: DType, path: str, first_row: int) -> list[list[str]]:
+    """Shortest decimal text for each value that :func:`parse_values` reads back bit-exactly."""
+    if not dt.is_float:
+        return [[str(v) for v in row] for row in block.tolist()]
+    bits = block.view(dt.bits)
+    with np.errstate(invalid="ignore"):  # a signalling NaN warns; it is refused below anyway
+        wide = block.astype(np.float64)
+    out = np.empty(block.shape, dtype=object)
+    todo = np.ones(block.shape, dtype=bool)
+    # Fewest significant digits first; 17 always suffices for any finite float64.
+    for p in range(1, 18):
+        idx = np.nonzero(todo)
+        if not len(idx[0]):
+            break
+        cand = np.char.mod(f"%.{p}g", wide[idx])
+        with np.errstate(over="ignore", invalid="ignore"):
+            back = cand.astype(np.float64).astype(dt.numpy).view(dt.bits)
+        hit = back == bits[idx]
+        out[idx[0][hit], idx[1][hit]] = cand[hit]
+        todo[idx[0][hit], idx[1][hit]] = False
+    if todo.any():
+        r, c = (int(v[0]) for v in np.nonzero(todo))
+        raise InputError(f"{path}: row {first_row + r} column {c} holds a NaN with payload "
+                         f"0x{int(bits[r, c]):0{2 * dt.itemsize}x}; text can only hold the "
+                         "canonical quiet NaN, write .npy, .safetensors, HDF5 or Parquet to "
+                         "keep it", ErrorKind.UNSUPPORTED_DTYPE)
+    return out.tolist()
+
+
+# --- words -----------------------------------------------------------------------------------
+def words_for(path: str, rows: Rows, keys: Any) -> list[str]:
+    """One word per row: the keys, else the row index (see module docstring)."""
+    if keys is None:
+        return [str(i) for i in range(rows.n_rows)]
+    words = [str(k) for k in (keys.tolist() if isinstance(keys, np.ndarray) else keys)]
+    if len(words) != rows.n_rows:
+        raise InputError(f"{path}: {len(words)} keys for {rows.n_rows} rows", ErrorKind.BAD_KEYS)
+    for i, w in enumerate(words):
+        if not w or any(c in w for c in _WS):
+            raise InputError(f"{path}: row {i} key {w!r} is empty or contains whitespace; a "
+                             "word-vector file cannot hold it", ErrorKind.BAD_KEYS)
+    return words
+
+
+# --- text ------------------------------------------------------------------------------------
+def _lines(path: str) -> Iterator[tuple[int, str]]:
+    with open(path, "rb") as fh:
+        for no, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise FormatError(f"{path}: line {no} is not UTF-8 ({e})", ErrorKind.BAD_FILE) from None
+            line = line.rstrip("\r\n").rstrip(" ")
+            if line:
+                yield no, line
+
+
+def _is_header(tokens: list[str]) -> bool:
+    return len(tokens) == 2 and all(t.isascii() and t.isdigit() for t in tokens)
+
+
+@contextmanager
+def read_text(path: str, dataset: str | None = None, *, dtype: str | None = None,
+              header: bool | None = None, **opts: Any) -> Iterator[Source]:
+    """Parse a word2vec (``header=True``), GloVe (``False``) or either (``None``) text file."""
+    dt = dtype_from_name(dtype or "float32")
+    words: list[str] = []
+    vecs: list[np.ndarray] = []
+    n_header: int | None = None
+    dim: int | None = None
+    for no, line in _lines(path):
+        tokens = line.split(" ")
+        if dim is None:  # the first line: a header, or the first row
+            if header is not False and _is_header(tokens):
+                n_header, dim = int(tokens[0]), int(tokens[1])
+                if dim == 0:
+                    raise FormatError(f"{path}: header says D = 0", ErrorKind.BAD_HEADER)
+                continue
+            if header is True:
+                raise FormatError(f"{path}: line {no} is not a word2vec 'N D' header",
+                                  ErrorKind.BAD_HEADER)
+            dim = len(tokens) - 1
+            if dim < 1:
+                raise FormatError(f"{path}: line {no} has a word and no values", ErrorKind.BAD_FILE)
+        assert dim is not None
+        if len(tokens) < dim + 1:
+            raise FormatError(f"{path}: line {no} has {len(tokens) - 1} values, expected {dim}",
+                              ErrorKind.BAD_FILE)
+        # A GloVe word may itself contain spaces: the last D tokens are the values.
+        try:
+            vecs.append(parse_values(tokens[-dim:], dt))
+        except ValueError as e:
+            raise FormatError(f"{path}: line {no} holds a value that is not a number ({e})",
+                              ErrorKind.BAD_FILE) from None
+        except OverflowError as e:
+            raise InputError(f"{path}: line {no} value {e} does not fit {dt.name}; read it with "
+                             "a wider --dtype", ErrorKind.UNSUPPORTED_DTYPE) from None
+        words.append(" ".join(tokens[:-dim]))
+        if n_header is not None and len(words) > n_header:
+            raise FormatError(f"{path}: more rows than the header's {n_header}", ErrorKind.BAD_FILE)
+    if n_header is not None and len(words) != n_header:
+        raise FormatError(f"{path}: header says {n_header} rows, the file has {len(words)}",
+                          ErrorKind.TRUNCATED)
+    if dim is None:
+        raise FormatError(f"{path}: empty word-vector file", ErrorKind.TRUNCATED)
+    arr = np.stack(vecs) if vecs else np.empty((0, dim), dtype=dt.numpy)
+    kind = "word2vec" if n_header is not None else "glove"
+    yield Source(named_matrix(path, arr), words, kind, path)
+
+
+def check_text(path: str, rows: Rows) -> None:
+    """Text holds every dtype; NaN payloads are checked while writing."""
+
+
+def write_text(path: str, rows: Rows, keys: Any = None, dataset: str | None = None, *,
+               header: bool = True, **opts: Any) -> None:
+    """Write word2vec text (``header=True``, an ``N D`` first line) or GloVe text."""
+    words = words_for(path, rows, keys if keys is not None else rows.keys)
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        if header:
+            f.write(f"{rows.n_rows} {rows.dim}\n")
+        for lo, hi, block in rows.blocks(TEXT_BLOCK_ROWS * max(1, rows.row_bytes)):
+            f.writelines(words[lo + i] + " " + " ".join(vals) + "\n"
+                         for i, vals in enumerate(format_values(block, rows.dtype, path, lo)))
+
+
+# --- binary ----------------------------------------------------------------------------------
+@contextmanager
+def read_bin(path: str, dataset: str | None = None, **opts: Any) -> Iterator[Source]:
+    """Read word2vec binary (float32): bit-exact, bounded by the file size before allocating."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        head = fh.readline(256)
+        tokens = head.decode("ascii", "replace").split()
+        if not head.endswith(b"\n") or not _is_header(tokens):
+            raise FormatError(f"{path}: not a word2vec binary file (no 'N D' header line)",
+                              ErrorKind.BAD_HEADER)
+        n, dim = int(tokens[0]), int(tokens[1])
+        if dim == 0 or n * (dim * 4 + 2) > size:
+            raise FormatError(f"{path}: header says {n} x {dim} float32, impossible in a "
+                              f"{size}-byte file", ErrorKind.TRUNCATED)
+        arr = np.empty((n, dim), dtype="<f4")
+        words: list[str] = []
+        data = fh.read()
+    pos, rb = 0, dim * 4
+    for i in range(n):
+        while pos < len(data) and data[pos:pos + 1] == b"\n":
+            pos += 1
+        sp = data.find(b" ", pos, pos + 4096 + 1)
+        if sp < 0:
+            raise FormatError(f"{path}: row {i}: no word before the vector", ErrorKind.TRUNCATED)
+        try:
+            words.append(data[pos:sp].decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise FormatError(f"{path}: row {i} word is not UTF-8 ({e})", ErrorKind.BAD_FILE) from None
+        if sp + 1 + rb > len(data):
+            raise FormatError(f"{path}: row {i} is truncated", ErrorKind.TRUNCATED)
+        arr[i] = np.frombuffer(data, dtype="<f4", count=dim, offset=sp + 1)
+        pos = sp + 1 + rb
+    if data[pos:].strip(b"\n"):
+        raise FormatError(f"{path}: {len(data) - pos} unexpected bytes after {n} rows",
+                          ErrorKind.BAD_FILE)
+    yield Source(named_matrix(path, arr), words, "word2vec-bin", path)
+
+
+def check_bin(path: str, rows: Rows) -> None:
+    if rows.dtype.name not in BIN_DTYPES:
+        raise unsupported_dtype(path, "word2vec binary", rows.dtype.name, BIN_DTYPES,
+                                "word2vec text (.vec), .safetensors or Parquet")
+
+
+def write_bin(path: str, rows: Rows, keys: Any = None, dataset: str | None = None, **opts: Any) -> None:
+    """Write word2vec binary: the ``N D`` header, then word, space, D float32, newline per row."""
+    check_bin(path, rows)
+    words = words_for(path, rows, keys if keys is not None else rows.keys)
+    with open(path, "wb") as f:
+        f.write(f"{rows.n_rows} {rows.dim}\n".encode())
+        for lo, hi, block in rows.blocks():
+            raw = block.astype("<f4", copy=False)
+            f.writelines(words[lo + i].encode("utf-8") + b" " + raw[i].tobytes() + b"\n"
+                         for i in range(hi - lo))

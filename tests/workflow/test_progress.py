@@ -1,0 +1,93 @@
+"""Progress bars: drawn on a terminal, never in pipes, never with --quiet or --json."""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import embfmt
+
+
+def _run_on_tty(args: list[str], cwd: str, env_extra: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """Run the CLI with stderr on a pseudo-terminal (as in an interactive shell); returns the
+    exit code, stdout (a pipe) and everything written to the terminal."""
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "EMBFMT_PROGRESS"}
+    env.update(env_extra or {})
+    proc = subprocess.Popen([sys.executable, "-m", "embfmt", *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=slave, env=env)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert proc.stdout is not None
+    out = proc.stdout.read().decode()
+    proc.stdout.close()
+    rc = proc.wait(timeout=300)
+    os.close(master)
+    return rc, out, b"".join(chunks).decode(errors="replace")
+
+
+@pytest.fixture()
+def repo_and_file(tmp_path):
+    embfmt.Repo.init(tmp_path / "r")
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((20_000, 64)).astype(np.float32))
+    return str(tmp_path / "r"), str(tmp_path / "x.npy")
+
+
+def test_bar_on_a_terminal(repo_and_file):
+    repo, npy = repo_and_file
+    rc, out, tty = _run_on_tty(["commit", f"t={npy}", "-m", "m"], repo)
+    assert rc == 0, tty
+    assert "write t" in tty and "%|" in tty  # tqdm's bar
+    assert len(out.strip()) == 64  # stdout is only the commit id
+
+
+@pytest.mark.parametrize("flag", ["--quiet", "--json"])
+def test_no_bar_with_quiet_or_json(repo_and_file, flag):
+    repo, npy = repo_and_file
+    rc, out, tty = _run_on_tty(["commit", f"t={npy}", "-m", "m", flag], repo)
+    assert rc == 0, tty
+    assert "%|" not in tty and tty.strip() == ""
+
+
+def test_no_bar_when_stderr_is_a_pipe(repo_and_file):
+    repo, npy = repo_and_file
+    proc = subprocess.run([sys.executable, "-m", "embfmt", "commit", f"t={npy}", "-m", "m"], cwd=repo,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stderr == ""
+
+
+def test_library_is_silent_by_default(tmp_path, capsys):
+    repo = embfmt.Repo.init(tmp_path)
+    repo.commit({"t": np.zeros((5000, 64), np.float32)}, message="m")
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("cmd, desc", [(["verify"], "verify chunks"), (["gc", "--prune-now"], "gc objects"),
+                                       (["checkout", "HEAD", "t", "-o", "out.npy", "--force"], "write file"),
+                                       (["diff", "HEAD~1", "HEAD", "--table", "t"], None)])
+def test_long_repository_commands_show_bars(repo_and_file, cmd, desc):
+    repo, npy = repo_and_file
+    r = embfmt.Repo(repo)
+    x = np.load(npy)
+    r.commit({"t": x}, message="1")
+    x[::7] += 1
+    r.commit({"t": x}, message="2")
+    rc, out, tty = _run_on_tty(cmd, repo)
+    assert rc in (0, 1), tty  # diff exits 1: the versions differ
+    if desc is not None:
+        assert desc in tty and "%|" in tty
+    rc, out, tty = _run_on_tty([*cmd, "--quiet"], repo)
+    assert rc in (0, 1) and "%|" not in tty
