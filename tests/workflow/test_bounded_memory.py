@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -11,15 +10,25 @@ import numpy as np
 import embfmt
 
 
+# Linux counts the RSS a process had before exec into its ru_maxrss, so the CLI is started from
+# a small intermediate process: started straight from pytest it would report pytest's size.
+_RSS_WRAPPER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status, ru = os.wait4(pid, 0)
+print(ru.ru_maxrss)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def _peak_rss(args: list[str], cwd: str) -> int:
-    """Peak resident set (bytes) of one CLI process, from wait4's rusage."""
-    proc = subprocess.Popen([sys.executable, "-m", "embfmt", *args], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    out, err = proc.communicate()
-    assert proc.returncode == 0, err.decode()
-    return usage.ru_maxrss * 1024  # KiB on Linux
+    """Peak resident set (bytes) of one CLI process."""
+    proc = subprocess.run([sys.executable, "-c", _RSS_WRAPPER, sys.executable, "-m", "embfmt", *args],
+                          cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return int(proc.stdout.split()[-1]) * 1024  # KiB on Linux
 
 
 def test_cli_commit_of_mapped_npy_has_bounded_rss(tmp_path):
