@@ -56,7 +56,7 @@ class RowChanges:
 def _patch_changes(reader: ChunkReader, da: bytes, db: bytes, m: int) -> np.ndarray | None:
     """Changed row offsets (< m) when one chunk is a sparse patch of the other, else None."""
     for x, y in ((db, da), (da, db)):
-        h = reader.header(x)
+        h = reader.header(x, rows_hint=m)  # the rowprint section comes along for pass 2
         if h.codec == L.CODEC_SPARSE and h.base == y:
             _, idx = reader.patch_rows(x)
             return idx[idx < m]
@@ -75,15 +75,15 @@ def changed_rows(reader: ChunkReader, a: TableVersion, b: TableVersion, *, exact
     differing = [c for c in range(-(-m_all // cr)) if a.digests[c] != b.digests[c]]
     # Pass 1, serial (a few microseconds of header reading per chunk: threads would only add
     # GIL hand-offs): chunks that are sparse patches of each other answer from their index.
-    done: list[np.ndarray] = []
+    found: dict[int, np.ndarray] = {}  # chunk -> its changed rows, assembled in chunk order
     todo = []
     for c in differing:
         lo = c * cr
         idx = _patch_changes(reader, a.digests[c], b.digests[c], min(m_all, lo + cr) - lo)
         if idx is None:
             todo.append(c)
-        elif len(idx):
-            done.append(idx + lo)
+        else:
+            found[c] = idx + lo
 
     # Pass 2, serial: rowprints from rowprint sections. Rows whose rowprints differ changed
     # for certain; a chunk where some agree is confirmed byte by byte in pass 3 (exact mode).
@@ -91,11 +91,14 @@ def changed_rows(reader: ChunkReader, a: TableVersion, b: TableVersion, *, exact
     for c in todo:
         lo = c * cr
         m = min(m_all, lo + cr) - lo
-        differ = reader.rowprints(a.digests[c])[:m] != reader.rowprints(b.digests[c])[:m]
-        if exact and not differ.all():
+        differ = (reader.rowprints(a.digests[c], rows_hint=cr)[:m]
+                  != reader.rowprints(b.digests[c], rows_hint=cr)[:m])
+        if differ.all():
+            found[c] = np.arange(lo, lo + m, dtype=np.int64)
+        elif exact:
             confirm.append(c)
-        elif differ.any():
-            done.append(np.flatnonzero(differ) + lo)
+        else:
+            found[c] = np.flatnonzero(differ) + lo
 
     def decode_compare(c: int) -> np.ndarray:
         lo = c * cr
@@ -112,18 +115,18 @@ def changed_rows(reader: ChunkReader, a: TableVersion, b: TableVersion, *, exact
 
         from .backend import _threads
 
-        results = []
         with ThreadPoolExecutor(_threads()) as pool, \
                 progress.bar(len(confirm), "compare chunks", unit="chunk") as bar:
-            for r in pool.map(decode_compare, confirm):
-                results.append((r, True))
+            for c, r in zip(confirm, pool.map(decode_compare, confirm)):
+                found[c] = r
                 bar.update(1)
     else:
-        results = [(decode_compare(c), True) for c in confirm]
-    compared, decoded = len(differing), sum(r[1] for r in results)
-    parts = done + [r[0] for r in results if len(r[0])]
-    changed = np.sort(np.concatenate(parts)) if parts else np.empty(0, np.int64)
-    return RowChanges(changed.astype(np.int64), np.arange(a.n_rows, b.n_rows, dtype=np.int64),
+        for c in confirm:
+            found[c] = decode_compare(c)
+    compared, decoded = len(differing), len(confirm)
+    parts = [found[c] for c in sorted(found) if len(found[c])]
+    changed = np.concatenate(parts).astype(np.int64, copy=False) if parts else np.empty(0, np.int64)
+    return RowChanges(changed, np.arange(a.n_rows, b.n_rows, dtype=np.int64),
                       np.arange(b.n_rows, a.n_rows, dtype=np.int64), compared, decoded)
 
 

@@ -20,6 +20,9 @@ CACHE_BYTES = 64 << 20
 # First read of a chunk object: the 80-byte header plus, for a sparse patch of up to ~330 rows,
 # its whole index + rowprint section (12 bytes a row), in one system call.
 PREFIX_BYTES = 4096
+# Header + rowprint sections kept for the rowprints()/patch_rows() call that usually follows a
+# header() read: 1024 sections of a 2048-row chunk are 16 MiB at most.
+SECTIONS_KEPT = 1024
 
 
 class ChunkReader:
@@ -32,7 +35,7 @@ class ChunkReader:
         self._rows: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._rp: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._headers: OrderedDict[bytes, ChunkHeader] = OrderedDict()
-        self._sections: OrderedDict[bytes, bytes] = OrderedDict()
+        self._sections: OrderedDict[bytes, tuple[bytes, int]] = OrderedDict()
         self._held = 0
         self._lock = threading.Lock()
 
@@ -48,20 +51,26 @@ class ChunkReader:
         except NotFoundError:
             raise NotFoundError(f"chunk object {digest.hex()} is missing", ErrorKind.MISSING_OBJECT) from None
 
-    def header(self, digest: bytes) -> ChunkHeader:
-        """Parse only the fixed header of a chunk object (cached: objects are immutable)."""
+    def header(self, digest: bytes, rows_hint: int = 0) -> ChunkHeader:
+        """Parse only the fixed header of a chunk object (cached: objects are immutable).
+
+        ``rows_hint`` (the chunk's expected row count) asks for the rowprint section in the
+        same read: a caller that will want :meth:`rowprints` next saves a system call.
+        """
         with self._lock:
             h = self._headers.get(digest)
         if h is not None:
             return h
         # Read a little more than the header: a sparse patch's index section usually comes
-        # along, so patch_rows() needs no second read.
-        head, size = self._prefix(digest, PREFIX_BYTES)
+        # along, so patch_rows() needs no second read. With a hint, read enough for a full
+        # section (8 bytes of rowprint per row; a sparse patch adds a 4-byte index per row).
+        want = max(PREFIX_BYTES, L.CHUNK_HEADER_BYTES + 12 * rows_hint) if rows_hint > 0 else PREFIX_BYTES
+        head, size = self._prefix(digest, want)
         h = parse_header(head, f"chunk object {digest.hex()}", total_size=size)
-        if h.codec == L.CODEC_SPARSE and h.payload_offset <= len(head):
+        if h.payload_offset <= len(head) and (h.codec == L.CODEC_SPARSE or rows_hint > 0):
             with self._lock:
-                self._sections[digest] = head[:h.payload_offset]
-                if len(self._sections) > 4096:
+                self._sections[digest] = (head[:h.payload_offset], size)
+                if len(self._sections) > SECTIONS_KEPT:
                     self._sections.popitem(last=False)
         with self._lock:
             self._headers[digest] = h
@@ -109,7 +118,7 @@ class ChunkReader:
                         self._held -= old.nbytes
         return out
 
-    def rowprints(self, digest: bytes) -> np.ndarray:
+    def rowprints(self, digest: bytes, rows_hint: int = 0) -> np.ndarray:
         """The rowprints of chunk ``digest`` from rowprint sections (payloads are not decoded)."""
         with self._lock:
             hit = self._rp.get(digest)
@@ -117,8 +126,10 @@ class ChunkReader:
                 self._rp.move_to_end(digest)
                 return hit
         # Only the header and the rowprint section are read: never the payload.
-        h = self.header(digest)
-        buf, size = self._prefix(digest, h.payload_offset)
+        h = self.header(digest, rows_hint)
+        with self._lock:
+            kept = self._sections.get(digest)
+        buf, size = kept if kept is not None else self._prefix(digest, h.payload_offset)
         rp = chunk_rowprints(buf, f"chunk object {digest.hex()}", self.rowprints, size)
         rp.flags.writeable = False
         with self._lock:
@@ -134,9 +145,8 @@ class ChunkReader:
         if h.codec != L.CODEC_SPARSE:
             raise ValueError("not a sparse patch")
         with self._lock:
-            sect = self._sections.pop(digest, None)
-        if sect is None:
-            sect, _ = self._prefix(digest, h.payload_offset)
+            kept = self._sections.get(digest)
+        sect = kept[0] if kept is not None else self._prefix(digest, h.payload_offset)[0]
         name = f"chunk object {digest.hex()}"
         from .chunk import header_checksum
 
@@ -164,5 +174,6 @@ class ChunkReader:
             self._rows.clear()
             self._rp.clear()
             self._headers.clear()
+            self._sections.clear()
             self._held = 0
 

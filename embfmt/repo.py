@@ -24,7 +24,9 @@ import json
 import os
 import re
 import socket
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -53,6 +55,9 @@ from .table import TableView
 from .stream import RowStream, StreamWriter
 
 __all__ = ["Repo", "CommitInfo", "VerifyReport", "GcReport"]
+
+# Parsed table versions kept per Repo (a 1M-row version is ~16 KiB of digests).
+TABLE_VERSIONS_KEPT = 256
 
 _REV = re.compile(r"^(?P<base>[^~^]+)(?P<tail>(?:~\d*|\^)*)$")
 
@@ -207,6 +212,8 @@ class Repo:
         self.kernels = _LazyKernels()
         self.reader = ChunkReader(self.store, self.kernels)
         self._pool = ThreadPoolExecutor(_threads(), thread_name_prefix="embfmt-read")
+        self._tv_cache: OrderedDict[bytes, TableVersion] = OrderedDict()
+        self._tv_lock = threading.Lock()
 
     # --- creation ---------------------------------------------------------------------------
     @classmethod
@@ -262,12 +269,29 @@ class Repo:
         oid = bytes.fromhex(cid) if isinstance(cid, str) else cid
         return Commit.from_bytes(self._get(oid, "commit"), oid, f"commit {oid.hex()}")
 
-    def get_table_version(self, tid: bytes | str) -> TableVersion:
+    def get_table_version(self, tid: bytes | str, *, cached: bool = True) -> TableVersion:
+        """The table-version object ``tid``, hash- and root-checked.
+
+        Parsed versions are kept (objects are immutable and content-addressed; parsing
+        recomputes a Merkle root over every chunk digest, ~2 ms for a 1M-row table), except
+        with ``cached=False``, which re-reads the object from disk (``verify`` does).
+        """
         oid = bytes.fromhex(tid) if isinstance(tid, str) else tid
+        if cached:
+            with self._tv_lock:
+                tv = self._tv_cache.get(oid)
+                if tv is not None:
+                    self._tv_cache.move_to_end(oid)
+                    return tv
         buf = self._get(oid, "table version")
         if blake3.blake3(buf).digest() != oid:
             raise IntegrityError(f"table version {oid.hex()}: bytes do not hash to its id")
-        return TableVersion.from_bytes(buf, f"table version {oid.hex()}")
+        tv = TableVersion.from_bytes(buf, f"table version {oid.hex()}")
+        with self._tv_lock:
+            self._tv_cache[oid] = tv
+            while len(self._tv_cache) > TABLE_VERSIONS_KEPT:
+                self._tv_cache.popitem(last=False)
+        return tv
 
     def _keys(self, kid: bytes) -> np.ndarray:
         return decode_keys(self._get(kid, "key object"), kid, f"key object {kid.hex()}")
@@ -806,7 +830,7 @@ class Repo:
         key_ids: set[bytes] = set()
         for tid in sorted(tv_ids):
             try:
-                tv = self.get_table_version(tid)
+                tv = self.get_table_version(tid, cached=False)
             except EmbfmtError as e:
                 report.errors.append({"object": tid, "kind": e.kind.value, "error": str(e)})
                 continue
