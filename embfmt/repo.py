@@ -46,6 +46,7 @@ from .environment import capture_environment
 from .errors import (ConflictError, EmbfmtError, ErrorKind, FormatError, InputError,
                      IntegrityError, NotFoundError)
 from .keys import decode_keys, encode_keys, normalize_keys
+from .lease import WriteLease, oldest_live_lease
 from .manifest import TableVersion
 from .matrix import as_matrix
 from .reader import ChunkReader
@@ -463,12 +464,16 @@ class Repo:
                 allow_schema_change)))
         new_tables: dict[str, str] = {}
         write_info: dict[str, Any] = {}
-        for name, ptv, (m, key_arr, ident) in prepared:
-            tid, info = self._write_table(name, m, ptv, key_arr, ident, backend_name)
-            new_tables[name] = tid
-            write_info[name] = info
-        return self._commit_snapshot(branch, parent_id, new_tables, write_info, remove, message, meta,
-                                     author, time_utc, environment, backend_name)
+        lease = WriteLease(self.store.tmp)  # gc keeps what this commit writes until it lands
+        try:
+            for name, ptv, (m, key_arr, ident) in prepared:
+                tid, info = self._write_table(name, m, ptv, key_arr, ident, backend_name)
+                new_tables[name] = tid
+                write_info[name] = info
+            return self._commit_snapshot(branch, parent_id, new_tables, write_info, remove, message,
+                                         meta, author, time_utc, environment, backend_name)
+        finally:
+            lease.release()
 
     def _commit_snapshot(self, branch: str, parent_id: bytes | None, new_tables: dict[str, str],
                          write_info: dict[str, Any], remove: tuple[str, ...], message: str,
@@ -905,6 +910,11 @@ class Repo:
         """
         live = self._reachable_objects()
         cutoff = time.time() - grace_seconds
+        oldest = oldest_live_lease(self.store.tmp)
+        if oldest is not None:
+            # A table write is running: keep whatever it wrote or touched since it started
+            # (1 s of slack for file systems with coarse timestamps).
+            cutoff = min(cutoff, oldest - 1.0)
         rep = GcReport()
         oids = list(self.store.iter())
         with progress.bar(len(oids), "gc objects", unit="obj") as bar:

@@ -11,7 +11,9 @@ row of a chunk that is only partly written.
 Nothing becomes visible until the commit: chunk objects written on the way are unreferenced
 until the commit object and the branch update land, so an exception or a killed process leaves
 the branch, the log and ``verify`` exactly as they were (``gc`` later removes the orphaned
-objects and scratch files, after its grace period).
+objects and scratch files, after its grace period). While a write runs, it holds a write lease
+(:mod:`embfmt.lease`): ``gc`` removes nothing written after the lease was taken, however long
+the writer stays open.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 from . import progress
 from .dtype import DType, dtype_of
 from .errors import ConflictError, ErrorKind, InputError
+from .lease import WriteLease
 from .matrix import as_matrix, check_shape
 from .writer import TableWriter
 
@@ -61,6 +64,8 @@ class RowStream:
         self.dim = dim
         self.row_bytes = dim * dt.itemsize
         self.t0 = time.perf_counter()
+        # Held until close(): gc keeps every object written (or touched) after this moment.
+        self._lease: WriteLease | None = WriteLease(repo.store.tmp)
         self.writer = TableWriter(repo.store, repo.reader, repo.kernels, dt, dim, parent, backend=backend)
         self.chunk_rows = self.writer.fp.chunk_rows
         self.cursor = 0  # rows [0, cursor) have gone to the writer
@@ -188,8 +193,12 @@ class RowStream:
         return self.cursor, r
 
     def close(self) -> None:
-        """Remove the scratch file (idempotent)."""
+        """Remove the scratch file and release the write lease (idempotent). The caller
+        references the written objects (commits) before closing, or abandons them to gc."""
         self._bar.close()
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

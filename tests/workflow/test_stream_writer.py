@@ -218,8 +218,59 @@ def test_killed_writer_leaves_repository_verified_and_unchanged(tmp_path):
     again = embfmt.Repo(tmp_path / "r")
     assert again.resolve("HEAD") == head and [c.id for c in again.log()] == log
     assert again.verify().ok
-    assert len(os.listdir(tmp_path / "r" / "tmp")) == 1  # the dead writer's scratch file
+    left = sorted(n.split("-")[0] for n in os.listdir(tmp_path / "r" / "tmp"))
+    assert left == ["lease", "stream"]  # the dead writer's (stale) lease and its scratch file
     again.gc(grace_seconds=0)
     assert os.listdir(tmp_path / "r" / "tmp") == []
     assert again.verify().ok and np.array_equal(again.read("t"), np.zeros((50_000, 32), np.float32))
 
+
+
+GC_NOW = textwrap.dedent("""
+    import sys, embfmt
+    rep = embfmt.Repo(sys.argv[1]).gc()          # default grace: one hour
+    print(rep.objects_removed)
+""")
+
+
+def _age_everything(root, seconds: float) -> None:
+    """Make every object and temp file look ``seconds`` old (as after a long training run)."""
+    for sub in ("objects", "tmp"):
+        for dirpath, _, files in os.walk(os.path.join(root, sub)):
+            for f in files:
+                p = os.path.join(dirpath, f)
+                st = os.stat(p)
+                os.utime(p, (st.st_atime - seconds, st.st_mtime - seconds))
+
+
+def test_gc_during_a_long_running_writer_keeps_its_objects(tmp_path):
+    repo = embfmt.Repo.init(tmp_path / "r")
+    x = _table(40_000, 64, "float32")
+    w = repo.writer("t", shape=x.shape, dtype="float32", message="hours of training")
+    w.write(0, x[:20_000])          # chunk objects, not referenced by any commit yet
+    w.write(30_000, x[30_000:])     # rows waiting in the scratch file
+    _age_everything(tmp_path / "r", 2 * 3600)  # the writer has been open for two hours
+    proc = subprocess.run([sys.executable, "-c", GC_NOW, str(tmp_path / "r")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "0"  # the live writer's lease protected its objects
+    w.write(20_000, x[20_000:30_000])
+    w.commit()
+    assert repo.verify().ok
+    assert repo.read("t").view(np.uint32).tobytes() == x.view(np.uint32).tobytes()
+
+
+def test_a_dead_writers_lease_does_not_block_gc(tmp_path):
+    repo = embfmt.Repo.init(tmp_path / "r")
+    repo.commit({"t": np.zeros((50_000, 32), np.float32)}, message="base")
+    proc = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(tmp_path / "r")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL
+    assert any(n.startswith("lease-") for n in os.listdir(tmp_path / "r" / "tmp"))
+    _age_everything(tmp_path / "r", 2 * 3600)
+    before = embfmt.Repo(tmp_path / "r").disk_usage()
+    rep = embfmt.Repo(tmp_path / "r").gc()
+    assert rep.objects_removed > 0  # the dead writer's orphaned chunks
+    assert os.listdir(tmp_path / "r" / "tmp") == []
+    assert embfmt.Repo(tmp_path / "r").disk_usage() < before
+    assert embfmt.Repo(tmp_path / "r").verify().ok
