@@ -96,7 +96,16 @@ class Matrix:
         """Canonical bytes of rows ``[start, stop)`` as a ``(stop-start, row_bytes)`` uint8 array."""
         if self._zero_copy is not None:
             return self._zero_copy[start:stop]
-        block = self.obj[start:stop]
+        try:
+            block = self.obj[start:stop]
+        except OSError as e:  # h5py: a corrupt or unreadable chunk of the dataset
+            if self.kind != "h5py":
+                raise
+            from .errors import FormatError
+
+            where = f"{getattr(getattr(self.obj, 'file', None), 'filename', '?')}:{self.obj.name}"
+            raise FormatError(f"{where}: cannot read rows [{start}, {stop}) ({e})",
+                              ErrorKind.BAD_FILE) from None
         if self.kind == "torch":
             block = _torch_to_numpy(block)
         elif self.kind == "cupy":

@@ -43,7 +43,7 @@ def read(path: str, dataset: str | None = None, *, vector_column: str | None = N
             nb = reader.num_record_batches
             sizes = [reader.get_batch(i).num_rows for i in range(nb)]
             if dim is None:
-                dim = next((len(reader.get_batch(i).column(vi)[0].values)
+                dim = next((P.list_len(path, vcol, reader.get_batch(i).column(vi)[0])
                             for i in range(nb) if sizes[i]), 0)
             keys = None
             if kcol is not None:

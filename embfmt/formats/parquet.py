@@ -233,7 +233,7 @@ def read(path: str, dataset: str | None = None, *, vector_column: str | None = N
         if dim is None:  # a plain list column: the first row gives D
             dim = 0
             for b in pf.iter_batches(batch_size=1, columns=[vcol]):
-                dim = len(b.column(0)[0].values) if len(b) else 0
+                dim = list_len(path, vcol, b.column(0)[0]) if len(b) else 0
                 break
         bs = batch_rows(dim, dt)
         keys = None
@@ -330,3 +330,11 @@ def write(path: str, rows: Rows, keys: Any = None, dataset: str | None = None, *
             wrote = True
         if not wrote:
             w.write_table(schema.empty_table())
+
+
+def list_len(path: str, column: str, value: Any) -> int:
+    """Length of one list value of the vector column (a null has none: refused)."""
+    if not value.is_valid:
+        raise FormatError(f"{path}: column {column!r} row 0 is null; every row needs a vector",
+                          ErrorKind.BAD_FILE)
+    return len(value.values)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _layout as L
 from ..dtype import dtype_from_name
 from ..errors import ErrorKind, FormatError, InputError, NotFoundError
 from ._common import Rows, Source, named_matrix
@@ -51,8 +52,9 @@ def read_safetensors_header(path: str) -> tuple[dict[str, Any], int]:
                               f"{size}-byte file", ErrorKind.BAD_HEADER)
         try:
             header = json.loads(fh.read(hlen))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise FormatError(f"{path}: safetensors header is not JSON ({e})", ErrorKind.BAD_HEADER) from None
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
+            raise FormatError(f"{path}: safetensors header is not JSON ({type(e).__name__}: "
+                              f"{str(e)[:200]})", ErrorKind.BAD_HEADER) from None
     if not isinstance(header, dict):
         raise FormatError(f"{path}: safetensors header is not a JSON object", ErrorKind.BAD_HEADER)
     data_len = size - 8 - hlen
@@ -103,6 +105,9 @@ def read(path: str, dataset: str | None = None, **opts: Any) -> Iterator[Source]
     if len(shape) != 2:
         raise InputError(f"{path}: tensor {name!r} has shape {shape}; expected a 2-D matrix",
                          ErrorKind.NOT_A_MATRIX)
+    if shape[0] > L.MAX_ROWS or shape[1] > L.MAX_DIM:
+        raise FormatError(f"{path}: tensor {name!r} has shape {shape}, beyond the limits "
+                          f"(N <= {L.MAX_ROWS}, D <= {L.MAX_DIM})", ErrorKind.BAD_HEADER)
     if count == 0:
         arr = np.zeros(shape, dtype=dt.numpy)
     else:

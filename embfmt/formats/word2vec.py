@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _layout as L
 from ..dtype import DType, dtype_from_name
 from ..errors import ErrorKind, FormatError, InputError
 from ._common import Rows, Source, named_matrix, unsupported_dtype
@@ -115,6 +116,15 @@ def _lines(path: str) -> Iterator[tuple[int, str]]:
                 yield no, line
 
 
+def _check_header(path: str, n: int, dim: int) -> None:
+    """An ``N D`` header within the format limits (spec §9), checked before any allocation."""
+    if dim == 0:
+        raise FormatError(f"{path}: header says D = 0", ErrorKind.BAD_HEADER)
+    if n > L.MAX_ROWS or dim > L.MAX_DIM:
+        raise FormatError(f"{path}: header says {n} x {dim}, beyond the limits "
+                          f"(N <= {L.MAX_ROWS}, D <= {L.MAX_DIM})", ErrorKind.BAD_HEADER)
+
+
 def _is_header(tokens: list[str]) -> bool:
     return len(tokens) == 2 and all(t.isascii() and t.isdigit() for t in tokens)
 
@@ -133,8 +143,7 @@ def read_text(path: str, dataset: str | None = None, *, dtype: str | None = None
         if dim is None:  # the first line: a header, or the first row
             if header is not False and _is_header(tokens):
                 n_header, dim = int(tokens[0]), int(tokens[1])
-                if dim == 0:
-                    raise FormatError(f"{path}: header says D = 0", ErrorKind.BAD_HEADER)
+                _check_header(path, n_header, dim)
                 continue
             if header is True:
                 raise FormatError(f"{path}: line {no} is not a word2vec 'N D' header",
@@ -196,7 +205,8 @@ def read_bin(path: str, dataset: str | None = None, **opts: Any) -> Iterator[Sou
             raise FormatError(f"{path}: not a word2vec binary file (no 'N D' header line)",
                               ErrorKind.BAD_HEADER)
         n, dim = int(tokens[0]), int(tokens[1])
-        if dim == 0 or n * (dim * 4 + 2) > size:
+        _check_header(path, n, dim)
+        if n * (dim * 4 + 2) > size:
             raise FormatError(f"{path}: header says {n} x {dim} float32, impossible in a "
                               f"{size}-byte file", ErrorKind.TRUNCATED)
         arr = np.empty((n, dim), dtype="<f4")
