@@ -16,7 +16,9 @@ repository (removed by ``reset`` + ``gc``, or a stamp of another repository) is
 The **usage log** ``lineage/uses.log`` holds one canonical-JSON record per line, each naming a
 stamp, a consumer and free context, chained by ``prev`` = BLAKE3 of the previous line;
 ``lineage/uses.head`` holds the record count, the committed byte length and the hash of the
-last line, so a removed tail is detected too. Appends run under the repository's ref lock.
+last line, so a removed tail is detected too. The head is a lower bound: complete lines past it
+that chain on are records (an append killed after writing its line, or a head rolled back), so
+rolling the head back hides nothing. Appends run under the repository's ref lock.
 
 Examples
 --------
@@ -382,8 +384,10 @@ class UsageLog:
             if n:
                 self._check_last(fd, length, n, last)
             if size > length:
-                # Bytes past the committed length are an append that died before its head update:
-                # its caller never got a record id, so the record never happened.
+                # Bytes past the committed length: appends that died before their head update.
+                # Whole records that chain on are kept (the use happened; the log only grows);
+                # a cut-short last line is dropped. A line that does not chain is refused.
+                n, length, last = self._roll_forward(fd, n, length, last, size)
                 os.ftruncate(fd, length)
             rec = {"author": author, "consumer": consumer, "context": context, "format": LOG_FORMAT,
                    "prev": last, "seq": n, "stamp": stamp_text, "time": time or _now()}
@@ -403,6 +407,26 @@ class UsageLog:
         # The head names the record last: only then is it part of the log.
         self._write_head(n + 1, length + len(data), rid)
         return UseRecord(rid, n, stamp_text, table, commit, consumer, context, rec["time"], author, last)
+
+    def _roll_forward(self, fd: int, n: int, length: int, last: str, size: int) -> tuple[int, int, str]:
+        """Adopt the complete, chaining records past the committed length; returns the new
+        (count, length, last hash)."""
+        if size - length > (256 << 20):  # bounded before reading it
+            raise IntegrityError(f"{self.log_name}: {size - length} bytes past the committed length "
+                                 f"{length}: not left by interrupted appends; run `embfmt verify`")
+        tail = os.pread(fd, size - length, length)
+        pos = 0
+        while True:
+            nl = tail.find(b"\n", pos)
+            if nl < 0:
+                return n, length + pos, last
+            line = tail[pos:nl]
+            problems: list[_Problem] = []
+            rec = self._parse(line, n + 1, _line_hash(line), self.log_name, problems.append)
+            if rec is None or rec.seq != n or rec.prev != last:
+                raise IntegrityError(f"{self.log_name}: line {n + 1}, past the committed length, does "
+                                     "not chain onto the log: the log was altered; run `embfmt verify`")
+            n, last, pos = n + 1, _line_hash(line), nl + 1
 
     def _check_last(self, fd: int, length: int, n: int, last: str) -> None:
         """The committed log's last line must hash to the head (cheap: one line is read)."""
@@ -450,16 +474,20 @@ class UsageLog:
             return []
         out: list[UseRecord] = []
         prev_hash, prev_seq, pos, lineno = GENESIS, -1, 0, 0
+        at_head: tuple[int, str] | None = (0, GENESIS) if length == 0 else None
         with open(self.log_path, "rb") as f:
-            while pos < length:
+            while True:
                 # Lines end at b"\n" only (U+2028 and friends inside JSON strings are not breaks).
                 raw = f.readline(MAX_RECORD_BYTES + 2)
                 if not raw:
                     break
+                past = pos >= length  # beyond the head: records whose head update did not land
                 lineno += 1
                 where = f"{self.log_name}:{lineno}"
                 end = pos + len(raw)
                 if not raw.endswith(b"\n"):
+                    if past and len(raw) <= MAX_RECORD_BYTES:
+                        break  # an append cut short before its newline: never a record
                     if len(raw) > MAX_RECORD_BYTES:
                         report(_Problem(where, ErrorKind.BAD_FILE,
                                         f"line {lineno} is longer than {MAX_RECORD_BYTES} bytes"))
@@ -468,7 +496,7 @@ class UsageLog:
                                     f"line {lineno} has no newline: the record was cut short"))
                     prev_hash, pos = _line_hash(raw), end
                     break
-                if end > length:
+                if not past and end > length:
                     report(_Problem(where, ErrorKind.DIGEST_MISMATCH,
                                     f"line {lineno} runs past the committed length {length} that "
                                     f"{self.head_name} names: records were altered"))
@@ -494,15 +522,18 @@ class UsageLog:
                 else:
                     prev_seq += 1
                 prev_hash, pos = h, end
+                if pos == length:
+                    at_head = (lineno, prev_hash)
         if pos < length:
             report(_Problem(self.log_name, ErrorKind.TRUNCATED,
                             f"ends at byte {pos} after {lineno} records, but {self.head_name} says "
                             f"{length} bytes and {n_head} records: the last records were removed"))
-        elif lineno != n_head or prev_hash != last_head:
-            report(_Problem(f"{self.log_name}:{lineno}", ErrorKind.DIGEST_MISMATCH,
-                            f"the log holds {lineno} records ending in {prev_hash[:12]}..., but "
-                            f"{self.head_name} says {n_head} records ending in {last_head[:12]}...: "
-                            f"line {lineno} (the last) or the head was altered"))
+        elif at_head is None or at_head != (n_head, last_head):
+            n_at, h_at = at_head if at_head is not None else (lineno, prev_hash)
+            report(_Problem(f"{self.log_name}:{n_at}", ErrorKind.DIGEST_MISMATCH,
+                            f"the log holds {n_at} records ending in {h_at[:12]}... at byte {length}, "
+                            f"but {self.head_name} says {n_head} records ending in "
+                            f"{last_head[:12]}...: line {n_at} or the head was altered"))
         return out
 
     @staticmethod
@@ -531,6 +562,12 @@ class UsageLog:
                 or not isinstance(d["author"], str) or not isinstance(d["consumer"], str)
                 or not d["consumer"] or not (d["context"] is None or isinstance(d["context"], dict))):
             bad("a member has the wrong type or form")
+            return None
+        if (not d["consumer"].strip()
+                or len(d["consumer"].encode("utf-8", "surrogatepass")) > MAX_CONSUMER_BYTES
+                or (d["context"] is not None and len(canonical_json(d["context"])) > MAX_CONTEXT_BYTES)):
+            bad(f"consumer blank or over {MAX_CONSUMER_BYTES} bytes, or context over "
+                f"{MAX_CONTEXT_BYTES} bytes (spec §21.3)")
             return None
         try:
             table, commit, _ = parse_stamp(d["stamp"])

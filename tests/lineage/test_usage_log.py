@@ -24,6 +24,7 @@ from embfmt.errors import (
     NotFoundError,
 )
 from embfmt.lineage import GENESIS, UsageLog
+from embfmt.manifest import canonical_json
 from embfmt.repo import Repo
 
 from . import _use_worker
@@ -232,6 +233,49 @@ def test_interrupted_append_is_not_a_record(filled: Path, tmp_path: Path) -> Non
     assert b"half-writ" not in p.read_bytes()
 
 
+def test_rolled_back_head_hides_no_record(filled: Path, tmp_path: Path) -> None:
+    """Restoring an old head (without touching the log) must neither hide the later records
+    from uses/verify nor let the next append overwrite them."""
+    r = _copy(filled, tmp_path, "a")
+    head = Path(r.path) / HEAD
+    old_head = head.read_bytes()
+    later = [r.record_use(r.stamp("emb"), consumer=f"later-{i}") for i in range(3)]
+    head.write_bytes(old_head)  # roll the head back three records
+    assert r.verify().ok
+    assert [u.id for u in r.uses()][-3:] == later
+    rid = r.record_use(r.stamp("emb"), consumer="after rollback")
+    uses = r.uses()
+    assert len(uses) == 10 and [u.id for u in uses][-4:] == [*later, rid]
+    assert r.verify().ok and json.loads(head.read_bytes())["records"] == 10
+
+
+def test_complete_line_past_the_head_is_adopted(filled: Path, tmp_path: Path) -> None:
+    """An append killed after writing its whole line but before its head update: the use
+    happened, so it is a record, and the next append chains onto it."""
+    r = _copy(filled, tmp_path, "a")
+    head = Path(r.path) / HEAD
+    old_head = head.read_bytes()
+    rid = r.record_use(r.stamp("emb"), consumer="killed before head")
+    head.write_bytes(old_head)
+    assert r.verify().ok and r.uses()[-1].id == rid
+    nxt = r.record_use(r.stamp("emb"), consumer="next")
+    assert [u.id for u in r.uses()][-2:] == [rid, nxt] and r.verify().ok
+
+
+def test_forged_line_past_the_head_is_refused(filled: Path, tmp_path: Path) -> None:
+    r = _copy(filled, tmp_path, "a")
+    p = Path(r.path) / LOG
+    forged = json.loads(_lines(r)[-1])
+    forged["consumer"] = "forged"  # right form, but seq/prev do not continue the chain
+    with open(p, "ab") as f:
+        f.write(canonical_json(forged) + b"\n")
+    size = p.stat().st_size
+    _assert_fails(r, "lineage/uses.log:7", ErrorKind.DIGEST_MISMATCH)
+    with pytest.raises(IntegrityError, match="does not chain"):
+        r.record_use(r.stamp("emb"), consumer="x")
+    assert p.stat().st_size == size  # refused: nothing truncated, nothing appended
+
+
 def test_verify_of_one_revision_skips_the_log(filled: Path, tmp_path: Path) -> None:
     r = _copy(filled, tmp_path, "a")
     _write_lines(r, _lines(r)[1:])
@@ -288,3 +332,18 @@ def test_concurrent_appenders_keep_one_chain(repo: Repo, tmp_path: Path) -> None
     # the appends really interleaved (else this test proves little)
     procs_in_order = [u.context["proc"] for u in uses]
     assert sum(a != b for a, b in itertools.pairwise(procs_in_order)) >= n_procs - 1
+
+
+def test_over_limit_records_fail_verify(filled: Path, tmp_path: Path) -> None:
+    """A record written by another tool past the §21.3 limits is a defect, as the spec says."""
+    r = _copy(filled, tmp_path, "a")
+    lines = _lines(r)
+    rec = json.loads(lines[-1])
+    chained = {**rec, "seq": rec["seq"] + 1, "prev": blake3.blake3(lines[-1]).hexdigest()}
+    assert r.verify().ok  # a well-formed chained record past the head is fine (adopted)...
+    for bad in ({"consumer": "x" * 1025}, {"consumer": "   "}, {"context": {"k": "v" * 70_000}}):
+        _write_lines(r, [*lines, canonical_json({**chained, **bad})])
+        errs = r.verify().errors  # ...one over the limits is not
+        assert any(e["object"] == "lineage/uses.log:7" and e["kind"] == "bad-file" for e in errs), bad
+    _write_lines(r, [*lines, canonical_json(chained)])
+    assert r.verify().ok
