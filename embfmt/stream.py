@@ -5,8 +5,9 @@ matrix's blocks in row order, :class:`StreamWriter` (``repo.writer(...)``) lets 
 write blocks at any row offset. Rows reach the fingerprinter and the chunk writer strictly in
 row order (the fingerprint is defined over the row sequence, spec §4), so rows written ahead
 of the next unwritten row wait in a scratch file under the repository's ``tmp/`` directory,
-never in memory: what is resident is a few chunks being hashed and encoded plus one bit per
-row of a chunk that is only partly written.
+never in memory: what is resident is a few chunks being hashed and encoded plus one byte per
+row of each chunk that is only partly written (at most 1/row_bytes of the table, for writes
+scattered row by row). The scratch file grows up to the size of the rows written ahead.
 
 Nothing becomes visible until the commit: chunk objects written on the way are unreferenced
 until the commit object and the branch update land, so an exception or a killed process leaves

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     # Lineage: the stamp names the exact table version this "model" was trained into.
     summary = {"repo": os.path.abspath(args.repo), "commits": tracker.commits,
                "final_loss": loss_avg}
-    if tracker.last_commit is not None and hasattr(repo, "stamp"):
+    if tracker.last_commit is not None:
         summary["item_emb_stamp"] = repo.stamp("item_emb", tracker.last_commit)
     json.dump(summary, sys.stdout)
     print()

@@ -4,6 +4,7 @@ streams from, atomic output files, and the errors for missing extras and unsuppo
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -150,7 +151,7 @@ def atomic_output(path: str, write: Callable[[str], None]) -> None:
     behind: the temporary file is removed and ``path`` is untouched.
     """
     d = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(d, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    tmp = os.path.join(d, f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
     try:
         write(tmp)
         os.replace(tmp, path)

@@ -85,3 +85,22 @@ def test_hdf5_corrupt_chunk_is_a_typed_error(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and str(p) in proc.stderr
+
+
+def test_spec_section_22_worked_example(tmp_path):
+    """The word2vec text in spec §22.2 is exactly what embfmt writes, and reads back bit-exactly."""
+    import os
+    import re
+
+    from embfmt.formats import write
+
+    spec = open(os.path.join(os.path.dirname(__file__), "..", "..", "spec", "embfmt-v1.md")).read()
+    part = spec[spec.index("## 22. Interchange"):]
+    block = re.search(r"Worked example: the table.*?```\n(.*?)```", part, re.S)
+    assert block is not None
+    x = np.array([[1.5, -0.0], [np.inf, 0.1]], np.float32)
+    p = tmp_path / "x.vec"
+    write(str(p), x, keys=["a", "b"])
+    assert p.read_text() == block.group(1)
+    with read(str(p)) as src:
+        assert src.matrix.rows(0, 2).tobytes() == x.tobytes() and list(src.keys) == ["a", "b"]

@@ -77,7 +77,8 @@ def test_library_is_silent_by_default(tmp_path, capsys):
 
 @pytest.mark.parametrize("cmd, desc", [(["verify"], "verify chunks"), (["gc", "--prune-now"], "gc objects"),
                                        (["checkout", "HEAD", "t", "-o", "out.npy", "--force"], "write file"),
-                                       (["diff", "HEAD~1", "HEAD", "--table", "t"], None)])
+                                       (["diff", "HEAD~1", "HEAD", "--table", "t"], None),
+                                       (["diff", "HEAD", "{npy}", "--table", "t"], "diff chunks")])
 def test_long_repository_commands_show_bars(repo_and_file, cmd, desc):
     repo, npy = repo_and_file
     r = embfmt.Repo(repo)
@@ -85,6 +86,7 @@ def test_long_repository_commands_show_bars(repo_and_file, cmd, desc):
     r.commit({"t": x}, message="1")
     x[::7] += 1
     r.commit({"t": x}, message="2")
+    cmd = [c.format(npy=npy) for c in cmd]
     rc, out, tty = _run_on_tty(cmd, repo)
     assert rc in (0, 1), tty  # diff exits 1: the versions differ
     if desc is not None:

@@ -118,5 +118,5 @@ def test_example_trains_and_tracks(tmp_path):
     ch = repo.changed_rows("item_emb", "HEAD~1", "HEAD")
     assert 0 < len(ch.changed) < 3000
     assert repo.keys("item_emb")[0] == "item-0"
-    if "item_emb_stamp" in out:
-        assert repo.resolve(out["item_emb_stamp"]) == log[0].id
+    assert repo.resolve(out["item_emb_stamp"]) == log[0].id  # lineage: the stamp names HEAD
+    assert repo.resolve_stamp(out["item_emb_stamp"]).table == "item_emb"
