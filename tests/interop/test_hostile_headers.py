@@ -94,7 +94,8 @@ def test_spec_section_22_worked_example(tmp_path):
 
     from embfmt.formats import write
 
-    spec = open(os.path.join(os.path.dirname(__file__), "..", "..", "spec", "embfmt-v1.md")).read()
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "spec", "embfmt-v1.md")) as f:
+        spec = f.read()
     part = spec[spec.index("## 22. Interchange"):]
     block = re.search(r"Worked example: the table.*?```\n(.*?)```", part, re.S)
     assert block is not None
