@@ -36,6 +36,7 @@ class ChunkReader:
         self._rp: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._headers: OrderedDict[bytes, ChunkHeader] = OrderedDict()
         self._sections: OrderedDict[bytes, tuple[bytes, int]] = OrderedDict()
+        self._patches: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._held = 0
         self._lock = threading.Lock()
 
@@ -145,6 +146,9 @@ class ChunkReader:
         if h.codec != L.CODEC_SPARSE:
             raise ValueError("not a sparse patch")
         with self._lock:
+            idx = self._patches.get(digest)
+            if idx is not None:  # checked before (objects are immutable)
+                return h, idx
             kept = self._sections.get(digest)
         sect = kept[0] if kept is not None else self._prefix(digest, h.payload_offset)[0]
         name = f"chunk object {digest.hex()}"
@@ -155,6 +159,11 @@ class ChunkReader:
         idx = np.frombuffer(sect, dtype="<u4", count=h.n_patch, offset=h.rowprint_offset).astype(np.int64)
         if len(idx) and (np.any(np.diff(idx) <= 0) or idx[-1] >= h.n_rows):
             raise FormatError(f"{name}: sparse patch indices are not strictly increasing", ErrorKind.BAD_HEADER)
+        idx.flags.writeable = False
+        with self._lock:
+            self._patches[digest] = idx
+            while len(self._patches) > SECTIONS_KEPT:
+                self._patches.popitem(last=False)
         return h, idx
 
     def chain(self, digest: bytes) -> list[bytes]:
@@ -175,5 +184,6 @@ class ChunkReader:
             self._rp.clear()
             self._headers.clear()
             self._sections.clear()
+            self._patches.clear()
             self._held = 0
 
