@@ -65,6 +65,9 @@ def run(n: int, repeat: int) -> list[list[Any]]:
             t_naive = median_seconds(lambda: naive_changed(paths[a], paths[b]), repeat)
             t = median_seconds(lambda: repo.changed_rows("emb", ids[a], ids[b]), repeat)
             add(f"changed-row set {label}", t, "naive set (ms)", t_naive, 0.05)
+            # A fresh Repo (no parsed headers or rowprints kept in memory), as a CLI call has.
+            t = median_seconds(lambda: embfmt.Repo(repo.path).changed_rows("emb", ids[a], ids[b]), repeat)
+            add(f"changed-row set {label}, fresh Repo", t, "naive set (ms)", t_naive, 0.05)
         want = naive_changed(paths[0], paths[1])
         assert np.array_equal(repo.changed_rows("emb", ids[0], ids[1]).changed, want)
         t_stats_naive = median_seconds(lambda: naive_stats(paths[0], paths[1]), repeat)

@@ -31,7 +31,7 @@ __all__ = ["ChunkHeader", "parse_header", "encode_full", "encode_dense", "encode
 _ZERO32 = bytes(32)
 
 
-def header_checksum(header_wo_sum: bytes, rowprint_section: bytes) -> int:
+def header_checksum(header_wo_sum: bytes | memoryview, rowprint_section: bytes | memoryview) -> int:
     """First 8 bytes (u64le) of BLAKE3(header bytes 0..71 || rowprint section) (spec §13.2)."""
     h = blake3.blake3(header_wo_sum)
     h.update(rowprint_section)
@@ -245,8 +245,7 @@ def encode_sparse(rows: np.ndarray, patch_idx: np.ndarray, itemsize: int, rowpri
 
 
 def _check_sum(buf: memoryview, h: ChunkHeader, name: str) -> None:
-    got = header_checksum(bytes(buf[:L.CHUNK_CHECKSUM_OFFSET]),
-                          bytes(buf[h.rowprint_offset:h.payload_offset]))
+    got = header_checksum(buf[:L.CHUNK_CHECKSUM_OFFSET], buf[h.rowprint_offset:h.payload_offset])
     if got != h.checksum:
         raise IntegrityError(f"{name}: header/rowprint checksum mismatch (stored "
                              f"{h.checksum:016x}, computed {got:016x})")
@@ -266,15 +265,15 @@ def _sparse_index(buf: memoryview, h: ChunkHeader, name: str) -> np.ndarray:
 
 def chunk_rowprints(buf: bytes | memoryview, name: str,
                     base_rowprints: Callable[[bytes], np.ndarray],
-                    total_size: int | None = None) -> np.ndarray:
+                    total_size: int | None = None, header: ChunkHeader | None = None) -> np.ndarray:
     """The rowprints of a chunk, read from rowprint sections only (no payload decode).
 
     ``buf`` may hold just the object's first bytes (header and rowprint section) when
     ``total_size`` gives the object's size. ``base_rowprints(digest)`` returns the rowprints of
-    a base chunk (for sparse patches).
+    a base chunk (for sparse patches). ``header``: the header already parsed from ``buf``.
     """
     mv = memoryview(buf)
-    h = parse_header(mv, name, total_size)
+    h = header if header is not None else parse_header(mv, name, total_size)
     if len(mv) < h.payload_offset:
         raise FormatError(f"{name}: truncated rowprint section", ErrorKind.TRUNCATED)
     _check_sum(mv, h, name)

@@ -131,7 +131,7 @@ class ChunkReader:
         with self._lock:
             kept = self._sections.get(digest)
         buf, size = kept if kept is not None else self._prefix(digest, h.payload_offset)
-        rp = chunk_rowprints(buf, f"chunk object {digest.hex()}", self.rowprints, size)
+        rp = chunk_rowprints(buf, f"chunk object {digest.hex()}", self.rowprints, size, header=h)
         rp.flags.writeable = False
         with self._lock:
             self._rp[digest] = rp
