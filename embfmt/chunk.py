@@ -278,7 +278,8 @@ def chunk_rowprints(buf: bytes | memoryview, name: str,
         raise FormatError(f"{name}: truncated rowprint section", ErrorKind.TRUNCATED)
     _check_sum(mv, h, name)
     if h.codec != L.CODEC_SPARSE:
-        return np.frombuffer(mv, dtype="<u8", count=h.n_rows, offset=h.rowprint_offset).astype(np.uint64)
+        # No copy on little-endian hosts: a read-only view of the section bytes.
+        return np.frombuffer(mv, dtype="<u8", count=h.n_rows, offset=h.rowprint_offset).astype(np.uint64, copy=False)
     idx = _sparse_index(mv, h, name)
     base = base_rowprints(h.base)
     if len(base) != h.base_rows:

@@ -131,7 +131,10 @@ class ChunkReader:
         with self._lock:
             kept = self._sections.get(digest)
         buf, size = kept if kept is not None else self._prefix(digest, h.payload_offset)
-        rp = chunk_rowprints(buf, f"chunk object {digest.hex()}", self.rowprints, size, header=h)
+        # A sparse patch's base has about as many rows: ask for its section in the same read.
+        hint = max(rows_hint, h.n_rows)
+        rp = chunk_rowprints(buf, f"chunk object {digest.hex()}",
+                             lambda b: self.rowprints(b, rows_hint=hint), size, header=h)
         rp.flags.writeable = False
         with self._lock:
             self._rp[digest] = rp
