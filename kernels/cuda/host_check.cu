@@ -1,0 +1,35 @@
+// A host build of embfmt_core.cuh for the tests (no GPU needed): nvcc compiles it into a
+// shared library that tests/kernels/test_cuda_host.py loads with ctypes and checks against
+// the numpy oracle and the official xxhash / blake3 packages.
+#include "embfmt_core.cuh"
+
+extern "C" {
+
+void emb_host_rowprints(const emb_u8* rows, emb_u64 n, emb_u64 row_len, emb_u64* out) {
+    for (emb_u64 i = 0; i < n; ++i) out[i] = emb_xxh3_64(rows + i * row_len, row_len);
+}
+
+void emb_host_blake3(const emb_u8* in, emb_u64 len, emb_u8* out) { emb_blake3(in, len, out); }
+
+// The GPU kernel's order: all chunk values, then pairwise levels. cvs: ceil(len/1024) * 8 words.
+void emb_host_blake3_levels(const emb_u8* in, emb_u64 len, emb_u32* cvs, emb_u8* out) {
+    emb_u64 n = len == 0 ? 1 : (len + 1023) / 1024;
+    emb_u32 (*v)[8] = (emb_u32 (*)[8])cvs;
+    for (emb_u64 k = 0; k < n; ++k) {
+        emb_u64 blen = len - k * 1024 < 1024 ? len - k * 1024 : 1024;
+        emb_b3_chunk_cv(in + k * 1024, blen, k, n == 1, v[k]);
+    }
+    emb_b3_levels(v, n, out);
+}
+
+void emb_host_delta_encode(const emb_u8* nw, const emb_u8* bw, emb_u64 n, int itemsize, int mode,
+                           emb_u8* out) {
+    for (emb_u64 i = 0; i < n; ++i) emb_delta_encode_word(nw, bw, n, i, itemsize, mode, out);
+}
+
+void emb_host_delta_decode(const emb_u8* sh, const emb_u8* bw, emb_u64 n, int itemsize, int mode,
+                           emb_u8* out) {
+    for (emb_u64 i = 0; i < n; ++i) emb_delta_decode_word(sh, bw, n, i, itemsize, mode, out);
+}
+
+}  // extern "C"
