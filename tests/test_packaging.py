@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import tomllib
+
+import pytest
+
+tomllib = pytest.importorskip("tomllib", reason="tomllib needs Python >= 3.11")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
