@@ -140,6 +140,58 @@ class CpuBackend:
         return rp, dg
 
 
+class GpuBackend:
+    """CuPy kernels (``kernels/gpu.py``, CUDA sources in ``kernels/cuda/``).
+
+    Before first use the kernels run on the device on inputs covering every XXH3 length class
+    and a multi-level BLAKE3 tree, and must match the numpy oracle bit for bit: a device, driver
+    or compiler that disagrees is refused (:class:`BackendUnavailableError`), never used and
+    never silently replaced by the CPU.
+    """
+
+    name = "gpu"
+
+    def __init__(self) -> None:
+        try:
+            from ._kernels import gpu
+        except Exception as e:  # a CuPy that imports but cannot load its CUDA libraries
+            raise BackendUnavailableError(
+                f"backend 'gpu' is unavailable: cannot load the GPU kernels ({type(e).__name__}: {e})") from None
+        self._k = gpu
+        try:
+            self._self_check()
+        except BackendUnavailableError:
+            raise
+        except Exception as e:  # NVRTC compile errors, CUDA launch errors
+            raise BackendUnavailableError(
+                f"backend 'gpu' is unavailable: the GPU kernels failed to run ({type(e).__name__}: {e})") from None
+
+    def _self_check(self) -> None:
+        from ._kernels import reference
+
+        rng = np.random.default_rng(0)
+        for length in (0, 2, 7, 15, 100, 200, 241, 1500):
+            rows = rng.integers(0, 256, (37, length), dtype=np.uint8)
+            if not np.array_equal(self._k.rowprints(rows), reference.rowprints(rows)):
+                raise BackendUnavailableError(
+                    f"backend 'gpu' is unavailable: its rowprints of {length}-byte rows differ from "
+                    "the reference on this device; refusing to use it")
+        rows = rng.integers(0, 256, (301, 700), dtype=np.uint8)  # 3 full chunks + 1 row; 69 KiB trees
+        if not np.array_equal(self._k.chunk_digests(rows, 100), reference.chunk_digests(rows, 100)):
+            raise BackendUnavailableError(
+                "backend 'gpu' is unavailable: its BLAKE3 chunk digests differ from the reference on "
+                "this device; refusing to use it")
+
+    def rowprints(self, rows: Any) -> np.ndarray:
+        return self._k.rowprints(rows)
+
+    def chunk_digests(self, rows: Any, chunk_rows: int) -> np.ndarray:
+        return self._k.chunk_digests(rows, chunk_rows)
+
+    def fingerprint_chunks(self, rows: Any, chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
+        return self._k.fingerprint_chunks(rows, chunk_rows)
+
+
 @functools.lru_cache(maxsize=1)
 def gpu_status() -> tuple[bool, str]:
     """``(available, reason)``: CuPy imports *and* at least one CUDA device is present.
@@ -169,12 +221,7 @@ def _make(name: str) -> Any:
         ok, why = gpu_status()
         if not ok:
             raise BackendUnavailableError(f"backend 'gpu' is unavailable: {why}")
-        try:
-            from ._kernels import gpu  # noqa: F401
-        except ImportError as e:
-            raise BackendUnavailableError(
-                f"backend 'gpu' is unavailable: this embfmt build has no GPU kernels ({e})") from None
-        raise BackendUnavailableError("backend 'gpu' is unavailable: GPU kernels are not built yet")
+        return GpuBackend()
     raise InputError(f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")
 
 

@@ -1,0 +1,114 @@
+"""CuPy kernels: the CUDA sources in ``cuda/`` loaded as a RawModule (compiled by NVRTC on first
+use, cached by CuPy). Same names and meanings as :mod:`reference` and :mod:`cpu`.
+
+The per-row and per-word work is the ``__host__ __device__`` code of ``cuda/embfmt_core.cuh``,
+which ``tests/kernels/test_cuda_host.py`` checks on the host (nvcc, no GPU) against the oracle;
+``embfmt.backend.GpuBackend`` re-checks these kernels on the device against the oracle before
+first use and refuses a device that disagrees.
+
+Importing this module imports CuPy: only the GPU backend does, and only when asked for.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+import cupy as cp
+import numpy as np
+
+_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cuda")
+_THREADS = 256
+# Chunks per emb_chunk_digests launch: bounds the scratch of chaining values (two per BLAKE3
+# chunk of 1 KiB: 64 bytes per KiB of input, 64 MiB for 1024 chunks of 1 MiB).
+_CHUNKS_PER_LAUNCH = 1024
+
+
+@functools.lru_cache(maxsize=None)
+def _module(device: int) -> Any:
+    with open(os.path.join(_DIR, "embfmt_kernels.cu"), encoding="utf-8") as f:
+        src = f.read()
+    return cp.RawModule(code=src, options=(f"-I{_DIR}", "--std=c++17"))
+
+
+def _fn(name: str) -> Any:
+    return _module(cp.cuda.Device().id).get_function(name)
+
+
+def _device_rows(rows: Any) -> Any:
+    """A C-contiguous 2-D uint8 CuPy array of ``rows`` (host input is copied once)."""
+    a = rows if isinstance(rows, cp.ndarray) else cp.asarray(np.ascontiguousarray(rows))
+    if a.dtype != cp.uint8 or a.ndim != 2:
+        raise ValueError(f"rows must be a 2-D uint8 array, got {a.dtype} {a.shape}")
+    return cp.ascontiguousarray(a)
+
+
+def _grid(n: int) -> tuple[int]:
+    return (max(1, min(-(-n // _THREADS), 65535 * 32)),)  # grid-stride loops cover the rest
+
+
+def rowprints(rows: Any) -> np.ndarray:
+    """XXH3-64 (seed 0) of every row -> host uint64[N]."""
+    a = _device_rows(rows)
+    n, length = a.shape
+    out = cp.empty(n, dtype=cp.uint64)
+    if n:
+        _fn("emb_rowprints")(_grid(n), (_THREADS,), (a, np.uint64(n), np.uint64(length), out))
+    return out.get()
+
+
+def chunk_digests(rows: Any, chunk_rows: int) -> np.ndarray:
+    """BLAKE3-256 of each run of ``chunk_rows`` rows -> host uint8[n_chunks, 32]."""
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    a = _device_rows(rows)
+    n, length = a.shape
+    n_chunks = max(1, -(-n // chunk_rows)) if n else 0
+    out = cp.empty((n_chunks, 32), dtype=cp.uint8)
+    chunk_bytes = chunk_rows * length
+    cap = max(1, -(-chunk_bytes // 1024))
+    flat = a.reshape(-1)
+    for c0 in range(0, n_chunks, _CHUNKS_PER_LAUNCH):
+        k = min(_CHUNKS_PER_LAUNCH, n_chunks - c0)
+        part = flat[c0 * chunk_bytes:min(flat.size, (c0 + k) * chunk_bytes)]
+        scratch = cp.empty(k * cap * 16, dtype=cp.uint32)
+        _fn("emb_chunk_digests")((k,), (_THREADS,),
+                                 (part, np.uint64(part.size), np.uint64(chunk_bytes), np.uint64(k),
+                                  scratch, out[c0:c0 + k]))
+    return out.get()
+
+
+def fingerprint_chunks(rows: Any, chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rowprints and chunk digests of the same rows (one host-to-device copy for host input)."""
+    a = _device_rows(rows)
+    return rowprints(a), chunk_digests(a, chunk_rows)
+
+
+def _delta(kernel: str, data: Any, base: Any, itemsize: int, mode: int) -> np.ndarray:
+    x, bw = cp.asarray(data).reshape(-1), cp.asarray(base).reshape(-1)
+    n = x.size // itemsize
+    out = cp.empty(x.size, dtype=cp.uint8)
+    if n:
+        _fn(kernel)(_grid(n), (_THREADS,), (x, bw, np.uint64(n), np.int32(itemsize), np.int32(mode), out))
+    return out.get()
+
+
+def delta_encode(new: Any, base: Any, itemsize: int, mode: int) -> np.ndarray:
+    """Shuffled dense delta (mode 2 XOR, 3 sub-zigzag) of two equal-length byte arrays."""
+    return _delta("emb_delta_encode", new, base, itemsize, mode)
+
+
+def delta_decode(shuffled: Any, base: Any, itemsize: int, mode: int) -> np.ndarray:
+    """Inverse of :func:`delta_encode`."""
+    return _delta("emb_delta_decode", shuffled, base, itemsize, mode)
+
+
+def rows_equal(a: Any, b: Any) -> np.ndarray:
+    """Whether each row of ``a`` is bit-identical to the same row of ``b`` -> host bool[N]."""
+    x, y = _device_rows(a), _device_rows(b)
+    n, length = x.shape
+    out = cp.empty(n, dtype=cp.uint8)
+    if n:
+        _fn("emb_rows_equal")(_grid(n), (_THREADS,), (x, y, np.uint64(n), np.uint64(length), out))
+    return out.get().astype(bool)

@@ -1,0 +1,74 @@
+"""The CuPy kernels on a device, bit for bit against the oracle, xxhash and blake3
+(marker ``gpu``: skipped visibly without CuPy and a CUDA device)."""
+
+from __future__ import annotations
+
+import blake3
+import numpy as np
+import pytest
+import xxhash
+
+from embfmt._kernels import reference
+
+pytestmark = pytest.mark.gpu
+
+LENGTHS = [0, 1, 3, 4, 8, 9, 16, 17, 64, 128, 129, 240, 241, 512, 1024, 1025, 4100]
+
+
+@pytest.fixture(scope="module")
+def gpu():  # type: ignore[no-untyped-def]
+    from embfmt._kernels import gpu as g
+
+    return g
+
+
+@pytest.mark.parametrize("length", LENGTHS)
+def test_rowprints(gpu, length):
+    rows = np.random.default_rng(length).integers(0, 256, (257, length), dtype=np.uint8)
+    got = gpu.rowprints(rows)
+    assert np.array_equal(got, reference.rowprints(rows))
+    assert [int(v) for v in got[:5]] == [xxhash.xxh3_64_intdigest(r.tobytes()) for r in rows[:5]]
+
+
+@pytest.mark.parametrize("n, length, chunk_rows", [(0, 8, 4), (1, 8, 4), (1000, 512, 128), (777, 1500, 700),
+                                                    (4096, 512, 2048), (5, 3000, 1)])
+def test_chunk_digests(gpu, n, length, chunk_rows):
+    rows = np.random.default_rng(n).integers(0, 256, (n, length), dtype=np.uint8)
+    got = gpu.chunk_digests(rows, chunk_rows)
+    assert np.array_equal(got, reference.chunk_digests(rows, chunk_rows))
+    for c in range(len(got)):
+        assert got[c].tobytes() == blake3.blake3(rows[c * chunk_rows:(c + 1) * chunk_rows].tobytes()).digest()
+
+
+def test_device_input_zero_copy(gpu):
+    import cupy as cp
+
+    rows = np.random.default_rng(1).integers(0, 256, (5000, 512), dtype=np.uint8)
+    rp, dg = gpu.fingerprint_chunks(cp.asarray(rows), 2048)
+    assert np.array_equal(rp, reference.rowprints(rows))
+    assert np.array_equal(dg, reference.chunk_digests(rows, 2048))
+
+
+@pytest.mark.parametrize("itemsize", reference.ITEMSIZES)
+@pytest.mark.parametrize("mode", reference.DELTA_MODES)
+def test_delta_round_trip(gpu, itemsize, mode):
+    rng = np.random.default_rng(itemsize * 10 + mode)
+    new = rng.integers(0, 256, 4099 * itemsize, dtype=np.uint8)
+    base = rng.integers(0, 256, 4099 * itemsize, dtype=np.uint8)
+    enc = gpu.delta_encode(new, base, itemsize, mode)
+    assert np.array_equal(enc, reference.delta_encode(new, base, itemsize, mode))
+    assert np.array_equal(gpu.delta_decode(enc, base, itemsize, mode), new)
+
+
+def test_rows_equal(gpu):
+    a = np.random.default_rng(2).integers(0, 256, (1000, 384), dtype=np.uint8)
+    b = a.copy()
+    b[::7, 5] ^= 1
+    assert np.array_equal(gpu.rows_equal(a, b), reference.rows_equal(a, b))
+
+
+def test_backend_passes_its_self_check_and_fingerprints_like_the_cpu():
+    import embfmt
+
+    x = np.random.default_rng(3).standard_normal((10_000, 96)).astype(np.float32)
+    assert embfmt.fingerprint(x, backend="gpu").root == embfmt.fingerprint(x, backend="cpu").root
