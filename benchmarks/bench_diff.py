@@ -106,7 +106,7 @@ def main() -> None:
 
 def test_bench_diff_smoke() -> None:
     rows = run(4000, 1)
-    assert len(rows) == 7 and rows[-1][0].startswith("Procrustes")
+    assert len(rows) == 10 and rows[-1][0].startswith("Procrustes")  # 3 + 3 fresh-Repo sets, 3 diffs, 1
 
 
 def test_bench_changed_rows(benchmark, tmp_path) -> None:  # type: ignore[no-untyped-def]
