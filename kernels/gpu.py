@@ -48,23 +48,28 @@ def _grid(n: int) -> tuple[int]:
     return (max(1, min(-(-n // _THREADS), 65535 * 32)),)  # grid-stride loops cover the rest
 
 
-def rowprints(rows: Any) -> np.ndarray:
-    """XXH3-64 (seed 0) of every row -> host uint64[N]."""
+def rowprints_device(rows: Any) -> Any:
+    """XXH3-64 (seed 0) of every row, left on the device (CuPy uint64[N])."""
     a = _device_rows(rows)
     n, length = a.shape
     out = cp.empty(n, dtype=cp.uint64)
     if n:
         _fn("emb_rowprints")(_grid(n), (_THREADS,), (a, np.uint64(n), np.uint64(length), out))
-    return out.get()
+    return out
 
 
-def chunk_digests(rows: Any, chunk_rows: int) -> np.ndarray:
-    """BLAKE3-256 of each run of ``chunk_rows`` rows -> host uint8[n_chunks, 32]."""
+def rowprints(rows: Any) -> np.ndarray:
+    """XXH3-64 (seed 0) of every row -> host uint64[N]."""
+    return rowprints_device(rows).get()
+
+
+def chunk_digests_device(rows: Any, chunk_rows: int) -> Any:
+    """BLAKE3-256 of each run of ``chunk_rows`` rows, left on the device (uint8[n_chunks, 32])."""
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
     a = _device_rows(rows)
     n, length = a.shape
-    n_chunks = max(1, -(-n // chunk_rows)) if n else 0
+    n_chunks = -(-n // chunk_rows) if n else 0
     out = cp.empty((n_chunks, 32), dtype=cp.uint8)
     chunk_bytes = chunk_rows * length
     cap = max(1, -(-chunk_bytes // 1024))
@@ -76,7 +81,12 @@ def chunk_digests(rows: Any, chunk_rows: int) -> np.ndarray:
         _fn("emb_chunk_digests")((k,), (_THREADS,),
                                  (part, np.uint64(part.size), np.uint64(chunk_bytes), np.uint64(k),
                                   scratch, out[c0:c0 + k]))
-    return out.get()
+    return out
+
+
+def chunk_digests(rows: Any, chunk_rows: int) -> np.ndarray:
+    """BLAKE3-256 of each run of ``chunk_rows`` rows -> host uint8[n_chunks, 32]."""
+    return chunk_digests_device(rows, chunk_rows).get()
 
 
 def fingerprint_chunks(rows: Any, chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -104,11 +114,16 @@ def delta_decode(shuffled: Any, base: Any, itemsize: int, mode: int) -> np.ndarr
     return _delta("emb_delta_decode", shuffled, base, itemsize, mode)
 
 
-def rows_equal(a: Any, b: Any) -> np.ndarray:
-    """Whether each row of ``a`` is bit-identical to the same row of ``b`` -> host bool[N]."""
+def rows_equal_device(a: Any, b: Any) -> Any:
+    """Whether each row of ``a`` is bit-identical to the same row of ``b`` (CuPy uint8[N], 0/1)."""
     x, y = _device_rows(a), _device_rows(b)
     n, length = x.shape
     out = cp.empty(n, dtype=cp.uint8)
     if n:
         _fn("emb_rows_equal")(_grid(n), (_THREADS,), (x, y, np.uint64(n), np.uint64(length), out))
-    return out.get().astype(bool)
+    return out
+
+
+def rows_equal(a: Any, b: Any) -> np.ndarray:
+    """Whether each row of ``a`` is bit-identical to the same row of ``b`` -> host bool[N]."""
+    return rows_equal_device(a, b).get().astype(bool)

@@ -1,0 +1,143 @@
+"""GPU check (issue 5): run the GPU tests, then time the CuPy kernels against bandwidths measured
+in the same run on the same buffers. One script for a machine with an NVIDIA GPU:
+
+    python benchmarks/gpu_check.py              # 4 GiB table (default), prints a markdown table
+    python benchmarks/gpu_check.py --gib 1 --skip-tests
+
+Baselines (CUDA events, warm-up, median of --repeat):
+- read bandwidth: a CuPy read-only reduction over the table (``cupy.sum`` of its
+  uint64 words: every byte read once, almost nothing written);
+- copy bandwidth: a device-to-device copy of the table (bytes of the table / time).
+
+Targets (issue 5): rowprints >= 0.75x read; full fingerprint (rowprints + chunk digests + root)
+>= 0.4x read; changed-row detection between two tables >= 0.75x read counting both inputs; XOR
+delta + byte-plane shuffle >= 0.7x copy. Exit status 1 if a GPU test fails or a result differs
+from the CPU's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _time(cp: Any, fn: Callable[[], Any], repeat: int) -> float:
+    """Median seconds of fn() on the current stream, by CUDA events, after two warm-up runs."""
+    for _ in range(2):
+        fn()
+    cp.cuda.Device().synchronize()
+    times = []
+    for _ in range(repeat):
+        start, stop = cp.cuda.Event(), cp.cuda.Event()
+        start.record()
+        fn()
+        stop.record()
+        stop.synchronize()
+        times.append(cp.cuda.get_elapsed_time(start, stop) / 1e3)
+    return statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--gib", type=float, default=4.0, help="table size in GiB (default 4)")
+    ap.add_argument("--row-bytes", type=int, default=512, help="bytes per row (default 512: 128 float32)")
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--skip-tests", action="store_true")
+    args = ap.parse_args(argv)
+
+    status = 0
+    if not args.skip_tests:
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider",
+                               os.path.join(ROOT, "tests")], cwd=ROOT)
+        print(f"GPU tests: {'passed' if proc.returncode == 0 else 'FAILED'}", flush=True)
+        status |= proc.returncode != 0
+
+    import cupy as cp
+
+    import embfmt
+    from embfmt._kernels import cpu as cpu_k
+    from embfmt._kernels import gpu
+    from embfmt.fingerprint import chunk_rows_for
+    from embfmt.dtype import dtype_of
+    from embfmt.merkle import tree_hash
+
+    rb = args.row_bytes
+    n = int(args.gib * 2**30) // rb
+    nbytes = n * rb
+    x = cp.random.randint(0, 256, size=(n, rb), dtype=cp.uint8)
+    y = x.copy()
+    y[:: 97] ^= 1  # about 1% of rows differ
+    words = x.reshape(-1).view(cp.uint64)
+    cr = chunk_rows_for(dtype_of("float32"), rb // 4)
+
+    t_read = _time(cp, lambda: cp.sum(words), args.repeat)
+    dst = cp.empty_like(x)
+    t_copy = _time(cp, lambda: cp.copyto(dst, x), args.repeat)
+    read_bw, copy_bw = nbytes / t_read, nbytes / t_copy
+
+    t_rp = _time(cp, lambda: gpu.rowprints_device(x), args.repeat)
+
+    def full() -> Any:
+        rp = gpu.rowprints_device(x)
+        dg = gpu.chunk_digests_device(x, cr)
+        return rp, tree_hash([bytes(d) for d in dg.get()])  # the root is on the host: a few KiB
+
+    t_fp = _time(cp, full, max(3, args.repeat // 2))
+    t_eq = _time(cp, lambda: gpu.rows_equal_device(x, y), args.repeat)
+    flat_x, flat_y = x.reshape(-1), y.reshape(-1)
+    out = cp.empty_like(flat_x)
+
+    def delta() -> None:
+        n_words = flat_x.size // 4
+        gpu._fn("emb_delta_encode")(gpu._grid(n_words), (gpu._THREADS,),
+                                    (flat_x, flat_y, np.uint64(n_words), np.int32(4), np.int32(2), out))
+
+    t_dx = _time(cp, delta, args.repeat)
+
+    # Bit-exact against the CPU on a 64 MiB slice (the whole table would take minutes on the CPU).
+    k = min(n, (64 << 20) // rb)
+    host = x[:k].get()
+    same = (np.array_equal(gpu.rowprints(x[:k]), cpu_k.rowprints(host))
+            and np.array_equal(gpu.chunk_digests(x[:k], cr), cpu_k.chunk_digests(host, cr)))
+    status |= not same
+
+    def row(what: str, t: float, base_name: str, base_bw: float, counted: int, target: float) -> list[str]:
+        bw = counted / t
+        r = bw / base_bw
+        return [what, f"{bw / 1e9:.0f} GB/s", f"{base_name} {base_bw / 1e9:.0f} GB/s", f"{r:.2f}",
+                f">= {target}", "ok" if r >= target else "MISSED"]
+
+    rows = [
+        row("rowprints (XXH3-64 per row)", t_rp, "read", read_bw, nbytes, 0.75),
+        row("full fingerprint (rowprints + BLAKE3 chunks + root)", t_fp, "read", read_bw, nbytes, 0.4),
+        row("changed-row detection (both inputs)", t_eq, "read", read_bw, 2 * nbytes, 0.75),
+        row("XOR delta + byte-plane shuffle", t_dx, "copy", copy_bw, nbytes, 0.7),
+    ]
+    dev = cp.cuda.Device()
+    props = cp.cuda.runtime.getDeviceProperties(dev.id)
+    name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+    print(f"\n### GPU check, {nbytes / 2**30:.2f} GiB table ({n} rows x {rb} bytes), "
+          f"{datetime.date.today().isoformat()}\n")
+    print(f"card: {name}; driver {cp.cuda.runtime.driverGetVersion()}; runtime "
+          f"{cp.cuda.runtime.runtimeGetVersion()}; CuPy {cp.__version__}; embfmt {embfmt.__version__}; "
+          f"bit-exact vs CPU on {k} rows: {'yes' if same else 'NO'}\n")
+    print("| what | GPU | baseline (same run) | ratio | target | |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+    return int(status)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
