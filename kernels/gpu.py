@@ -25,11 +25,22 @@ _THREADS = 256
 _CHUNKS_PER_LAUNCH = 1024
 
 
-@functools.lru_cache(maxsize=None)
-def _module(device: int) -> Any:
+def _source() -> str:
+    """The kernel source with embfmt_core.cuh inlined: CuPy caches compiled modules by source
+    text and options, so an #include would let an edited header reuse a stale binary."""
     with open(os.path.join(_DIR, "embfmt_kernels.cu"), encoding="utf-8") as f:
         src = f.read()
-    return cp.RawModule(code=src, options=(f"-I{_DIR}", "--std=c++17"))
+    with open(os.path.join(_DIR, "embfmt_core.cuh"), encoding="utf-8") as f:
+        core = f.read()
+    include = '#include "embfmt_core.cuh"'
+    if include not in src:
+        raise RuntimeError(f"{_DIR}/embfmt_kernels.cu no longer includes embfmt_core.cuh")
+    return src.replace(include, core, 1)
+
+
+@functools.lru_cache(maxsize=None)
+def _module(device: int) -> Any:
+    return cp.RawModule(code=_source(), options=("--std=c++17",))
 
 
 def _fn(name: str) -> Any:
@@ -97,6 +108,12 @@ def fingerprint_chunks(rows: Any, chunk_rows: int) -> tuple[np.ndarray, np.ndarr
 
 def _delta(kernel: str, data: Any, base: Any, itemsize: int, mode: int) -> np.ndarray:
     x, bw = cp.asarray(data).reshape(-1), cp.asarray(base).reshape(-1)
+    if x.dtype != cp.uint8 or bw.dtype != cp.uint8:
+        raise ValueError(f"delta inputs must be uint8 byte arrays, got {x.dtype} and {bw.dtype}")
+    if x.size != bw.size or x.size % itemsize or itemsize not in (1, 2, 4, 8) or mode not in (2, 3):
+        raise ValueError(f"delta of {x.size} and {bw.size} bytes, itemsize {itemsize}, mode {mode}: "
+                         "sizes must be equal multiples of itemsize (1, 2, 4, 8), mode 2 or 3")
+    x, bw = cp.ascontiguousarray(x), cp.ascontiguousarray(bw)
     n = x.size // itemsize
     out = cp.empty(x.size, dtype=cp.uint8)
     if n:

@@ -108,3 +108,19 @@ def test_rowprint_and_blake3_of_arbitrary_bytes(lib, data):
     out = np.empty(32, np.uint8)
     lib.emb_host_blake3(_ptr(np.ascontiguousarray(arr[0])), ctypes.c_uint64(len(data)), _ptr(out))
     assert out.tobytes() == blake3.blake3(data).digest()
+
+
+def test_gpu_module_source_inlines_the_core(tmp_path):
+    """kernels/gpu.py hands CuPy one self-contained source (its cache keys on the text): the
+    inlined form must compile for the device like the #include form does."""
+    with open(os.path.join(CUDA_DIR, "embfmt_kernels.cu")) as f:
+        src = f.read()
+    with open(os.path.join(CUDA_DIR, "embfmt_core.cuh")) as f:
+        core = f.read()
+    assert src.count('#include "embfmt_core.cuh"') == 1
+    inlined = tmp_path / "inlined.cu"
+    inlined.write_text(src.replace('#include "embfmt_core.cuh"', core, 1))
+    proc = subprocess.run([NVCC, "-c", "-arch=sm_90", "-o", str(tmp_path / "k.o"), str(inlined)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+

@@ -27,11 +27,12 @@ def test_rowprints(gpu, length):
     rows = np.random.default_rng(length).integers(0, 256, (257, length), dtype=np.uint8)
     got = gpu.rowprints(rows)
     assert np.array_equal(got, reference.rowprints(rows))
-    assert [int(v) for v in got[:5]] == [xxhash.xxh3_64_intdigest(r.tobytes()) for r in rows[:5]]
+    assert [int(v) for v in got] == [xxhash.xxh3_64_intdigest(r.tobytes()) for r in rows]
 
 
 @pytest.mark.parametrize("n, length, chunk_rows", [(0, 8, 4), (1, 8, 4), (1000, 512, 128), (777, 1500, 700),
-                                                    (4096, 512, 2048), (5, 3000, 1)])
+                                                    (4096, 512, 2048), (5, 3000, 1), (7, 0, 2),
+                                                    (2600, 64, 1)])  # > 1024 chunks: several launches
 def test_chunk_digests(gpu, n, length, chunk_rows):
     rows = np.random.default_rng(n).integers(0, 256, (n, length), dtype=np.uint8)
     got = gpu.chunk_digests(rows, chunk_rows)
@@ -60,11 +61,30 @@ def test_delta_round_trip(gpu, itemsize, mode):
     assert np.array_equal(gpu.delta_decode(enc, base, itemsize, mode), new)
 
 
-def test_rows_equal(gpu):
-    a = np.random.default_rng(2).integers(0, 256, (1000, 384), dtype=np.uint8)
+@pytest.mark.parametrize("length", [1, 7, 384, 4100])
+def test_rows_equal(gpu, length):
+    a = np.random.default_rng(length).integers(0, 256, (1000, length), dtype=np.uint8)
     b = a.copy()
-    b[::7, 5] ^= 1
+    b[::7, length - 1] ^= 1
     assert np.array_equal(gpu.rows_equal(a, b), reference.rows_equal(a, b))
+
+
+def test_empty_and_non_contiguous_inputs(gpu):
+    import cupy as cp
+
+    assert gpu.rowprints(np.zeros((0, 16), np.uint8)).shape == (0,)
+    rows = np.random.default_rng(4).integers(0, 256, (300, 200), dtype=np.uint8)
+    view = cp.asarray(rows)[::2, 10:150]  # strided on the device
+    want = np.ascontiguousarray(rows[::2, 10:150])
+    assert np.array_equal(gpu.rowprints(view), reference.rowprints(want))
+    assert np.array_equal(gpu.chunk_digests(view, 16), reference.chunk_digests(want, 16))
+
+
+def test_delta_refuses_bad_sizes(gpu):
+    with pytest.raises(ValueError):
+        gpu.delta_encode(np.zeros(8, np.uint8), np.zeros(4, np.uint8), 4, 2)
+    with pytest.raises(ValueError):
+        gpu.delta_encode(np.zeros(2, np.float32), np.zeros(2, np.float32), 4, 2)
 
 
 def test_backend_passes_its_self_check_and_fingerprints_like_the_cpu():
