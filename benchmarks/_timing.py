@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -50,3 +52,29 @@ def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]
 def verdict(ratio: float, target: float, higher_is_better: bool = True) -> str:
     ok = ratio >= target if higher_is_better else ratio <= target
     return "ok" if ok else "MISSED"
+
+
+# Runs ARGV as a grandchild and prints its peak RSS (KiB) from wait4. The intermediate process
+# matters: Linux counts the RSS a process had *before* exec into its ru_maxrss, so a command
+# started straight from a big process (a benchmark holding a table, pytest) would report that
+# process's size, not its own.
+_RSS_WRAPPER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status, ru = os.wait4(pid, 0)
+print(ru.ru_maxrss)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def run_peak_rss(argv: Sequence[str], cwd: str | None = None,
+                 timeout: float | None = None) -> tuple[subprocess.CompletedProcess[str], int]:
+    """Run ``argv``; returns the finished process (stdout holds only the RSS line) and its peak
+    resident set in bytes (Linux reports KiB)."""
+    proc = subprocess.run([sys.executable, "-c", _RSS_WRAPPER, *argv], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
+    lines = proc.stdout.split()
+    return proc, int(lines[-1]) * 1024 if proc.returncode == 0 and lines else 0
+

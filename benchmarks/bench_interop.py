@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 import embfmt  # noqa: E402
-from _timing import print_table, verdict  # noqa: E402
+from _timing import print_table, run_peak_rss, verdict  # noqa: E402
 
 D = 128
 
@@ -44,32 +43,16 @@ def make_npy(path: str, n: int, seed: int = 0) -> None:
     del mm
 
 
-# Runs ARGV as a grandchild and prints its peak RSS (KiB) from wait4. The intermediate process
-# matters: Linux counts the RSS a process had *before* exec into its ru_maxrss, so a CLI
-# started straight from this script (which holds the in-memory table) would report this
-# script's size, not its own.
-_RSS_WRAPPER = """
-import os, sys
-pid = os.fork()
-if pid == 0:
-    os.execv(sys.argv[1], sys.argv[1:])
-_, status, ru = os.wait4(pid, 0)
-print(ru.ru_maxrss)
-sys.exit(os.waitstatus_to_exitcode(status))
-"""
-
-
 def cli_commit(npy: str, repo_dir: str) -> tuple[float, int]:
     """Seconds and peak RSS (bytes) of ``embfmt commit t=FILE.npy`` in a fresh repository."""
     embfmt.Repo.init(repo_dir)
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _RSS_WRAPPER, sys.executable, "-m", "embfmt",
-                           "-C", repo_dir, "commit", f"t={npy}", "-m", "bench", "--quiet"],
-                          capture_output=True, text=True)
+    proc, rss = run_peak_rss([sys.executable, "-m", "embfmt", "-C", repo_dir, "commit", f"t={npy}",
+                              "-m", "bench", "--quiet"])
     dt = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr)
-    return dt, int(proc.stdout.split()[-1]) * 1024  # KiB on Linux
+    return dt, rss
 
 
 def in_memory_commit(x: np.ndarray, repo_dir: str) -> float:

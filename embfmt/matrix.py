@@ -148,7 +148,7 @@ class Matrix:
         x = self.obj
         if not isinstance(x, np.memmap) or self.nbytes == 0 or not x.flags.c_contiguous:
             return None
-        if getattr(x, "mode", "c") not in ("r", "r+", "w+", "readonly", "readwrite", "write"):
+        if getattr(x, "mode", "c") not in ("r", "r+", "w+"):  # np.memmap normalizes mode names
             return None  # copy-on-write ("c"): dropping pages would discard in-memory edits
         if not (x.dtype.byteorder in "<|" or (x.dtype.byteorder == "=" and np.little_endian)):
             return None

@@ -15,24 +15,22 @@ from __future__ import annotations
 
 import shutil
 import sys
-import threading
 from typing import Any
 
 __all__ = ["bar", "enable", "enabled"]
 
-_state = threading.local()
-_default = False
+_enabled = False
 
 
 def enable(on: bool = True) -> None:
     """Turn progress bars on or off for this process (the CLI's switch)."""
-    global _default
-    _default = bool(on)
+    global _enabled
+    _enabled = bool(on)
 
 
 def enabled() -> bool:
     """Whether :func:`bar` draws anything."""
-    return bool(getattr(_state, "on", _default))
+    return _enabled
 
 
 class _NoBar:

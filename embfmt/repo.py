@@ -46,7 +46,7 @@ from .environment import capture_environment
 from .errors import (ConflictError, EmbfmtError, ErrorKind, FormatError, InputError,
                      IntegrityError, NotFoundError)
 from .keys import decode_keys, encode_keys, normalize_keys
-from .lease import WriteLease, oldest_live_lease
+from .lease import oldest_live_lease
 from .manifest import TableVersion
 from .matrix import as_matrix
 from .reader import ChunkReader
@@ -464,16 +464,21 @@ class Repo:
                 allow_schema_change)))
         new_tables: dict[str, str] = {}
         write_info: dict[str, Any] = {}
-        lease = WriteLease(self.store.tmp)  # gc keeps what this commit writes until it lands
+        # Each stream holds its write lease until the commit has landed (or failed), so gc
+        # keeps every object this commit wrote, however long it takes.
+        streams: list[RowStream] = []
         try:
             for name, ptv, (m, key_arr, ident) in prepared:
-                tid, info = self._write_table(name, m, ptv, key_arr, ident, backend_name)
-                new_tables[name] = tid
-                write_info[name] = info
+                stream = RowStream(self, name, m.dtype, m.n_rows, m.dim, ptv, backend_name)
+                streams.append(stream)
+                for block in m.blocks():  # the same streaming path as writer(), in row order
+                    stream.feed(block)
+                new_tables[name], write_info[name] = self._finish_table(stream, ptv, key_arr, ident)
             return self._commit_snapshot(branch, parent_id, new_tables, write_info, remove, message,
                                          meta, author, time_utc, environment, backend_name)
         finally:
-            lease.release()
+            for stream in streams:
+                stream.close()
 
     def _commit_snapshot(self, branch: str, parent_id: bytes | None, new_tables: dict[str, str],
                          write_info: dict[str, Any], remove: tuple[str, ...], message: str,
@@ -562,35 +567,22 @@ class Repo:
         key_arr = normalize_keys(keys, n_rows, name) if keys is not None else None
         return key_arr, identity
 
-    def _write_table(self, name: str, m: Any, parent: TableVersion | None, key_arr: np.ndarray | None,
-                     identity: dict[str, Any] | None, backend: str) -> tuple[str, dict[str, Any]]:
-        # The same streaming path as :meth:`writer`, fed in row order.
-        stream = RowStream(self, name, m.dtype, m.n_rows, m.dim, parent, backend)
-        try:
-            for block in m.blocks():
-                stream.feed(block)
-            return self._finish_table(stream, parent, key_arr, identity)
-        finally:
-            stream.close()
-
     def _finish_table(self, stream: RowStream, parent: TableVersion | None, key_arr: np.ndarray | None,
                       identity: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
         """Flush a fully fed :class:`RowStream` and store its table version; returns its id and
         the write statistics recorded in the commit."""
         w = stream.writer
-        m = stream
-        t0 = stream.t0
         fp, stats = w.finish()
         tmeta: dict[str, Any] = {}
         if key_arr is not None:
             kid = self._put_hashed(encode_keys(key_arr))
             tmeta["keys"] = kid.hex()
-        elif parent is not None and parent.keys_id is not None and parent.n_rows == m.n_rows:
+        elif parent is not None and parent.keys_id is not None and parent.n_rows == stream.n_rows:
             tmeta["keys"] = parent.meta["keys"]  # unchanged row set: keys carry over
         if identity is not None:
             tmeta["identity"] = identity
         digests = fp.chunk_digests
-        tv = TableVersion(m.dtype, m.n_rows, m.dim, digests, tmeta)
+        tv = TableVersion(stream.dtype, stream.n_rows, stream.dim, digests, tmeta)
         tvb = tv.to_bytes()
         tid = self._put_hashed(tvb)
         extra = 0
@@ -598,16 +590,17 @@ class Repo:
         change_id = None
         if changes is not None and parent is not None:
             idx, (l2, cos, mx, ulp) = changes
-            rec = ChangeRecord(m.dtype.code, parent.n_rows, m.n_rows, parent.object_id(), tid,
-                               idx, l2, cos, mx, ulp)
+            rec = ChangeRecord(stream.dtype.code, parent.n_rows, stream.n_rows, parent.object_id(),
+                               tid, idx, l2, cos, mx, ulp)
             recb = rec.to_bytes()
             change_id = self._put_hashed(recb).hex()
             extra = len(recb)
-        info = {"fingerprint": fp.root, "rows": m.n_rows, "dim": m.dim, "dtype": m.dtype.name,
+        info = {"fingerprint": fp.root, "rows": stream.n_rows, "dim": stream.dim,
+                "dtype": stream.dtype.name,
                 "parent_rows": parent.n_rows if parent is not None else 0,
                 "rows_changed": stats.rows_changed,
                 "bytes_written": stats.bytes_written + len(tvb) + extra,
-                "seconds": round(time.perf_counter() - t0, 6), **stats.to_dict()}
+                "seconds": round(time.perf_counter() - stream.t0, 6), **stats.to_dict()}
         if change_id is not None:
             info["changes"] = change_id
         return tid.hex(), info

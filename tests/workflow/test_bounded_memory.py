@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-import subprocess
+import os
 import sys
 
 import numpy as np
 
 import embfmt
 
-
-# Linux counts the RSS a process had before exec into its ru_maxrss, so the CLI is started from
-# a small intermediate process: started straight from pytest it would report pytest's size.
-_RSS_WRAPPER = """
-import os, sys
-pid = os.fork()
-if pid == 0:
-    os.execv(sys.argv[1], sys.argv[1:])
-_, status, ru = os.wait4(pid, 0)
-print(ru.ru_maxrss)
-sys.exit(os.waitstatus_to_exitcode(status))
-"""
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
+from _timing import run_peak_rss  # noqa: E402
 
 
 def _peak_rss(args: list[str], cwd: str) -> int:
-    """Peak resident set (bytes) of one CLI process."""
-    proc = subprocess.run([sys.executable, "-c", _RSS_WRAPPER, sys.executable, "-m", "embfmt", *args],
-                          cwd=cwd, capture_output=True, text=True, timeout=600)
+    """Peak resident set (bytes) of one CLI process (started through an intermediate process:
+    see benchmarks/_timing.run_peak_rss)."""
+    proc, rss = run_peak_rss([sys.executable, "-m", "embfmt", *args], cwd=cwd, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    return int(proc.stdout.split()[-1]) * 1024  # KiB on Linux
+    return rss
 
 
 def test_cli_commit_of_mapped_npy_has_bounded_rss(tmp_path):
