@@ -32,9 +32,6 @@ __all__ = ["main", "build_parser"]
 
 EXIT_OK, EXIT_DIFFERENT, EXIT_ERROR = 0, 1, 2
 
-# checkout copies a table to its output file in blocks of about this many bytes.
-CHECKOUT_BLOCK_BYTES = 64 << 20
-
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse would exit 2 with usage; keep one line
@@ -109,15 +106,10 @@ def _split_assignment(text: str, option: str, what: str = "TABLE=FILE") -> tuple
 
 
 def _split_dataset(args: argparse.Namespace, spec: str) -> tuple[str, str | None]:
-    """``FILE`` or ``FILE:DATASET`` (the longest-existing-file rule: ``a:b.h5:/x`` works when
-    ``a:b.h5`` is the file)."""
-    if os.path.exists(_path(args, spec)):
-        return spec, None
-    for i in [m.start() for m in re.finditer(":", spec)][::-1]:
-        head = spec[:i]
-        if head and os.path.isfile(_path(args, head)):
-            return head, spec[i + 1:] or None
-    return spec, None
+    """``FILE`` or ``FILE:DATASET``, with FILE taken relative to ``-C``."""
+    from .formats import split_dataset
+
+    return split_dataset(spec, lambda p: _path(args, p))
 
 
 def _parse_meta(items: list[str]) -> dict[str, Any]:

@@ -147,18 +147,19 @@ def detect_format(path: str, fmt: str | None = None) -> str:
                       f"({', '.join(FORMATS)})", ErrorKind.BAD_FILE)
 
 
-def split_dataset(spec: str) -> tuple[str, str | None]:
+def split_dataset(spec: str, where: Callable[[str], str] = lambda p: p) -> tuple[str, str | None]:
     """``FILE`` or ``FILE:DATASET`` for an existing FILE (the longest existing prefix wins, so
-    ``a:b.h5:/x`` works when ``a:b.h5`` is the file).
+    ``a:b.h5:/x`` works when ``a:b.h5`` is the file). ``where`` maps a name to the path to test
+    (the CLI resolves names relative to ``-C``); the returned FILE is the name as given.
 
     >>> split_dataset("no-such-file.h5:/group/emb")
     ('no-such-file.h5:/group/emb', None)
     """
-    if os.path.exists(spec):
+    if os.path.exists(where(spec)):
         return spec, None
     for i in [i for i, c in enumerate(spec) if c == ":"][::-1]:
         head = spec[:i]
-        if head and os.path.isfile(head):
+        if head and os.path.isfile(where(head)):
             return head, spec[i + 1:] or None
     return spec, None
 
