@@ -211,3 +211,27 @@ def test_reference_mul128_fold64_extremes() -> None:
     got = reference.mul128_fold64(a, b)
     want = [((x * y) & MASK64) ^ ((x * y) >> 64) for x in vals for y in vals]
     assert [int(g) for g in got] == want
+
+
+@pytest.mark.parametrize("row_bytes", [0, 1, 12, 240, 241, 600, 1024, 3000, 1 << 20, (1 << 20) + 7])
+@pytest.mark.parametrize("n", [0, 1, 5])
+def test_fingerprint_chunk_into_equals_separate_kernels(row_bytes: int, n: int,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The fused per-chunk kernel feeds BLAKE3 in pieces; shrink the piece so even small
+    # inputs span several pieces, including pieces that are not a multiple of BLAKE3's
+    # 1 KiB chunk (600-byte rows) and rows bigger than a piece.
+    import blake3
+
+    monkeypatch.setattr(cpu, "SUB_BLOCK_BYTES", 2048)
+    rows = random_rows(n, row_bytes, seed=row_bytes + n)
+    out = np.full(n, 7, dtype=np.uint64)
+    digest = cpu.fingerprint_chunk_into(rows, out)
+    assert digest == blake3.blake3(rows.tobytes()).digest()
+    np.testing.assert_array_equal(out, expected(rows))
+
+
+def test_fingerprint_chunk_into_rejects_bad_out() -> None:
+    rows = np.zeros((4, 8), dtype=np.uint8)
+    for out in (np.empty(3, np.uint64), np.empty(4, np.int64), np.empty(8, np.uint64)[::2]):
+        with pytest.raises(ValueError):
+            cpu.fingerprint_chunk_into(rows, out)
