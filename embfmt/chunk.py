@@ -145,7 +145,9 @@ def _zc() -> zstandard.ZstdCompressor:
     # zstandard objects must not be shared between threads: one compressor per thread.
     c = getattr(_tls, "c", None)
     if c is None:
-        c = _tls.c = zstandard.ZstdCompressor(level=L.ZSTD_LEVEL)
+        params = zstandard.ZstdCompressionParameters.from_level(
+            L.ZSTD_LEVEL, min_match=L.ZSTD_MIN_MATCH, hash_log=L.ZSTD_HASH_LOG)
+        c = _tls.c = zstandard.ZstdCompressor(compression_params=params)
     return c
 
 
