@@ -25,7 +25,7 @@ import zstandard
 from . import _layout as L
 from .errors import ErrorKind, FormatError, IntegrityError
 
-__all__ = ["ChunkHeader", "parse_header", "encode_full", "encode_dense", "encode_sparse",
+__all__ = ["ChunkHeader", "Scratch", "thread_scratch", "parse_header", "encode_full", "encode_dense", "encode_sparse",
            "decode_chunk", "chunk_rowprints", "header_checksum"]
 
 _ZERO32 = bytes(32)
@@ -151,6 +151,39 @@ def _zc() -> zstandard.ZstdCompressor:
     return c
 
 
+def _zd() -> zstandard.ZstdDecompressor:
+    d = getattr(_tls, "d", None)
+    if d is None:
+        d = _tls.d = zstandard.ZstdDecompressor()
+    return d
+
+
+class Scratch:
+    """Reusable decode buffers of one thread, by role and chain level.
+
+    A whole-table read decodes every chunk through the same few MiB instead of allocating
+    (and page-faulting) fresh ones per chunk and chain level.
+    """
+
+    def __init__(self) -> None:
+        self._bufs: dict[tuple[str, int], np.ndarray] = {}
+
+    def get(self, role: str, level: int, size: int) -> np.ndarray:
+        """A uint8 array of exactly ``size`` bytes (contents undefined)."""
+        b = self._bufs.get((role, level))
+        if b is None or b.size < size:
+            b = self._bufs[(role, level)] = np.empty(max(size, 1), dtype=np.uint8)
+        return b[:size]
+
+
+def thread_scratch() -> Scratch:
+    """This thread's :class:`Scratch`."""
+    sc = getattr(_tls, "scratch", None)
+    if sc is None:
+        sc = _tls.scratch = Scratch()
+    return sc
+
+
 def _worth_compressing(plane: np.ndarray) -> bool:
     """Writer heuristic (non-normative): compress a sample of at most 16 KiB; planes of random
     bytes (the low mantissa bytes of floats) are stored raw, which saves ~3/4 of zstd's time on
@@ -179,8 +212,12 @@ def pack_planes(shuffled: np.ndarray, itemsize: int) -> bytes:
     return b"".join(table) + b"".join(parts)
 
 
-def unpack_planes(payload: memoryview | bytes, itemsize: int, n_items: int, name: str) -> np.ndarray:
-    """Inverse of :func:`pack_planes`: the shuffled bytes, validated against their sizes."""
+def unpack_planes(payload: memoryview | bytes, itemsize: int, n_items: int, name: str,
+                  out: np.ndarray | None = None) -> np.ndarray:
+    """Inverse of :func:`pack_planes`: the shuffled bytes, validated against their sizes.
+
+    ``out``: a uint8 array of at least ``itemsize * n_items`` bytes to reuse; the result is
+    then its first ``itemsize * n_items`` bytes."""
     mv = memoryview(payload)
     head = L.PLANE_ENTRY_STRUCT.size * itemsize
     if len(mv) < head:
@@ -190,9 +227,10 @@ def unpack_planes(payload: memoryview | bytes, itemsize: int, n_items: int, name
         raise FormatError(f"{name}: plane table has non-zero reserved bytes", ErrorKind.BAD_HEADER)
     if sum(e[2] for e in entries) != len(mv) - head:
         raise FormatError(f"{name}: plane lengths do not add up to the payload", ErrorKind.BAD_HEADER)
-    out = np.empty(itemsize * n_items, dtype=np.uint8)
+    out = (np.empty(itemsize * n_items, dtype=np.uint8) if out is None
+           else out[:itemsize * n_items])
     pos = head
-    dz = zstandard.ZstdDecompressor()
+    dz = _zd()
     for p, (method, _reserved, length) in enumerate(entries):
         data = mv[pos:pos + length]
         pos += length
@@ -294,46 +332,68 @@ def chunk_rowprints(buf: bytes | memoryview, name: str,
 
 
 def decode_chunk(buf: bytes | memoryview, digest: bytes, name: str,
-                 base_rows_of: Callable[[bytes], np.ndarray], kernels: object,
-                 *, verify: bool = True) -> np.ndarray:
+                 base_rows_of: Callable[..., np.ndarray], kernels: object,
+                 *, verify: bool = True, out: np.ndarray | None = None,
+                 scratch: Scratch | None = None, level: int = 0) -> np.ndarray:
     """Decode a chunk object to its canonical rows, ``(n_rows, row_bytes)`` uint8.
 
-    ``base_rows_of(digest)`` returns a base chunk's decoded rows. With ``verify`` (the default)
-    the result's BLAKE3 must equal ``digest``, else :class:`IntegrityError` names the object.
+    ``base_rows_of(digest, out=..., level=...)`` writes a base chunk's decoded rows into
+    ``out`` and returns them as ``out`` viewed ``(rows, row_bytes)``. With ``verify`` (the default) the result's BLAKE3 must equal
+    ``digest``, else :class:`IntegrityError` names the object. ``out`` (a writable C-contiguous
+    uint8 array of ``n_rows * row_bytes`` bytes) receives the rows instead of a fresh array;
+    ``scratch`` lends reusable buffers; ``level`` is this object's position on the chain being
+    decoded (0 = the object asked for), bounded by MAX_CHAIN_DEPTH so that a hostile chain
+    (a cycle) ends in an error, not a stack overflow.
     """
+    if level > L.MAX_CHAIN_DEPTH:
+        raise IntegrityError(f"{name}: delta chain longer than {L.MAX_CHAIN_DEPTH}")
     mv = memoryview(buf)
     h = parse_header(mv, name)
     _check_sum(mv, h, name)
     size = h.n_rows * h.row_bytes
+    if out is None:
+        out = np.empty(size, dtype=np.uint8)
+    elif out.dtype != np.uint8 or not out.flags.c_contiguous:
+        raise ValueError(f"{name}: out must be a C-contiguous uint8 array")  # internal bug guard
+    elif out.size != size:
+        # The caller knows the chunk's size from elsewhere (table version, delta header).
+        raise IntegrityError(f"{name}: holds {h.n_rows} rows of {h.row_bytes} bytes, where "
+                             f"{out.size} bytes were expected")
+    out = out.reshape(-1)
+    sc = scratch if scratch is not None else Scratch()
     payload = mv[h.payload_offset:]
     if h.codec == L.CODEC_RAW:
-        out = np.frombuffer(payload, dtype=np.uint8).copy()
+        out[:] = np.frombuffer(payload, dtype=np.uint8)
     elif h.codec == L.CODEC_SHUFFLE_PLANES:
-        out = kernels.unshuffle(unpack_planes(payload, h.itemsize, size // h.itemsize, name),  # type: ignore[attr-defined]
-                                h.itemsize)
+        planes = unpack_planes(payload, h.itemsize, size // h.itemsize, name, sc.get("planes", level, size))
+        kernels.unshuffle(planes, h.itemsize, out=out)  # type: ignore[attr-defined]
     elif h.codec in (L.CODEC_XOR, L.CODEC_SUBZZ):
-        base = base_rows_of(h.base)
+        base = base_rows_of(h.base, out=sc.get("base", level, size), level=level + 1)
         if base.shape != (h.n_rows, h.row_bytes):
             raise IntegrityError(f"{name}: base {h.base.hex()} has shape {base.shape}")
-        out = kernels.delta_decode(unpack_planes(payload, h.itemsize, size // h.itemsize, name),  # type: ignore[attr-defined]
-                                   base.reshape(-1),
-                                   h.itemsize, h.codec)
+        planes = unpack_planes(payload, h.itemsize, size // h.itemsize, name, sc.get("planes", level, size))
+        kernels.delta_decode(planes, base.reshape(-1), h.itemsize, h.codec, out=out)  # type: ignore[attr-defined]
     else:
         idx = _sparse_index(mv, h, name)
-        base = base_rows_of(h.base)
+        m = min(h.n_rows, h.base_rows)
+        rows = out.reshape(h.n_rows, h.row_bytes)
+        if h.base_rows <= h.n_rows:
+            # The base's rows are this chunk's first rows: decode the base in place.
+            base = base_rows_of(h.base, out=out[:h.base_rows * h.row_bytes], level=level + 1)
+        else:
+            base = base_rows_of(h.base, out=sc.get("base", level, h.base_rows * h.row_bytes),
+                                level=level + 1)
         if base.shape != (h.base_rows, h.row_bytes):
             raise IntegrityError(f"{name}: base {h.base.hex()} has shape {base.shape}")
-        rows = np.empty((h.n_rows, h.row_bytes), dtype=np.uint8)
-        m = min(h.n_rows, h.base_rows)
-        rows[:m] = base[:m]
+        if h.base_rows > h.n_rows:
+            rows[:m] = base[:m]
         if h.n_patch:
-            patch = kernels.unshuffle(unpack_planes(payload, h.itemsize, h.n_patch * h.row_bytes // h.itemsize,  # type: ignore[attr-defined]
-                                                    name),
-                                      h.itemsize)
+            nb = h.n_patch * h.row_bytes
+            planes = unpack_planes(payload, h.itemsize, nb // h.itemsize, name, sc.get("planes", level, nb))
+            patch = kernels.unshuffle(planes, h.itemsize, out=sc.get("patch", level, nb))  # type: ignore[attr-defined]
             rows[idx] = patch.reshape(h.n_patch, h.row_bytes)
         elif h.payload_bytes:
             raise FormatError(f"{name}: empty patch with a payload", ErrorKind.BAD_HEADER)
-        out = rows.reshape(-1)
     rows2d = out.reshape(h.n_rows, h.row_bytes)
     if verify:
         got = blake3.blake3(rows2d).digest()

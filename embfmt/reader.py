@@ -9,7 +9,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import _layout as L
-from .chunk import ChunkHeader, chunk_rowprints, decode_chunk, parse_header
+from .chunk import ChunkHeader, chunk_rowprints, decode_chunk, parse_header, Scratch, thread_scratch
 from .errors import ErrorKind, FormatError, IntegrityError, NotFoundError
 from .store import Store
 
@@ -40,9 +40,9 @@ class ChunkReader:
         self._held = 0
         self._lock = threading.Lock()
 
-    def _get(self, digest: bytes) -> bytes:
+    def _get(self, digest: bytes) -> bytes | memoryview:
         try:
-            return self.store.get(digest)
+            return self.store.get_buffer(digest)
         except NotFoundError:
             raise NotFoundError(f"chunk object {digest.hex()} is missing", ErrorKind.MISSING_OBJECT) from None
 
@@ -79,15 +79,29 @@ class ChunkReader:
                 self._headers.popitem(last=False)
         return h
 
-    def _base_rows(self, digest: bytes) -> np.ndarray:
-        """A delta base for an in-progress decode: cached if verified before, else decoded
-        without its own digest check (the final chunk's check covers the whole chain)."""
+    def _base_rows(self, digest: bytes, *, out: np.ndarray, level: int) -> np.ndarray:
+        """A delta base for an in-progress decode, written into ``out``: copied from the cache
+        if verified before, else decoded without its own digest check (the final chunk's
+        check covers the whole chain)."""
         with self._lock:
             hit = self._rows.get(digest)
         if hit is not None:
-            return hit
+            if out.size != hit.size:
+                raise IntegrityError(f"chunk object {digest.hex()}: a base of {hit.size} bytes "
+                                     f"where {out.size} were expected")
+            out[:] = hit.reshape(-1)
+            return out.reshape(hit.shape)
         return decode_chunk(self._get(digest), digest, f"chunk object {digest.hex()}",
-                            self._base_rows, self.kernels, verify=False)
+                            self._base_rows, self.kernels, verify=False, out=out,
+                            scratch=thread_scratch(), level=level)
+
+    def _checked_base_rows(self, digest: bytes, *, out: np.ndarray, level: int) -> np.ndarray:
+        """Like :meth:`_base_rows`, but every base on the chain is checked against its id (the
+        slow path that names the culprit once a chain failed its final check; fresh scratch
+        buffers, so it cannot disturb the decode it is part of)."""
+        return decode_chunk(self._get(digest), digest, f"chunk object {digest.hex()}",
+                            self._checked_base_rows, self.kernels, verify=True, out=out,
+                            scratch=Scratch(), level=level)
 
     def rows(self, digest: bytes, *, verify: bool = True) -> np.ndarray:
         """The decoded canonical rows of chunk ``digest`` (read-only array).
@@ -101,13 +115,7 @@ class ChunkReader:
             if hit is not None:
                 self._rows.move_to_end(digest)
                 return hit
-        buf = self._get(digest)
-        name = f"chunk object {digest.hex()}"
-        try:
-            out = decode_chunk(buf, digest, name, self._base_rows, self.kernels, verify=verify)
-        except IntegrityError:
-            out = decode_chunk(buf, digest, name, lambda b: self.rows(b, verify=True), self.kernels,
-                               verify=verify)
+        out = self._decode(digest, None, verify)
         out.flags.writeable = False
         if verify:
             with self._lock:
@@ -118,6 +126,28 @@ class ChunkReader:
                         _, old = self._rows.popitem(last=False)
                         self._held -= old.nbytes
         return out
+
+    def rows_into(self, digest: bytes, out: np.ndarray) -> None:
+        """Decode chunk ``digest`` (digest checked) straight into ``out``, a writable
+        C-contiguous uint8 array of its ``n_rows * row_bytes`` bytes; the cache is consulted
+        but not filled (a whole-table read would only churn it)."""
+        with self._lock:
+            hit = self._rows.get(digest)
+        if hit is not None:
+            out.reshape(-1)[:] = hit.reshape(-1)
+            return
+        self._decode(digest, out, True)
+
+    def _decode(self, digest: bytes, out: np.ndarray | None, verify: bool) -> np.ndarray:
+        buf = self._get(digest)
+        name = f"chunk object {digest.hex()}"
+        sc = thread_scratch()
+        try:
+            return decode_chunk(buf, digest, name, self._base_rows, self.kernels, verify=verify,
+                                out=out, scratch=sc)
+        except IntegrityError:
+            return decode_chunk(buf, digest, name, self._checked_base_rows, self.kernels,
+                                verify=verify, out=out, scratch=sc)
 
     def rowprints(self, digest: bytes, rows_hint: int = 0) -> np.ndarray:
         """The rowprints of chunk ``digest`` from rowprint sections (payloads are not decoded)."""

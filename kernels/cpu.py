@@ -1226,7 +1226,7 @@ def shuffle(data: np.ndarray, itemsize: int) -> np.ndarray:
     return out
 
 
-def unshuffle(data: np.ndarray, itemsize: int) -> np.ndarray:
+def unshuffle(data: np.ndarray, itemsize: int, out: np.ndarray | None = None) -> np.ndarray:
     """Inverse of :func:`shuffle`, ``out[i*itemsize + p] = data[p*n + i]``.
 
     Parameters
@@ -1235,18 +1235,22 @@ def unshuffle(data: np.ndarray, itemsize: int) -> np.ndarray:
         1-D uint8 array of length ``n * itemsize`` (read-only views are fine).
     itemsize : int
         1, 2, 4 or 8; anything else raises ValueError.
+    out : np.ndarray, optional
+        Writable C-contiguous 1-D uint8 array of the same length, not overlapping ``data``,
+        to write the result into (saves an allocation in decode loops).
 
     Returns
     -------
     np.ndarray
-        A fresh 1-D uint8 array of the same length.
+        ``out``, or a fresh 1-D uint8 array of the same length.
     """
     k = _ref.check_itemsize(itemsize)
     data = _ref.check_canonical(data, k)
+    out = _ref.check_out(out, data.size)
     if k == 1:
-        return data.copy()
-    out = np.empty(data.size, dtype=np.uint8)
-    _unshuffle_into(data, out, k)
+        out[:] = data
+    else:
+        _unshuffle_into(data, out, k)
     return out
 
 
@@ -1276,7 +1280,8 @@ def delta_encode(new: np.ndarray, base: np.ndarray, itemsize: int, mode: int) ->
     return out
 
 
-def delta_decode(shuffled: np.ndarray, base: np.ndarray, itemsize: int, mode: int) -> np.ndarray:
+def delta_decode(shuffled: np.ndarray, base: np.ndarray, itemsize: int, mode: int,
+                 out: np.ndarray | None = None) -> np.ndarray:
     """Fused inverse of :func:`delta_encode`: unshuffle and undo the delta in one pass.
 
     Parameters
@@ -1289,16 +1294,18 @@ def delta_decode(shuffled: np.ndarray, base: np.ndarray, itemsize: int, mode: in
         1, 2, 4 or 8 (bits = 8 * itemsize).
     mode : int
         2 (``new = d ^ base``) or 3 (``s = (d >> 1) ^ -(d & 1)``, ``new = base + s mod 2**bits``).
+    out : np.ndarray, optional
+        Writable C-contiguous 1-D uint8 array of the same length, overlapping neither input.
 
     Returns
     -------
     np.ndarray
-        Fresh 1-D uint8 array: the new canonical bytes.
+        ``out`` or a fresh 1-D uint8 array: the new canonical bytes.
     """
     k = _ref.check_itemsize(itemsize)
     m = _ref.check_mode(mode)
     shuffled, base = _ref.check_pair(shuffled, base, k, ("shuffled", "base"))
-    out = np.empty(shuffled.size, dtype=np.uint8)
+    out = _ref.check_out(out, shuffled.size)
     _delta_decode_into(shuffled, base, out, k, m)
     return out
 

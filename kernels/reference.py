@@ -716,7 +716,19 @@ def shuffle(data: np.ndarray, itemsize: int) -> np.ndarray:
     return out
 
 
-def unshuffle(data: np.ndarray, itemsize: int) -> np.ndarray:
+def check_out(out: object, size: int) -> np.ndarray:
+    """A fresh uint8 array of ``size`` bytes for ``out=None``, else ``out`` itself, which must
+    be a writable C-contiguous 1-D uint8 array of that size (else ValueError)."""
+    if out is None:
+        return np.empty(size, dtype=np.uint8)
+    if (not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.ndim != 1
+            or out.size != size or not out.flags.c_contiguous or not out.flags.writeable):
+        raise ValueError(f"out must be a writable C-contiguous 1-D uint8 array of {size} bytes, got "
+                         f"{type(out).__name__} {getattr(out, 'dtype', None)} {getattr(out, 'shape', None)}")
+    return out
+
+
+def unshuffle(data: np.ndarray, itemsize: int, out: np.ndarray | None = None) -> np.ndarray:
     """Inverse of :func:`shuffle`: ``out[i*itemsize + p] = data[p*n + i]``.
 
     Parameters
@@ -725,16 +737,19 @@ def unshuffle(data: np.ndarray, itemsize: int) -> np.ndarray:
         1-D uint8, length ``n * itemsize`` (``itemsize`` planes of n bytes).
     itemsize : int
         Word size in bytes, one of 1, 2, 4, 8.
+    out : np.ndarray, optional
+        Writable C-contiguous 1-D uint8 array of the same length to write into; must not
+        overlap ``data``.
 
     Returns
     -------
     np.ndarray
-        Fresh 1-D uint8 array of the same length; ``unshuffle(shuffle(x, k), k) == x``.
+        ``out`` or a fresh 1-D uint8 array; ``unshuffle(shuffle(x, k), k) == x``.
     """
     k = check_itemsize(itemsize)
     data = check_canonical(data, k)
     n = data.size // k
-    out = np.empty(data.size, dtype=np.uint8)
+    out = check_out(out, data.size)
     for p in range(k):
         out[p::k] = data[p * n : (p + 1) * n]
     return out
@@ -780,7 +795,8 @@ def delta_encode(new: np.ndarray, base: np.ndarray, itemsize: int, mode: int) ->
     return shuffle(d.view(np.uint8), k)
 
 
-def delta_decode(shuffled: np.ndarray, base: np.ndarray, itemsize: int, mode: int) -> np.ndarray:
+def delta_decode(shuffled: np.ndarray, base: np.ndarray, itemsize: int, mode: int,
+                 out: np.ndarray | None = None) -> np.ndarray:
     """Inverse of :func:`delta_encode`: rebuild ``new`` from the shuffled delta and ``base``.
 
     Parameters
@@ -793,11 +809,13 @@ def delta_decode(shuffled: np.ndarray, base: np.ndarray, itemsize: int, mode: in
         Word size in bytes, one of 1, 2, 4, 8; bits = 8 * itemsize.
     mode : int
         ``DELTA_XOR`` (2) or ``DELTA_SUB_ZIGZAG`` (3).
+    out : np.ndarray, optional
+        Writable C-contiguous 1-D uint8 array of the same length, overlapping neither input.
 
     Returns
     -------
     np.ndarray
-        Fresh 1-D uint8 array: with ``d = unshuffle(shuffled, itemsize)`` read
+        ``out`` or a fresh 1-D uint8 array: with ``d = unshuffle(shuffled, itemsize)`` read
         as little-endian words,
 
         * mode 2: ``new_w = d_w ^ base_w``;
@@ -815,7 +833,11 @@ def delta_decode(shuffled: np.ndarray, base: np.ndarray, itemsize: int, mode: in
         # -(d & 1) on an unsigned array wraps: 0 -> 0, 1 -> all ones.
         s = (d >> 1) ^ -(d & 1)
         new = b + s  # wraps mod 2**bits
-    return new.view(np.uint8)
+    if out is None:
+        return new.view(np.uint8)
+    out = check_out(out, shuffled.size)
+    out[:] = new.view(np.uint8)
+    return out
 
 
 def check_row_pair(a: object, b: object) -> tuple[np.ndarray, np.ndarray]:

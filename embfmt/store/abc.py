@@ -47,6 +47,11 @@ class Store(ABC):
     def iter(self) -> Iterator[bytes]:
         """Every stored id, in no particular order."""
 
+    def get_buffer(self, oid: bytes) -> bytes | memoryview:
+        """The bytes of ``oid`` as any read-only buffer (a store may map the file instead of
+        copying it); valid for as long as the caller holds it."""
+        return self.get(oid)
+
     def get_prefix(self, oid: bytes, length: int) -> tuple[bytes, int]:
         """The first ``length`` bytes of ``oid`` (or all of it) and its total size."""
         return self.get_range(oid, 0, length), self.size(oid)
