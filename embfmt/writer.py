@@ -164,8 +164,8 @@ class TableWriter:
                         obj = full
         if obj is None:
             obj = encode_full(rows, self.itemsize, rp, self.kernels)
-        wrote = self.store.put(digest, obj)
-        return L.CODEC_NAMES[obj[5]], len(obj) if wrote else 0, n_changed
+        wrote = self.store.put(digest, obj.parts)
+        return L.CODEC_NAMES[obj.codec], len(obj) if wrote else 0, n_changed
 
     def changes(self) -> tuple[np.ndarray, tuple[np.ndarray, ...]] | None:
         """Changed row indices (< both lengths) and their (l2, cosine, max_abs, ulp) vs the

@@ -88,7 +88,8 @@ def main(out: str) -> None:
     path = repo.store.path(d3)
     os.chmod(path, 0o644)
     with open(path, "wb") as f:
-        f.write(obj)
+        f.write(bytes(obj))
+    repo.reader.clear()  # it cached the header of the object just replaced
     codecs = sorted({L.CODEC_NAMES[repo.reader.header(d).codec] for t in ("HEAD", "HEAD~1", "HEAD~2", "HEAD~3")
                      for d in repo.table_version("item_emb", t).digests}
                     | {L.CODEC_NAMES[repo.reader.header(d).codec] for d in repo.table_version("user_emb").digests})
@@ -106,4 +107,12 @@ def main(out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "spec/vectors/v1/golden/repo-1")
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("out", help="new repository directory, e.g. spec/vectors/v2/golden/repo-1")
+    a = ap.parse_args()
+    if os.path.exists(a.out):
+        # Golden repositories are frozen: never write over one.
+        sys.exit(f"make_golden: {a.out} exists; golden repositories are never regenerated")
+    main(a.out)

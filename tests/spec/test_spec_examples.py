@@ -71,7 +71,7 @@ def test_section13_chunk_object_example() -> None:
 
     x = example_matrix()
     fp = embfmt.fingerprint(x)
-    obj = encode_full(x.view(np.uint8).reshape(2, 12), 4, fp.rowprints, cpu)
+    obj = bytes(encode_full(x.view(np.uint8).reshape(2, 12), 4, fp.rowprints, cpu))
     block = SPEC[SPEC.index("### 13.5 Worked example"):SPEC.index("### 13.6")]
     dump = block.split("```")[1]
     hexes = []
