@@ -80,6 +80,9 @@ def run(n: int, repeat: int) -> list[list[Any]]:
         t_fp = median_seconds(lambda: embfmt.fingerprint(v[1]), repeat)
         t = median_seconds(lambda: embfmt.diff(repo.open("emb", ids[0]), v[1]), repeat)
         add("diff stored v1 vs in-memory v2", t, "fingerprint v2 (ms)", t_fp, 1.3)
+        # Rowprints decide (exact=False): no BLAKE3 confirmation of the rows they call equal.
+        t = median_seconds(lambda: embfmt.diff(repo.open("emb", ids[0]), v[1], exact=False), repeat)
+        add("diff stored v1 vs in-memory v2, exact=False", t, "fingerprint v2 (ms)", t_fp, 1.3)
         sample = min(10_000, n)
         t0 = time.perf_counter()
         d = embfmt.diff(repo.open("emb", ids[0]), repo.open("emb", ids[2]), stats=False,
@@ -106,7 +109,7 @@ def main() -> None:
 
 def test_bench_diff_smoke() -> None:
     rows = run(4000, 1)
-    assert len(rows) == 10 and rows[-1][0].startswith("Procrustes")  # 3 + 3 fresh-Repo sets, 3 diffs, 1
+    assert len(rows) == 11 and rows[-1][0].startswith("Procrustes")  # 3 + 3 fresh-Repo sets, 4 diffs, 1
 
 
 def test_bench_changed_rows(benchmark, tmp_path) -> None:  # type: ignore[no-untyped-def]

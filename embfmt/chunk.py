@@ -25,7 +25,7 @@ import zstandard
 from . import _layout as L
 from .errors import ErrorKind, FormatError, IntegrityError
 
-__all__ = ["ChunkHeader", "Encoded", "Scratch", "thread_scratch", "parse_header", "encode_full", "encode_dense", "encode_sparse",
+__all__ = ["ChunkHeader", "Encoded", "Scratch", "thread_scratch", "parse_header", "decode_rows", "encode_full", "encode_dense", "encode_sparse",
            "decode_chunk", "chunk_rowprints", "header_checksum"]
 
 _ZERO32 = bytes(32)
@@ -243,12 +243,9 @@ def _nbytes(parts: list[bytes | memoryview]) -> int:
     return sum(memoryview(p).nbytes for p in parts)
 
 
-def unpack_planes(payload: memoryview | bytes, itemsize: int, n_items: int, name: str,
-                  out: np.ndarray | None = None) -> np.ndarray:
-    """Inverse of :func:`pack_planes`: the shuffled bytes, validated against their sizes.
-
-    ``out``: a uint8 array of at least ``itemsize * n_items`` bytes to reuse; the result is
-    then its first ``itemsize * n_items`` bytes."""
+def plane_list(payload: memoryview | bytes, itemsize: int, n_items: int, name: str) -> list[np.ndarray]:
+    """The ``itemsize`` planes of a byte-plane container, validated against their sizes: raw
+    planes as read-only views of ``payload`` (nothing copied), zstd planes decompressed."""
     mv = memoryview(payload)
     head = L.PLANE_ENTRY_STRUCT.size * itemsize
     if len(mv) < head:
@@ -258,8 +255,7 @@ def unpack_planes(payload: memoryview | bytes, itemsize: int, n_items: int, name
         raise FormatError(f"{name}: plane table has non-zero reserved bytes", ErrorKind.BAD_HEADER)
     if sum(e[2] for e in entries) != len(mv) - head:
         raise FormatError(f"{name}: plane lengths do not add up to the payload", ErrorKind.BAD_HEADER)
-    out = (np.empty(itemsize * n_items, dtype=np.uint8) if out is None
-           else out[:itemsize * n_items])
+    planes = []
     pos = head
     dz = _zd()
     for p, (method, _reserved, length) in enumerate(entries):
@@ -269,7 +265,7 @@ def unpack_planes(payload: memoryview | bytes, itemsize: int, n_items: int, name
             if length != n_items:
                 raise FormatError(f"{name}: raw plane {p} is {length} bytes, expected {n_items}",
                                   ErrorKind.BAD_HEADER)
-            out[p * n_items:(p + 1) * n_items] = np.frombuffer(data, dtype=np.uint8)
+            planes.append(np.frombuffer(data, dtype=np.uint8))
         elif method == L.PLANE_ZSTD:
             try:
                 raw = dz.decompress(data, max_output_size=n_items)
@@ -278,9 +274,23 @@ def unpack_planes(payload: memoryview | bytes, itemsize: int, n_items: int, name
             if len(raw) != n_items:
                 raise IntegrityError(f"{name}: plane {p} decompresses to {len(raw)} bytes, "
                                      f"expected {n_items}")
-            out[p * n_items:(p + 1) * n_items] = np.frombuffer(raw, dtype=np.uint8)
+            planes.append(np.frombuffer(raw, dtype=np.uint8))
         else:
             raise FormatError(f"{name}: plane {p} has unknown method {method}", ErrorKind.BAD_HEADER)
+    return planes
+
+
+def unpack_planes(payload: memoryview | bytes, itemsize: int, n_items: int, name: str,
+                  out: np.ndarray | None = None) -> np.ndarray:
+    """Inverse of :func:`pack_planes`: the shuffled bytes, validated against their sizes.
+
+    ``out``: a uint8 array of at least ``itemsize * n_items`` bytes to reuse; the result is
+    then its first ``itemsize * n_items`` bytes."""
+    planes = plane_list(payload, itemsize, n_items, name)
+    out = (np.empty(itemsize * n_items, dtype=np.uint8) if out is None
+           else out[:itemsize * n_items])
+    for p, plane in enumerate(planes):
+        out[p * n_items:(p + 1) * n_items] = plane
     return out
 
 
@@ -332,6 +342,65 @@ def _sparse_index(buf: memoryview, h: ChunkHeader, name: str) -> np.ndarray:
         if len(idx) < need or idx[len(idx) - need] != h.base_rows:
             raise FormatError(f"{name}: sparse patch does not cover appended rows", ErrorKind.BAD_HEADER)
     return idx
+
+
+def _plane_rows(planes: list[np.ndarray], n_rows: int, row_bytes: int, idx: np.ndarray) -> np.ndarray:
+    """The shuffled (plane-major) bytes of rows ``idx`` only: plane ``p`` holds byte ``p`` of
+    word ``r * words + j`` of row ``r``, so each plane contributes ``words`` bytes a row
+    (gathered straight from the planes: a raw plane is read only where the rows are)."""
+    k = len(planes)
+    words = row_bytes // k
+    return np.concatenate([pl.reshape(n_rows, words)[idx].reshape(-1) for pl in planes])
+
+
+def decode_rows(buf: bytes | memoryview, name: str, idx: np.ndarray,
+                base_rows_of: Callable[[bytes, np.ndarray], np.ndarray], kernels: object,
+                level: int = 0) -> np.ndarray:
+    """Rows ``idx`` (sorted, unique, < n_rows) of a chunk object, ``(len(idx), row_bytes)``,
+    without rebuilding the rest: compressed planes are decompressed, but only the wanted
+    rows are unshuffled and un-delta'd. ``base_rows_of(digest, rows)`` returns rows of a base.
+
+    Nothing is hashed here: the caller checks the result against the chunk's rowprints.
+    """
+    if level > L.MAX_CHAIN_DEPTH:
+        raise IntegrityError(f"{name}: delta chain longer than {L.MAX_CHAIN_DEPTH}")
+    mv = memoryview(buf)
+    h = parse_header(mv, name)
+    _check_sum(mv, h, name)
+    idx = np.asarray(idx, dtype=np.int64)
+    rb, k = h.row_bytes, h.itemsize
+    if len(idx) and (idx[0] < 0 or idx[-1] >= h.n_rows):
+        raise ValueError(f"{name}: row index outside 0..{h.n_rows - 1}")  # internal bug guard
+    size = h.n_rows * rb
+    payload = mv[h.payload_offset:]
+    if len(idx) == 0:
+        return np.empty((0, rb), dtype=np.uint8)
+    if h.codec == L.CODEC_RAW:
+        return np.frombuffer(payload, dtype=np.uint8).reshape(h.n_rows, rb)[idx]
+    if h.codec == L.CODEC_SHUFFLE_PLANES:
+        planes = plane_list(payload, k, size // k, name)
+        return kernels.unshuffle(_plane_rows(planes, h.n_rows, rb, idx), k).reshape(len(idx), rb)  # type: ignore[attr-defined]
+    if h.codec in (L.CODEC_XOR, L.CODEC_SUBZZ):
+        base = base_rows_of(h.base, idx)
+        d = _plane_rows(plane_list(payload, k, size // k, name), h.n_rows, rb, idx)
+        return kernels.delta_decode(d, np.ascontiguousarray(base).reshape(-1), k, h.codec).reshape(len(idx), rb)  # type: ignore[attr-defined]
+    pidx = _sparse_index(mv, h, name)
+    out = np.empty((len(idx), rb), dtype=np.uint8)
+    pos = np.searchsorted(pidx, idx)
+    in_patch = (pos < len(pidx)) & (pidx[np.minimum(pos, max(len(pidx) - 1, 0))] == idx) if len(pidx) \
+        else np.zeros(len(idx), dtype=bool)
+    if in_patch.any():
+        nb = h.n_patch * rb
+        planes = plane_list(payload, k, nb // k, name)
+        want = pos[in_patch]
+        out[in_patch] = kernels.unshuffle(_plane_rows(planes, h.n_patch, rb, want), k).reshape(len(want), rb)  # type: ignore[attr-defined]
+    rest = ~in_patch
+    if rest.any():
+        if idx[rest][-1] >= h.base_rows:  # every row past the base must be in the patch
+            raise FormatError(f"{name}: row {int(idx[rest][-1])} is neither patched nor in the base",
+                              ErrorKind.BAD_HEADER)
+        out[rest] = base_rows_of(h.base, idx[rest])
+    return out
 
 
 def chunk_rowprints(buf: bytes | memoryview, name: str,

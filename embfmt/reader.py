@@ -9,7 +9,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import _layout as L
-from .chunk import ChunkHeader, chunk_rowprints, decode_chunk, parse_header, Scratch, thread_scratch
+from .chunk import ChunkHeader, chunk_rowprints, decode_chunk, decode_rows, parse_header, Scratch, thread_scratch
 from .errors import ErrorKind, FormatError, IntegrityError, NotFoundError
 from .store import Store
 
@@ -137,6 +137,38 @@ class ChunkReader:
             out.reshape(-1)[:] = hit.reshape(-1)
             return
         self._decode(digest, out, True)
+
+    def rows_subset(self, digest: bytes, idx: np.ndarray) -> np.ndarray:
+        """Rows ``idx`` (sorted, unique) of chunk ``digest`` without decoding the others.
+
+        Checked against the chunk's stored rowprints (XXH3-64 of each row, from its
+        checksummed rowprint section) instead of the chunk digest, which needs every row.
+        """
+        idx = np.asarray(idx, dtype=np.int64)
+        with self._lock:
+            hit = self._rows.get(digest)
+        if hit is not None:
+            return hit[idx]
+        def base_rows(d: bytes, sub: np.ndarray, level: int = 1) -> np.ndarray:
+            with self._lock:
+                cached = self._rows.get(d)
+            if cached is not None:
+                return cached[sub]
+            return decode_rows(self._get(d), f"chunk object {d.hex()}", sub,
+                               lambda d2, s2: base_rows(d2, s2, level + 1), self.kernels, level)
+
+        rows = decode_rows(self._get(digest), f"chunk object {digest.hex()}", idx,
+                           lambda d2, s2: base_rows(d2, s2), self.kernels, 0)
+        from ._kernels import cpu
+
+        want = self.rowprints(digest)[idx]
+        got = np.empty(len(idx), dtype=np.uint64)
+        cpu.rowprints_into(np.ascontiguousarray(rows), got)  # serial: callers run it in pools
+        if not np.array_equal(got, want):
+            bad = int(idx[np.flatnonzero(got != want)[0]])
+            raise IntegrityError(f"chunk object {digest.hex()}: decoded row {bad} does not match "
+                                 "its stored rowprint")
+        return rows
 
     def _decode(self, digest: bytes, out: np.ndarray | None, verify: bool) -> np.ndarray:
         buf = self._get(digest)

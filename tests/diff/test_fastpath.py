@@ -11,6 +11,7 @@ from __future__ import annotations
 import tempfile
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -104,6 +105,15 @@ def test_stored_equals_matrix_diff(name: str, n_chunks: float, ops: list[tuple],
             # rowprints trusted (exact=False) gives the same rows here (no collision)
             fast = embfmt.diff(repo.open("t", revs[i]), repo.open("t", revs[j]), exact=False)
             _same(fast, full, f"exact=False {i}->{j}")
+            fast = embfmt.diff(repo.open("t", revs[i]), versions[j], exact=False)
+            _same(fast, full, f"exact=False stored/matrix {i}->{j}")
+            # every stored chunk's rows, picked one subset at a time, equal the full decode
+            tv = repo.table_version("t", revs[j])
+            for dg in tv.digests:
+                whole = repo.reader.rows(dg)
+                pick = np.flatnonzero(rng.random(len(whole)) < 0.3)
+                fresh = embfmt.Repo(tmp).reader  # nothing cached: decodes from the objects
+                assert np.array_equal(fresh.rows_subset(dg, pick), whole[pick])
             assert full.identical == (versions[i].shape == versions[j].shape and len(want) == 0)
 
 
@@ -121,3 +131,76 @@ def test_sparse_patch_path_decodes_nothing(tmp_path) -> None:  # type: ignore[no
     _same(d, embfmt.diff(x, y), "patch path")
     # reversed direction: the patch's base is now b
     _same(embfmt.diff(repo.open("t", r1), repo.open("t", r0)), embfmt.diff(y, x), "patch path reversed")
+
+
+def test_stored_vs_matrix_survives_a_rowprint_collision(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Exact mode does not trust rowprints: with a stored rowprint forged to equal the matrix
+    row's (what an XXH3 collision would look like), the BLAKE3 confirmation fails and the
+    chunk is compared byte by byte, so the changed row is still reported. exact=False trusts
+    the rowprint and misses it, as documented."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3000, D)).astype(np.float32)
+    repo = embfmt.Repo.init(tmp_path)
+    rev = repo.commit({"t": x})
+    y = x.copy()
+    y[[7, 1500]] += 1
+    from embfmt._kernels import cpu
+    from embfmt.reader import ChunkReader
+
+    forged = cpu.rowprints(y.view(np.uint8).reshape(len(y), -1))
+    real = ChunkReader.rowprints
+    cr = chunk_rows_for("float32", D)
+
+    def lying(self, digest, rows_hint=0):  # type: ignore[no-untyped-def]
+        rp = real(self, digest, rows_hint).copy()
+        c = repo.table_version("t", rev).digests.index(digest)
+        if c == 0:
+            rp[7] = forged[7]  # row 7 "collides"; row 1500 does not
+        return rp
+
+    monkeypatch.setattr(ChunkReader, "rowprints", lying)
+    d = embfmt.diff(repo.open("t", rev), y)
+    assert d.changed_b.tolist() == [7, 1500] and d.info["chunks_decoded"] == 1
+    assert 1500 // cr == 1
+    fast = embfmt.diff(repo.open("t", rev), y, exact=False)
+    assert fast.changed_b.tolist() == [1500]
+
+
+def test_rows_subset_detects_a_damaged_object(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A flipped byte in a raw plane of a full chunk: the rows picked from it no longer match
+    their rowprints, an IntegrityError naming the object (not wrong statistics)."""
+    from embfmt.errors import IntegrityError
+
+    x = np.random.default_rng(2).standard_normal((1000, D)).astype(np.float32)
+    repo = embfmt.Repo.init(tmp_path)
+    rev = repo.commit({"t": x})
+    dg = repo.table_version("t", rev).digests[0]
+    path = repo.store.path(dg)
+    import os
+    from pathlib import Path
+
+    os.chmod(path, 0o644)
+    raw = bytearray(Path(path).read_bytes())
+    n = len(x)
+    assert fresh_header_codec(repo, dg) == "shuffle-planes"
+    # header, rowprints, plane table, then plane 0 (the low mantissa bytes: stored raw);
+    # byte D * 5 + 3 of that plane is the low byte of word 3 of row 5.
+    raw[80 + 8 * n + 8 * 4 + D * 5 + 3] ^= 0xFF
+    Path(path).write_bytes(bytes(raw))
+    fresh = embfmt.Repo(tmp_path)
+    with pytest.raises(IntegrityError) as e:
+        fresh.reader.rows_subset(dg, np.arange(3, 8))
+    assert "row 5" in str(e.value)
+    assert np.array_equal(fresh.reader.rows_subset(dg, np.arange(6, 9)),
+                          x[6:9].view(np.uint8).reshape(3, -1))  # other rows are still right
+    assert dg.hex() in str(e.value)
+    with pytest.raises(IntegrityError):
+        embfmt.diff(fresh.open("t", rev), x + 1)
+
+
+def fresh_header_codec(repo: embfmt.Repo, digest: bytes) -> str:
+    from embfmt import _layout as L
+
+    h = embfmt.Repo(repo.path).reader.header(digest)
+    assert h.payload_offset == 80 + 8 * h.n_rows
+    return L.CODEC_NAMES[h.codec]
