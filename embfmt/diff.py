@@ -26,6 +26,7 @@ from . import progress
 from .errors import ErrorKind, InputError
 from .manifest import TableVersion
 from .matrix import Matrix, as_matrix
+from .cache import MIN_CHUNKS
 from .reader import ChunkReader
 
 __all__ = ["RowChanges", "changed_rows", "Diff", "diff", "DIFF_SCHEMA_VERSION"]
@@ -73,11 +74,29 @@ def changed_rows(reader: ChunkReader, a: TableVersion, b: TableVersion, *, exact
     cr = a.chunk_rows
     m_all = min(a.n_rows, b.n_rows)
     differing = [c for c in range(-(-m_all // cr)) if a.digests[c] != b.digests[c]]
+    found: dict[int, np.ndarray] = {}  # chunk -> its changed rows, assembled in chunk order
+    # With whole-table rowprints from the rowprint cache (a cold process would otherwise read
+    # two or three objects per chunk), chunks whose rows all differ need no object at all.
+    many = len(differing) >= MIN_CHUNKS
+    whole_a = reader.table_rowprints(a) if many else None
+    whole_b = reader.table_rowprints(b) if whole_a is not None else None
+    candidates = differing
+    if whole_a is not None and whole_b is not None:
+        candidates = []
+        for c in differing:
+            lo = c * cr
+            hi = min(m_all, lo + cr)
+            differ = whole_a[lo:hi] != whole_b[lo:hi]
+            if differ.all():
+                found[c] = np.arange(lo, hi, dtype=np.int64)
+            elif not exact:
+                found[c] = np.flatnonzero(differ) + lo
+            else:
+                candidates.append(c)
     # Pass 1, serial (a few microseconds of header reading per chunk: threads would only add
     # GIL hand-offs): chunks that are sparse patches of each other answer from their index.
-    found: dict[int, np.ndarray] = {}  # chunk -> its changed rows, assembled in chunk order
     todo = []
-    for c in differing:
+    for c in candidates:
         lo = c * cr
         idx = _patch_changes(reader, a.digests[c], b.digests[c], min(m_all, lo + cr) - lo)
         if idx is None:
@@ -99,6 +118,13 @@ def changed_rows(reader: ChunkReader, a: TableVersion, b: TableVersion, *, exact
             confirm.append(c)
         else:
             found[c] = np.flatnonzero(differ) + lo
+
+    if many and whole_a is None and reader.rowprint_cache is not None:
+        # Most chunks differ: keep both sides' rowprints for the next process (their sections
+        # were just read, so this mostly reuses them).
+        for tv in (a, b):
+            if reader.table_rowprints(tv) is None:
+                reader.fill_table_rowprints(tv)
 
     def decode_compare(c: int) -> np.ndarray:
         lo = c * cr

@@ -11,6 +11,8 @@ import numpy as np
 from . import _layout as L
 from .chunk import ChunkHeader, chunk_rowprints, decode_chunk, decode_rows, parse_header, Scratch, thread_scratch
 from .errors import ErrorKind, FormatError, IntegrityError, NotFoundError
+from .cache import RowprintCache
+from .manifest import TableVersion
 from .store import Store
 
 __all__ = ["ChunkReader"]
@@ -28,9 +30,11 @@ SECTIONS_KEPT = 1024
 class ChunkReader:
     """Decodes chunk objects of one store. Thread-safe."""
 
-    def __init__(self, store: Store, kernels: object, *, cache_bytes: int = CACHE_BYTES) -> None:
+    def __init__(self, store: Store, kernels: object, *, cache_bytes: int = CACHE_BYTES,
+                 rowprint_cache: RowprintCache | None = None) -> None:
         self.store = store
         self.kernels = kernels
+        self.rowprint_cache = rowprint_cache
         self.cache_bytes = cache_bytes
         self._rows: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._rp: OrderedDict[bytes, np.ndarray] = OrderedDict()
@@ -203,6 +207,29 @@ class ChunkReader:
             while len(self._rp) > 4096:
                 self._rp.popitem(last=False)
         return rp
+
+    def table_rowprints(self, tv: TableVersion) -> np.ndarray | None:
+        """All rowprints of table version ``tv`` from the rowprint cache, or None when there is
+        no cache or no valid entry (see :meth:`fill_table_rowprints`)."""
+        if self.rowprint_cache is None:
+            return None
+        return self.rowprint_cache.get(self._cache_key(tv), tv.n_rows)
+
+    def fill_table_rowprints(self, tv: TableVersion) -> np.ndarray:
+        """All rowprints of ``tv``, assembled from its chunks' rowprint sections, and kept in
+        the rowprint cache (when there is one) for the next process."""
+        cr = tv.chunk_rows
+        out = np.empty(tv.n_rows, dtype=np.uint64)
+        for c, d in enumerate(tv.digests):
+            out[c * cr:(c + 1) * cr] = self.rowprints(d, rows_hint=cr)
+        if self.rowprint_cache is not None:
+            self.rowprint_cache.put(self._cache_key(tv), out)
+        out.flags.writeable = False
+        return out
+
+    @staticmethod
+    def _cache_key(tv: TableVersion) -> bytes:
+        return RowprintCache.key(tv.dtype, tv.n_rows, tv.dim, tv.digests)
 
     def patch_rows(self, digest: bytes) -> tuple[ChunkHeader, np.ndarray]:
         """Header and patched row indices of a sparse-patch chunk, from its first bytes only

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 
@@ -82,3 +83,20 @@ def test_section13_chunk_object_example() -> None:
     assert fp.chunk_digests[0].hex() in block
     rows = decode_chunk(obj, fp.chunk_digests[0], "example", lambda d: None, cpu)
     assert rows.tobytes() == x.tobytes()
+
+
+def test_rowprint_cache_example(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """§11.1's worked example is what embfmt's rowprint cache writes for the §7 matrix."""
+    from embfmt.cache import RowprintCache
+
+    x = example_matrix()
+    fp = embfmt.fingerprint(x)
+    c = RowprintCache(str(tmp_path))
+    k = c.key("float32", 2, 3, fp.chunk_digests)
+    assert k.hex() == spec_value("cache key")
+    c.put(k, fp.rowprints)
+    block = SPEC[SPEC.index("### 11.1 Derived data"):SPEC.index("## 12.")]
+    dump = block.split("```")[1]
+    lines = [line.strip().removeprefix("entry").strip() for line in dump.strip().splitlines()[1:]]
+    hexes = [re.split(r"\s{3,}", line)[0].replace(" ", "") for line in lines]
+    assert "".join(hexes) == Path(c.path(k)).read_bytes().hex()
