@@ -63,7 +63,7 @@ class RowprintCache:
 
     @staticmethod
     def _check(key: bytes, n_rows: int, body: bytes | memoryview) -> bytes:
-        h = blake3.blake3(key + n_rows.to_bytes(8, "little"))
+        h = blake3.blake3(key + n_rows.to_bytes(8, "little"), max_threads=blake3.blake3.AUTO)
         h.update(body)
         return h.digest()
 

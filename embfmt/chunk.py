@@ -191,14 +191,23 @@ class Scratch:
     (and page-faulting) fresh ones per chunk and chain level.
     """
 
+    #: A canonical chunk is at most 1 MiB unless one row is larger (spec §4), plus a little
+    #: for a chunk object's header and rowprints.
+    KEEP_BYTES = (1 << 20) + (64 << 10)
+
     def __init__(self) -> None:
         self._bufs: dict[tuple[str, int], np.ndarray] = {}
 
     def get(self, role: str, level: int, size: int) -> np.ndarray:
-        """A uint8 array of exactly ``size`` bytes (contents undefined)."""
+        """A uint8 array of exactly ``size`` bytes (contents undefined). Buffers up to
+        KEEP_BYTES are kept for reuse; bigger ones (chunks of rows over 1 MiB) are not, so a
+        thread holds at most ~KEEP_BYTES per role and chain level it has used."""
         b = self._bufs.get((role, level))
-        if b is None or b.size < size:
-            b = self._bufs[(role, level)] = np.empty(max(size, 1), dtype=np.uint8)
+        if b is not None and b.size >= size:
+            return b[:size]
+        b = np.empty(max(size, 1), dtype=np.uint8)
+        if size <= self.KEEP_BYTES:
+            self._bufs[(role, level)] = b
         return b[:size]
 
 
@@ -267,6 +276,15 @@ def plane_list(payload: memoryview | bytes, itemsize: int, n_items: int, name: s
                                   ErrorKind.BAD_HEADER)
             planes.append(np.frombuffer(data, dtype=np.uint8))
         elif method == L.PLANE_ZSTD:
+            # python-zstandard ignores max_output_size when the frame states its size: check
+            # the stated size first, so a hostile frame cannot make us allocate gigabytes.
+            try:
+                stated = zstandard.frame_content_size(data)
+            except zstandard.ZstdError as e:
+                raise IntegrityError(f"{name}: plane {p} is not a zstd frame ({e})") from None
+            if stated >= 0 and stated != n_items:
+                raise IntegrityError(f"{name}: plane {p} states {stated} decompressed bytes, "
+                                     f"expected {n_items}")
             try:
                 raw = dz.decompress(data, max_output_size=n_items)
             except zstandard.ZstdError as e:
@@ -370,7 +388,9 @@ def decode_rows(buf: bytes | memoryview, name: str, idx: np.ndarray,
     idx = np.asarray(idx, dtype=np.int64)
     rb, k = h.row_bytes, h.itemsize
     if len(idx) and (idx[0] < 0 or idx[-1] >= h.n_rows):
-        raise ValueError(f"{name}: row index outside 0..{h.n_rows - 1}")  # internal bug guard
+        # The rows come from the caller's table version or from a delta header above this
+        # object: a disagreement means the chain is damaged.
+        raise IntegrityError(f"{name}: has {h.n_rows} rows, row {int(idx[-1])} was asked for")
     size = h.n_rows * rb
     payload = mv[h.payload_offset:]
     if len(idx) == 0:

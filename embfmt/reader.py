@@ -25,6 +25,8 @@ PREFIX_BYTES = 4096
 # Header + rowprint sections kept for the rowprints()/patch_rows() call that usually follows a
 # header() read: 1024 sections of a 2048-row chunk are 16 MiB at most.
 SECTIONS_KEPT = 1024
+# Whole-table rowprints kept in memory: four tables of 2M rows.
+TABLES_KEPT_BYTES = 64 << 20
 
 
 class ChunkReader:
@@ -41,12 +43,16 @@ class ChunkReader:
         self._headers: OrderedDict[bytes, ChunkHeader] = OrderedDict()
         self._sections: OrderedDict[bytes, tuple[bytes, int]] = OrderedDict()
         self._patches: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._tables: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._held = 0
         self._lock = threading.Lock()
 
-    def _get(self, digest: bytes) -> bytes | memoryview:
+    def _get(self, digest: bytes, scratch: Scratch | None = None, level: int = 0) -> bytes | memoryview:
+        """The object's bytes; with ``scratch``, read into its ("file", level) buffer (reused
+        from chunk to chunk: no fresh allocation to page-fault in for every object)."""
+        alloc = None if scratch is None else (lambda n: scratch.get("file", level, n))
         try:
-            return self.store.get_buffer(digest)
+            return self.store.get_buffer(digest, alloc)
         except NotFoundError:
             raise NotFoundError(f"chunk object {digest.hex()} is missing", ErrorKind.MISSING_OBJECT) from None
 
@@ -95,9 +101,10 @@ class ChunkReader:
                                      f"where {out.size} were expected")
             out[:] = hit.reshape(-1)
             return out.reshape(hit.shape)
-        return decode_chunk(self._get(digest), digest, f"chunk object {digest.hex()}",
+        sc = thread_scratch()
+        return decode_chunk(self._get(digest, sc, level), digest, f"chunk object {digest.hex()}",
                             self._base_rows, self.kernels, verify=False, out=out,
-                            scratch=thread_scratch(), level=level)
+                            scratch=sc, level=level)
 
     def _checked_base_rows(self, digest: bytes, *, out: np.ndarray, level: int) -> np.ndarray:
         """Like :meth:`_base_rows`, but every base on the chain is checked against its id (the
@@ -123,7 +130,7 @@ class ChunkReader:
         out.flags.writeable = False
         if verify:
             with self._lock:
-                if out.nbytes <= self.cache_bytes:
+                if out.nbytes <= self.cache_bytes and digest not in self._rows:  # another thread may have won
                     self._rows[digest] = out
                     self._held += out.nbytes
                     while self._held > self.cache_bytes:
@@ -153,15 +160,17 @@ class ChunkReader:
             hit = self._rows.get(digest)
         if hit is not None:
             return hit[idx]
+        sc = thread_scratch()
+
         def base_rows(d: bytes, sub: np.ndarray, level: int = 1) -> np.ndarray:
             with self._lock:
                 cached = self._rows.get(d)
             if cached is not None:
                 return cached[sub]
-            return decode_rows(self._get(d), f"chunk object {d.hex()}", sub,
+            return decode_rows(self._get(d, sc, level), f"chunk object {d.hex()}", sub,
                                lambda d2, s2: base_rows(d2, s2, level + 1), self.kernels, level)
 
-        rows = decode_rows(self._get(digest), f"chunk object {digest.hex()}", idx,
+        rows = decode_rows(self._get(digest, sc, 0), f"chunk object {digest.hex()}", idx,
                            lambda d2, s2: base_rows(d2, s2), self.kernels, 0)
         from ._kernels import cpu
 
@@ -175,9 +184,9 @@ class ChunkReader:
         return rows
 
     def _decode(self, digest: bytes, out: np.ndarray | None, verify: bool) -> np.ndarray:
-        buf = self._get(digest)
-        name = f"chunk object {digest.hex()}"
         sc = thread_scratch()
+        buf = self._get(digest, sc, 0)
+        name = f"chunk object {digest.hex()}"
         try:
             return decode_chunk(buf, digest, name, self._base_rows, self.kernels, verify=verify,
                                 out=out, scratch=sc)
@@ -185,8 +194,11 @@ class ChunkReader:
             return decode_chunk(buf, digest, name, self._checked_base_rows, self.kernels,
                                 verify=verify, out=out, scratch=sc)
 
-    def rowprints(self, digest: bytes, rows_hint: int = 0) -> np.ndarray:
+    def rowprints(self, digest: bytes, rows_hint: int = 0, *, _level: int = 0) -> np.ndarray:
         """The rowprints of chunk ``digest`` from rowprint sections (payloads are not decoded)."""
+        if _level > L.MAX_CHAIN_DEPTH:  # a hostile cycle of sparse patches
+            raise IntegrityError(f"chunk object {digest.hex()}: delta chain longer than "
+                                 f"{L.MAX_CHAIN_DEPTH}")
         with self._lock:
             hit = self._rp.get(digest)
             if hit is not None:
@@ -200,7 +212,8 @@ class ChunkReader:
         # A sparse patch's base has about as many rows: ask for its section in the same read.
         hint = max(rows_hint, h.n_rows)
         rp = chunk_rowprints(buf, f"chunk object {digest.hex()}",
-                             lambda b: self.rowprints(b, rows_hint=hint), size, header=h)
+                             lambda b: self.rowprints(b, rows_hint=hint, _level=_level + 1), size,
+                             header=h)
         rp.flags.writeable = False
         with self._lock:
             self._rp[digest] = rp
@@ -209,11 +222,29 @@ class ChunkReader:
         return rp
 
     def table_rowprints(self, tv: TableVersion) -> np.ndarray | None:
-        """All rowprints of table version ``tv`` from the rowprint cache, or None when there is
-        no cache or no valid entry (see :meth:`fill_table_rowprints`)."""
+        """All rowprints of table version ``tv`` from memory or the rowprint cache, or None when
+        there is no cache or no valid entry (see :meth:`fill_table_rowprints`)."""
         if self.rowprint_cache is None:
             return None
-        return self.rowprint_cache.get(self._cache_key(tv), tv.n_rows)
+        key = self._cache_key(tv)
+        with self._lock:
+            hit = self._tables.get(key)
+        if hit is None:
+            hit = self.rowprint_cache.get(key, tv.n_rows)
+            if hit is not None:
+                self._keep_table(key, hit)
+        return hit
+
+    def _keep_table(self, key: bytes, rp: np.ndarray) -> None:
+        """Whole-table rowprints stay in memory too (up to TABLES_KEPT_BYTES): reading and
+        checking an 8 MB entry costs ~5 ms, which a process comparing the same versions
+        again should not pay twice."""
+        with self._lock:
+            if rp.nbytes > TABLES_KEPT_BYTES or key in self._tables:
+                return
+            self._tables[key] = rp
+            while sum(x.nbytes for x in self._tables.values()) > TABLES_KEPT_BYTES:
+                self._tables.popitem(last=False)
 
     def fill_table_rowprints(self, tv: TableVersion) -> np.ndarray:
         """All rowprints of ``tv``, assembled from its chunks' rowprint sections, and kept in
@@ -222,9 +253,11 @@ class ChunkReader:
         out = np.empty(tv.n_rows, dtype=np.uint64)
         for c, d in enumerate(tv.digests):
             out[c * cr:(c + 1) * cr] = self.rowprints(d, rows_hint=cr)
-        if self.rowprint_cache is not None:
-            self.rowprint_cache.put(self._cache_key(tv), out)
         out.flags.writeable = False
+        if self.rowprint_cache is not None:
+            key = self._cache_key(tv)
+            self.rowprint_cache.put(key, out)
+            self._keep_table(key, out)
         return out
 
     @staticmethod
@@ -277,5 +310,6 @@ class ChunkReader:
             self._headers.clear()
             self._sections.clear()
             self._patches.clear()
+            self._tables.clear()
             self._held = 0
 

@@ -1246,7 +1246,7 @@ def unshuffle(data: np.ndarray, itemsize: int, out: np.ndarray | None = None) ->
     """
     k = _ref.check_itemsize(itemsize)
     data = _ref.check_canonical(data, k)
-    out = _ref.check_out(out, data.size)
+    out = _ref.check_out(out, data.size, data)
     if k == 1:
         out[:] = data
     else:
@@ -1305,7 +1305,7 @@ def delta_decode(shuffled: np.ndarray, base: np.ndarray, itemsize: int, mode: in
     k = _ref.check_itemsize(itemsize)
     m = _ref.check_mode(mode)
     shuffled, base = _ref.check_pair(shuffled, base, k, ("shuffled", "base"))
-    out = _ref.check_out(out, shuffled.size)
+    out = _ref.check_out(out, shuffled.size, shuffled, base)
     _delta_decode_into(shuffled, base, out, k, m)
     return out
 

@@ -716,15 +716,18 @@ def shuffle(data: np.ndarray, itemsize: int) -> np.ndarray:
     return out
 
 
-def check_out(out: object, size: int) -> np.ndarray:
+def check_out(out: object, size: int, *inputs: np.ndarray) -> np.ndarray:
     """A fresh uint8 array of ``size`` bytes for ``out=None``, else ``out`` itself, which must
-    be a writable C-contiguous 1-D uint8 array of that size (else ValueError)."""
+    be a writable C-contiguous 1-D uint8 array of that size sharing no memory with ``inputs``
+    (else ValueError: the kernels read inputs after writing output bytes)."""
     if out is None:
         return np.empty(size, dtype=np.uint8)
     if (not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.ndim != 1
             or out.size != size or not out.flags.c_contiguous or not out.flags.writeable):
         raise ValueError(f"out must be a writable C-contiguous 1-D uint8 array of {size} bytes, got "
                          f"{type(out).__name__} {getattr(out, 'dtype', None)} {getattr(out, 'shape', None)}")
+    if any(np.may_share_memory(out, x) for x in inputs):
+        raise ValueError("out must not overlap the inputs")
     return out
 
 
@@ -749,7 +752,7 @@ def unshuffle(data: np.ndarray, itemsize: int, out: np.ndarray | None = None) ->
     k = check_itemsize(itemsize)
     data = check_canonical(data, k)
     n = data.size // k
-    out = check_out(out, data.size)
+    out = check_out(out, data.size, data)
     for p in range(k):
         out[p::k] = data[p * n : (p + 1) * n]
     return out
@@ -835,7 +838,7 @@ def delta_decode(shuffled: np.ndarray, base: np.ndarray, itemsize: int, mode: in
         new = b + s  # wraps mod 2**bits
     if out is None:
         return new.view(np.uint8)
-    out = check_out(out, shuffled.size)
+    out = check_out(out, shuffled.size, shuffled, base)
     out[:] = new.view(np.uint8)
     return out
 

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import errno
-import mmap
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+
+import numpy as np
 
 from ..errors import NotFoundError
 from .abc import Store
 
 __all__ = ["LocalStore"]
 
-# Below this, read() into a bytes object is as cheap as setting up and tearing down a mapping.
-MAP_MIN_BYTES = 64 << 10
 
 
 def _fsync_dir(path: str) -> None:
@@ -51,23 +50,28 @@ class LocalStore(Store):
         except FileNotFoundError:
             raise NotFoundError(f"object {oid.hex()} is missing from {self.objects}") from None
 
-    def get_buffer(self, oid: bytes) -> bytes | memoryview:
-        """Objects of MAP_MIN_BYTES or more are memory-mapped rather than read: decoders read
-        them straight from the page cache, which saves a copy of every chunk a checkout reads
-        (measured: 0.46 ms -> 0.21 ms for the 1.4 MiB of a three-object delta chain). Safe
-        because embfmt never changes an object file in place (writes are rename-into-place;
-        gc unlinks, and a mapping keeps an unlinked file's pages alive)."""
+    def get_buffer(self, oid: bytes, alloc: Callable[[int], np.ndarray] | None = None) -> bytes | memoryview:
+        """Read into ``alloc(size)``: decoders reuse one buffer per chain level instead of a fresh
+        bytes object per object, whose pages the kernel must fault in and zero every time
+        (measured: 0.55 -> 0.46 ms for the 1.4 MiB of a three-object delta chain). Files are
+        read, not memory-mapped: a mapped file that shrinks under the reader (damage from
+        outside) would kill the process with SIGBUS instead of raising an error."""
+        if alloc is None:
+            return self.get(oid)
         try:
-            fd = os.open(self.path(oid), os.O_RDONLY)
+            f = open(self.path(oid), "rb", buffering=0)
         except FileNotFoundError:
             raise NotFoundError(f"object {oid.hex()} is missing from {self.objects}") from None
-        try:
-            size = os.fstat(fd).st_size
-            if size < MAP_MIN_BYTES:
-                return os.read(fd, size)
-            return memoryview(mmap.mmap(fd, size, prot=mmap.PROT_READ))
-        finally:
-            os.close(fd)
+        with f:
+            size = os.fstat(f.fileno()).st_size
+            view = memoryview(alloc(size)).cast("B")
+            done = 0
+            while done < size:  # a short read: the file shrank, or a signal interrupted us
+                n = f.readinto(view[done:])
+                if not n:
+                    break
+                done += n
+            return view[:done]
 
     def get_range(self, oid: bytes, offset: int, length: int) -> bytes:
         try:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+
+import numpy as np
 
 __all__ = ["Store"]
 
@@ -47,9 +49,10 @@ class Store(ABC):
     def iter(self) -> Iterator[bytes]:
         """Every stored id, in no particular order."""
 
-    def get_buffer(self, oid: bytes) -> bytes | memoryview:
-        """The bytes of ``oid`` as any read-only buffer (a store may map the file instead of
-        copying it); valid for as long as the caller holds it."""
+    def get_buffer(self, oid: bytes, alloc: Callable[[int], np.ndarray] | None = None) -> bytes | memoryview:
+        """The bytes of ``oid``; with ``alloc`` (n -> a writable uint8 array of n bytes), a store
+        may read them into that array instead of allocating (the result is then a view of it,
+        valid until the array is reused)."""
         return self.get(oid)
 
     def get_prefix(self, oid: bytes, length: int) -> tuple[bytes, int]:

@@ -151,8 +151,8 @@ def test_stored_vs_matrix_survives_a_rowprint_collision(tmp_path, monkeypatch) -
     real = ChunkReader.rowprints
     cr = chunk_rows_for("float32", D)
 
-    def lying(self, digest, rows_hint=0):  # type: ignore[no-untyped-def]
-        rp = real(self, digest, rows_hint).copy()
+    def lying(self, digest, rows_hint=0, **kw):  # type: ignore[no-untyped-def]
+        rp = real(self, digest, rows_hint, **kw).copy()
         c = repo.table_version("t", rev).digests.index(digest)
         if c == 0:
             rp[7] = forged[7]  # row 7 "collides"; row 1500 does not

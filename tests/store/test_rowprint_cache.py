@@ -49,9 +49,9 @@ def count_section_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls = [0]
     real = ChunkReader.rowprints
 
-    def counting(self, digest, rows_hint=0):  # type: ignore[no-untyped-def]
+    def counting(self, digest, rows_hint=0, **kw):  # type: ignore[no-untyped-def]
         calls[0] += 1
-        return real(self, digest, rows_hint)
+        return real(self, digest, rows_hint, **kw)
 
     monkeypatch.setattr(ChunkReader, "rowprints", counting)
     return calls
