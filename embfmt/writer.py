@@ -21,7 +21,7 @@ import numpy as np
 
 from . import _layout as L
 from .backend import _threads
-from .chunk import encode_dense, encode_full, encode_sparse
+from .chunk import encode_dense, encode_full, encode_sparse, thread_scratch
 from .fingerprint import Fingerprint, Fingerprinter
 from .manifest import TableVersion
 from .reader import ChunkReader
@@ -127,10 +127,16 @@ class TableWriter:
         changed: np.ndarray | None = None
         depth = L.MAX_CHAIN_DEPTH
         if pd is not None:
-            depth = self.reader.header(pd).depth
-            base = self.reader.rows(pd)
+            h = self.reader.header(pd)
+            depth = h.depth
+            # Decoded (digest-checked) into this thread's scratch, not the reader's cache: each
+            # parent chunk is read once per commit, and a fresh 1 MiB array per chunk costs
+            # page faults. The buffer is reused after this function returns: nothing keeps it.
+            base = thread_scratch().get("writer-base", 0, h.n_rows * h.row_bytes).reshape(h.n_rows, h.row_bytes)
+            self.reader.rows_into(pd, base)
             m = min(n, base.shape[0])
-            eq = self.kernels.rows_equal(rows[:m], base[:m])
+            eq = np.empty(m, dtype=np.bool_)
+            self.kernels.rows_equal_into(rows[:m], base[:m], eq)
             changed = np.concatenate([np.flatnonzero(~eq), np.arange(m, n)]).astype(np.int64)
             if self.collect_changes:
                 # The writer holds both sides of every changed row now: record their drift so

@@ -1412,6 +1412,17 @@ def rows_equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+def rows_equal_into(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """Single-threaded, GIL-releasing :func:`rows_equal` writing into ``out`` (bool[N]), for
+    callers that run their own thread pool (a Numba parallel region started from several pool
+    threads at once would only contend for the same cores)."""
+    a, b = _ref.check_row_pair(a, b)
+    if (not isinstance(out, np.ndarray) or out.dtype != np.bool_ or out.shape != (a.shape[0],)
+            or not out.flags.c_contiguous or not out.flags.writeable):
+        raise ValueError(f"out must be a writable contiguous bool array of shape ({a.shape[0]},)")
+    _rows_equal_serial(a, b, out)
+
+
 # ---------------------------------------------------------------------------
 # row_stats: l2 / cosine / max_abs / max_ulp of row pairs (definition and
 # normative summation order: reference.row_stats).
