@@ -90,3 +90,37 @@ def test_scratch_keeps_only_chunk_sized_buffers() -> None:
     assert big.size == 8 << 20
     assert sc.get("planes", 0, 1000).base is small.base  # the big one was not kept
     assert all(b.size <= Scratch.KEEP_BYTES for b in sc._bufs.values())
+
+
+def test_writer_does_not_trust_rowprints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer finds changed rows by rowprint and proves the rest unchanged with BLAKE3: with
+    the parent's stored rowprint of a changed row forged to match (an XXH3 collision), the
+    proof fails, the parent is decoded and compared byte by byte, and the new version still
+    reads back bit-exactly with the right change record."""
+    from embfmt.reader import ChunkReader
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((5000, 32)).astype(np.float32)
+    repo = embfmt.Repo.init(tmp_path)
+    r1 = repo.commit({"t": x})
+    y = x.copy()
+    y[[10, 20, 4000]] += 1
+    forged = cpu.rowprints(y.view(np.uint8).reshape(len(y), -1))
+    real = ChunkReader.rowprints
+    first = repo.table_version("t", r1).digests[0]
+
+    def lying(self, digest, rows_hint=0, **kw):  # type: ignore[no-untyped-def]
+        rp = real(self, digest, rows_hint, **kw)
+        if digest == first:
+            rp = rp.copy()
+            rp[20] = forged[20]
+        return rp
+
+    monkeypatch.setattr(ChunkReader, "rowprints", lying)
+    r2 = repo.commit({"t": y})
+    monkeypatch.undo()
+    fresh = embfmt.Repo(tmp_path)
+    assert fresh.read("t", r2).tobytes() == y.tobytes()
+    assert fresh.diff(r1, r2, "t").changed_b.tolist() == [10, 20, 4000]
+    assert fresh.diff(r1, r2, "t").info["source"] == "change-record"
+    assert fresh.verify().ok
