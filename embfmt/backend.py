@@ -5,7 +5,9 @@ Importing this module imports neither Numba nor CuPy: each backend's kernel modu
 first time that backend is asked for.
 
 Selection: ``get_backend("auto")`` reads ``EMBFMT_BACKEND`` (``auto``, ``cpu``, ``gpu``,
-``reference``) and otherwise picks ``cpu`` for host memory. Asking for ``"gpu"`` where CuPy or a
+``reference``) and otherwise picks ``cpu`` for host memory; :func:`resolve_name` with
+``on_device=True`` picks ``gpu`` for input already in GPU memory when CuPy and a device are
+present. Asking for ``"gpu"`` where CuPy or a
 device is missing raises :class:`~embfmt.errors.BackendUnavailableError` naming what is missing;
 embfmt never catches a GPU failure to run the CPU path instead.
 
@@ -224,12 +226,23 @@ def _make(name: str) -> Any:
     raise InputError(f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")
 
 
-def resolve_name(name: str | None = "auto") -> str:
-    """Turn ``"auto"``/``None`` into a concrete backend name (``EMBFMT_BACKEND`` first)."""
+def resolve_name(name: str | None = "auto", *, on_device: bool = False) -> str:
+    """Turn ``"auto"``/``None`` into a concrete backend name (``EMBFMT_BACKEND`` first).
+
+    ``auto`` is ``gpu`` for input in GPU memory (``on_device``) when CuPy and a device are
+    available, else ``cpu``: host input never goes to the GPU unasked, and without CuPy device
+    input is copied to the host. A GPU that is available but fails later raises; it is never
+    replaced by the CPU.
+
+    Examples
+    --------
+    >>> resolve_name("cpu"), resolve_name("reference")
+    ('cpu', 'reference')
+    """
     if name is None or name == "auto":
         name = os.environ.get("EMBFMT_BACKEND", "auto") or "auto"
         if name == "auto":
-            return "cpu"
+            return "gpu" if on_device and gpu_status()[0] else "cpu"
     if name not in BACKEND_NAMES:
         raise InputError(f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")
     return name

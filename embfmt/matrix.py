@@ -89,6 +89,49 @@ class Matrix:
         return (self.n_rows, self.dim)
 
     @property
+    def on_device(self) -> bool:
+        """Whether the rows live in GPU memory (CuPy, torch CUDA, ``__cuda_array_interface__``
+        or a CUDA DLPack producer): ``backend="auto"`` then hashes them where they are."""
+        if self.kind in ("cupy", "cai", "dlpack"):
+            return True
+        return self.kind == "torch" and self.obj.device.type == "cuda"
+
+    def device_rows(self) -> Any:
+        """The canonical rows as a C-contiguous ``(N, row_bytes)`` uint8 CuPy array, without
+        leaving the device: a view of the input when it is C-contiguous, else one device copy.
+        Imports CuPy (raises :class:`~embfmt.errors.BackendUnavailableError` without it)."""
+        from .backend import gpu_status
+
+        ok, why = gpu_status()
+        if not ok:
+            from .errors import BackendUnavailableError
+
+            raise BackendUnavailableError(f"cannot hash {self.kind} rows on the GPU: {why}")
+        import cupy as cp
+
+        x = self.obj
+        if self.kind == "torch":
+            t = x.detach()
+            if not t.is_contiguous():
+                t = t.contiguous()
+            if self.dtype.name == "bfloat16":  # CuPy has no bfloat16: take the bit patterns
+                import torch
+
+                t = t.view(torch.int16)
+            a = cp.from_dlpack(t)
+        elif self.kind == "dlpack":
+            a = cp.from_dlpack(x)
+        else:  # cupy, or anything with __cuda_array_interface__ (zero-copy wrap)
+            a = cp.asarray(x)
+        if a.dtype.byteorder == ">":
+            raise InputError(f"{self.kind} input is big-endian on the device; embfmt hashes "
+                             "little-endian bit patterns", ErrorKind.UNSUPPORTED_DTYPE)
+        a = cp.ascontiguousarray(a)
+        if self.n_rows * self.dim == 0:
+            return cp.zeros((self.n_rows, self.row_bytes), dtype=cp.uint8)
+        return a.view(cp.uint8).reshape(self.n_rows, self.row_bytes)
+
+    @property
     def nbytes(self) -> int:
         return self.n_rows * self.row_bytes
 
@@ -96,6 +139,8 @@ class Matrix:
         """Canonical bytes of rows ``[start, stop)`` as a ``(stop-start, row_bytes)`` uint8 array."""
         if self._zero_copy is not None:
             return self._zero_copy[start:stop]
+        if self.kind in ("cai", "dlpack"):
+            return canonical_rows(self._device_block_to_host(start, stop), self.dtype)
         try:
             block = self.obj[start:stop]
         except OSError as e:  # h5py: a corrupt or unreadable chunk of the dataset
@@ -111,6 +156,23 @@ class Matrix:
         elif self.kind == "cupy":
             block = block.get()  # one bounded device-to-host copy per block
         return canonical_rows(np.asarray(block), self.dtype)
+
+    def _device_block_to_host(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``[start, stop)`` of a ``__cuda_array_interface__`` or CUDA DLPack input, copied
+        to the host: through its own ``copy_to_host`` (Numba device arrays) or CuPy."""
+        x = self.obj
+        if self.kind == "cai" and hasattr(x, "copy_to_host"):
+            return np.asarray(x[start:stop].copy_to_host())
+        try:
+            import cupy as cp
+        except Exception as e:
+            from .errors import BackendUnavailableError
+
+            raise BackendUnavailableError(
+                f"{_describe(x)} lives in GPU memory and copying it to the host needs CuPy "
+                f"({type(e).__name__}: {e}); install embfmt[gpu] or pass a host array") from None
+        a = cp.asarray(x) if self.kind == "cai" else cp.from_dlpack(x)
+        return a[start:stop].get()
 
     def blocks(self, rows_per_block: int | None = None) -> Iterator[np.ndarray]:
         """Yield consecutive canonical row blocks covering the whole matrix.
@@ -206,6 +268,19 @@ def _describe(x: Any) -> str:
     return f"{type(x).__module__}.{type(x).__qualname__}"
 
 
+_KDL_CUDA = 2  # DLPack device type of CUDA device memory
+
+
+def _dlpack_device_type(x: Any) -> int | None:
+    """The DLPack device type ``x`` reports, or None (not a DLPack producer, or it failed)."""
+    if not hasattr(x, "__dlpack_device__") or not hasattr(x, "__dlpack__"):
+        return None
+    try:
+        return int(x.__dlpack_device__()[0])
+    except (AttributeError, TypeError, ValueError, RuntimeError):
+        return None
+
+
 def _from_dlpack(x: Any) -> np.ndarray | None:
     """A zero-copy numpy view of a host DLPack producer, or None when numpy cannot take it
     (then ``__array__``, if any, is tried)."""
@@ -232,9 +307,10 @@ def as_matrix(x: Any) -> Matrix:
     """Wrap ``x`` as a canonical :class:`Matrix`, validating shape and dtype.
 
     Accepts numpy arrays and memmaps, h5py Datasets (read block by block), torch tensors on
-    any device and CuPy arrays (copied to the host block by block, never whole), objects with
-    ``__dlpack__`` on the host (viewed in place through ``np.from_dlpack``) and any object with
-    ``__array__``. Raises :class:`~embfmt.errors.InputError` with a message that says what was
+    any device, CuPy arrays, objects with ``__cuda_array_interface__`` and CUDA DLPack
+    producers (hashed in place by the GPU backend, else copied to the host block by block,
+    never whole), objects with ``__dlpack__`` on the host (viewed in place through
+    ``np.from_dlpack``) and any object with ``__array__``. Raises :class:`~embfmt.errors.InputError` with a message that says what was
     wrong and what is accepted.
 
     Examples
@@ -256,6 +332,16 @@ def as_matrix(x: Any) -> Matrix:
         shape, npdt, kind = x.shape, x.dtype, "numpy"
     elif mod == "cupy":  # checked by module name so that cupy is never imported here
         shape, npdt, kind = tuple(x.shape), np.dtype(x.dtype), "cupy"
+    elif hasattr(x, "__cuda_array_interface__"):  # Numba device arrays, PyCUDA, ...
+        iface = x.__cuda_array_interface__
+        shape, npdt, kind = tuple(iface["shape"]), np.dtype(iface["typestr"]), "cai"
+    elif _dlpack_device_type(x) == _KDL_CUDA:  # e.g. JAX arrays on a GPU
+        try:
+            shape, npdt, kind = tuple(x.shape), np.dtype(x.dtype), "dlpack"
+        except (AttributeError, TypeError):
+            raise InputError(f"{_describe(x)} lives in CUDA memory (DLPack) without a numpy "
+                             "shape and dtype; pass a CuPy array or torch tensor, or copy it to "
+                             "the CPU first", ErrorKind.NOT_A_MATRIX) from None
     elif hasattr(x, "__dlpack__") and (arr := _from_dlpack(x)) is not None:
         x = arr
         shape, npdt, kind = x.shape, x.dtype, "numpy"
