@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-import blake3
 import numpy as np
 
 from . import _layout as L
@@ -127,29 +126,23 @@ class TableWriter:
         base = None
         changed: np.ndarray | None = None
         depth = L.MAX_CHAIN_DEPTH
-        base_rows = 0
         if pd is not None:
-            h = self.reader.header(pd, rows_hint=n)
-            depth, base_rows = h.depth, h.n_rows
-            m = min(n, base_rows)
-            quick = self._changes_by_rowprints(pd, base_rows, rows, rp)
-            if quick is not None:
-                changed, parent_changed = quick
-            else:
-                # Decoded (digest-checked) into this thread's scratch, not the reader's cache:
-                # each parent chunk is read once per commit, and a fresh 1 MiB array per chunk
-                # costs page faults. Nothing keeps the buffer past this call.
-                base = thread_scratch().get("writer-base", 0, base_rows * h.row_bytes).reshape(base_rows, h.row_bytes)
-                self.reader.rows_into(pd, base)
-                eq = np.empty(m, dtype=np.bool_)
-                self.kernels.rows_equal_into(rows[:m], base[:m], eq)
-                changed = np.concatenate([np.flatnonzero(~eq), np.arange(m, n)]).astype(np.int64)
-                parent_changed = base[changed[changed < m]]
+            h = self.reader.header(pd)
+            depth = h.depth
+            # Decoded (digest-checked) into this thread's scratch, not the reader's cache: each
+            # parent chunk is read once per commit, and a fresh 1 MiB array per chunk costs
+            # page faults. The buffer is reused after this function returns: nothing keeps it.
+            base = thread_scratch().get("writer-base", 0, h.n_rows * h.row_bytes).reshape(h.n_rows, h.row_bytes)
+            self.reader.rows_into(pd, base)
+            m = min(n, base.shape[0])
+            eq = np.empty(m, dtype=np.bool_)
+            self.kernels.rows_equal_into(rows[:m], base[:m], eq)
+            changed = np.concatenate([np.flatnonzero(~eq), np.arange(m, n)]).astype(np.int64)
             if self.collect_changes:
                 # The writer holds both sides of every changed row now: record their drift so
                 # that diffing this version against its parent never decodes anything.
                 inner = changed[changed < m]
-                stats = self.kernels.row_stats(np.ascontiguousarray(parent_changed),
+                stats = self.kernels.row_stats(np.ascontiguousarray(base[inner]),
                                                np.ascontiguousarray(rows[inner]), self.fp.dtype.code)
                 with self._changes_lock:
                     self._changes[c] = (inner + c * self.fp.chunk_rows, stats)
@@ -161,12 +154,12 @@ class TableWriter:
                 self.store.touch(b)
             return "dedup", 0, n_changed
         obj = None
-        if changed is not None and depth < L.MAX_CHAIN_DEPTH:
+        if base is not None and changed is not None and depth < L.MAX_CHAIN_DEPTH:
             assert pd is not None
             if n_changed <= SPARSE_MAX_FRACTION * n:
-                obj = encode_sparse(rows, changed, self.itemsize, rp, pd, base_rows, depth,
+                obj = encode_sparse(rows, changed, self.itemsize, rp, pd, base.shape[0], depth,
                                     self.kernels)
-            elif base is not None and base_rows == n:
+            elif base.shape[0] == n:
                 obj = encode_dense(rows, base, self.itemsize, rp, pd, depth, L.CODEC_SUBZZ, self.kernels)
                 if len(obj) > XOR_RETRY_FRACTION * rows.nbytes:
                     alt = encode_dense(rows, base, self.itemsize, rp, pd, depth, L.CODEC_XOR, self.kernels)
@@ -179,39 +172,6 @@ class TableWriter:
             obj = encode_full(rows, self.itemsize, rp, self.kernels)
         wrote = self.store.put(digest, obj.parts)
         return L.CODEC_NAMES[obj.codec], len(obj) if wrote else 0, n_changed
-
-    def _changes_by_rowprints(self, pd: bytes, base_rows: int, rows: np.ndarray,
-                              rp: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """Rows of this chunk that differ from the parent chunk ``pd``, and the parent's bytes of
-        those rows, without decoding the parent in full; None where this cannot be shown.
-
-        Rows whose rowprints differ (the parent's from its rowprint section) changed for
-        certain; only they are decoded from the parent (:meth:`ChunkReader.rows_subset`).
-        That no other row changed is then proven, not assumed: this chunk's rows with those
-        replaced by the parent's must hash (BLAKE3) to the parent chunk's id. When more than
-        SPARSE_MAX_FRACTION of the rows changed, the dense delta needs the whole parent anyway.
-        """
-        n = rows.shape[0]
-        if base_rows > n:  # the parent's rows past this chunk's end are unknown here
-            return None
-        s = np.flatnonzero(self.reader.rowprints(pd, rows_hint=n) != rp[:base_rows])
-        if len(s) + (n - base_rows) > SPARSE_MAX_FRACTION * n:
-            return None
-        parent_rows = self.reader.rows_subset(pd, s)
-        # BLAKE3 of this chunk's first base_rows rows with rows s swapped for the parent's,
-        # fed piece by piece (no 1 MiB copy; BLAKE3 buffers pieces that end mid-block).
-        h = blake3.blake3()
-        prev = 0
-        for i, r in enumerate(s.tolist()):
-            if r > prev:
-                h.update(rows[prev:r])
-            h.update(parent_rows[i])
-            prev = r + 1
-        if base_rows > prev:
-            h.update(rows[prev:base_rows])
-        if h.digest() != pd:
-            return None  # an XXH3 collision hid a changed row: compare bytes instead
-        return np.concatenate([s, np.arange(base_rows, n)]).astype(np.int64), parent_rows
 
     def changes(self) -> tuple[np.ndarray, tuple[np.ndarray, ...]] | None:
         """Changed row indices (< both lengths) and their (l2, cosine, max_abs, ulp) vs the

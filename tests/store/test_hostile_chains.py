@@ -93,10 +93,9 @@ def test_scratch_keeps_only_chunk_sized_buffers() -> None:
 
 
 def test_writer_does_not_trust_rowprints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The writer finds changed rows by rowprint and proves the rest unchanged with BLAKE3: with
-    the parent's stored rowprint of a changed row forged to match (an XXH3 collision), the
-    proof fails, the parent is decoded and compared byte by byte, and the new version still
-    reads back bit-exactly with the right change record."""
+    """The writer compares rows with the parent byte by byte, not by rowprint: with the parent's
+    stored rowprint of a changed row forged to match (an XXH3 collision), the row is still
+    found, and the new version reads back bit-exactly with the right change record."""
     from embfmt.reader import ChunkReader
 
     rng = np.random.default_rng(3)
