@@ -182,6 +182,15 @@ class GpuBackend:
             raise BackendUnavailableError(
                 "backend 'gpu' is unavailable: its BLAKE3 chunk digests differ from the reference on "
                 "this device; refusing to use it")
+        # Row statistics: float64 arithmetic must round like the host (no FMA contraction).
+        a = rng.standard_normal((64, 24)).astype(np.float32).view(np.uint8)
+        b = (rng.standard_normal((64, 24)).astype(np.float32) * np.float32(3)).view(np.uint8)
+        got, want = self._k.row_stats(a, b, 2), reference.row_stats(a, b, 2)
+        if not all(np.array_equal(np.asarray(g).view(np.uint64), np.asarray(w).view(np.uint64))
+                   for g, w in zip(got, want)):
+            raise BackendUnavailableError(
+                "backend 'gpu' is unavailable: its row statistics differ from the reference on this "
+                "device; refusing to use it")
 
     def rowprints(self, rows: Any) -> np.ndarray:
         return self._k.rowprints(rows)

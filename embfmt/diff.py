@@ -354,7 +354,10 @@ def _kernels(backend: str) -> Any:
     if name == "gpu":
         from .backend import get_backend
 
-        get_backend("gpu")  # raises BackendUnavailableError with the reason
+        get_backend("gpu")  # raises BackendUnavailableError with the reason (self-checked)
+        from ._kernels import gpu
+
+        return gpu  # rows_equal and row_stats run on the device
     from ._kernels import cpu
 
     return cpu

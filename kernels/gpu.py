@@ -144,3 +144,28 @@ def rows_equal_device(a: Any, b: Any) -> Any:
 def rows_equal(a: Any, b: Any) -> np.ndarray:
     """Whether each row of ``a`` is bit-identical to the same row of ``b`` -> host bool[N]."""
     return rows_equal_device(a, b).get().astype(bool)
+
+
+def row_stats_device(a: Any, b: Any, dtype_code: int) -> tuple[Any, Any, Any, Any]:
+    """Per-row (l2, cosine, max_abs, max_ulp) of two row sets, left on the device; the same
+    bits as :func:`.reference.row_stats` (explicit round-to-nearest operations, no FMA)."""
+    if dtype_code not in (1, 2, 3, 4, 5, 6):
+        raise ValueError(f"dtype_code must be 1..6, got {dtype_code}")
+    x, y = _device_rows(a), _device_rows(b)
+    if x.shape != y.shape:
+        raise ValueError(f"row sets of shapes {x.shape} and {y.shape}")
+    n, length = x.shape
+    k = {1: 8, 2: 4, 3: 2, 4: 2, 5: 1, 6: 1}[dtype_code]
+    if length % k:
+        raise ValueError(f"row_bytes {length} is not a multiple of the itemsize {k}")
+    out = [cp.empty(n, dtype=cp.float64) for _ in range(3)] + [cp.empty(n, dtype=cp.uint64)]
+    if n:
+        _fn("emb_row_stats")(_grid(n), (_THREADS,), (x, y, np.uint64(n), np.uint64(length),
+                                                     np.int32(dtype_code), *out))
+    return out[0], out[1], out[2], out[3]
+
+
+def row_stats(a: Any, b: Any, dtype_code: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-row (l2, cosine, max_abs, max_ulp) -> host arrays (see :func:`row_stats_device`)."""
+    l2, cos, mx, ulp = row_stats_device(a, b, dtype_code)
+    return l2.get(), cos.get(), mx.get(), ulp.get()

@@ -356,3 +356,142 @@ EMB_HD void emb_b3_levels(emb_u32 (*cvs)[8], emb_u64 n, emb_u8 out[32]) {
     for (int i = 0; i < 8; ++i)
         for (int k = 0; k < 4; ++k) out[4 * i + k] = (emb_u8)(cvs[0][i] >> (8 * k));
 }
+
+// --- Row drift statistics (spec §20; kernels/reference.py row_stats) ---------------------
+//
+// Float64 arithmetic with no contraction into FMAs and IEEE round-to-nearest everywhere, in
+// the normative order (columns left to right, sums from +0.0), so the host build, the GPU and
+// the numpy oracle agree bit for bit: on the device every operation is an explicit _rn
+// intrinsic (nvcc would otherwise fuse a*b+c); the host build is compiled with
+// -ffp-contract=off.
+
+#define EMB_DT_F64 1
+#define EMB_DT_F32 2
+#define EMB_DT_F16 3
+#define EMB_DT_BF16 4
+#define EMB_DT_I8 5
+#define EMB_DT_U8 6
+#define EMB_CANONICAL_NAN 0x7FF8000000000000ULL
+
+#if defined(__CUDA_ARCH__)
+#define EMB_DADD(a, b) __dadd_rn((a), (b))
+#define EMB_DSUB(a, b) __dsub_rn((a), (b))
+#define EMB_DMUL(a, b) __dmul_rn((a), (b))
+#define EMB_DDIV(a, b) __ddiv_rn((a), (b))
+#define EMB_DSQRT(a) __dsqrt_rn(a)
+#else
+#define EMB_DADD(a, b) ((a) + (b))
+#define EMB_DSUB(a, b) ((a) - (b))
+#define EMB_DMUL(a, b) ((a) * (b))
+#define EMB_DDIV(a, b) ((a) / (b))
+#define EMB_DSQRT(a) __builtin_sqrt(a)
+#endif
+
+EMB_HD double emb_f64_bits(emb_u64 u) {
+    union { emb_u64 u; double d; } v;
+    v.u = u;
+    return v.d;
+}
+EMB_HD emb_u64 emb_bits_f64(double d) {
+    union { emb_u64 u; double d; } v;
+    v.d = d;
+    return v.u;
+}
+EMB_HD int emb_isnan(double x) { return x != x; }
+
+// A half-precision bit pattern as the exact double it denotes (every binary16 is a double).
+EMB_HD double emb_f16_value(emb_u64 h) {
+    emb_u64 sign = (h >> 15) & 1, e = (h >> 10) & 0x1F, m = h & 0x3FF;
+    emb_u64 bits;
+    if (e == 0x1F) {
+        bits = 0x7FF0000000000000ULL | (m << 42);  // inf, or a NaN (payload kept, irrelevant)
+    } else if (e != 0) {
+        bits = ((e - 15 + 1023) << 52) | (m << 42);
+    } else if (m == 0) {
+        bits = 0;
+    } else {  // subnormal: m * 2^-24, normalised
+        int shift = 0;
+        while (!(m & 0x400)) { m <<= 1; ++shift; }
+        bits = ((emb_u64)(1 - 15 - shift + 1023) << 52) | ((m & 0x3FF) << 42);
+    }
+    return emb_f64_bits(bits | (sign << 63));
+}
+
+// Element j of a row, exactly, as a double (bfloat16: the float32 with these high bits).
+EMB_HD double emb_element(const emb_u8* row, emb_u64 j, int code) {
+    switch (code) {
+        case EMB_DT_F64: return emb_f64_bits(emb_word(row, j, 8));
+        case EMB_DT_F32: {
+            union { emb_u32 u; float f; } v;
+            v.u = (emb_u32)emb_word(row, j, 4);
+            return (double)v.f;
+        }
+        case EMB_DT_F16: return emb_f16_value(emb_word(row, j, 2));
+        case EMB_DT_BF16: {
+            union { emb_u32 u; float f; } v;
+            v.u = (emb_u32)emb_word(row, j, 2) << 16;
+            return (double)v.f;
+        }
+        case EMB_DT_I8: return (double)(signed char)row[j];
+        default: return (double)row[j];
+    }
+}
+
+EMB_HD int emb_itemsize_of(int code) {
+    return code == EMB_DT_F64 ? 8 : code == EMB_DT_F32 ? 4 : (code == EMB_DT_F16 || code == EMB_DT_BF16) ? 2 : 1;
+}
+
+// The monotone key max_ulp subtracts, and whether the element is a NaN (ulp_keys).
+EMB_HD emb_u64 emb_ulp_key(emb_u64 bits, int code, int* nan) {
+    *nan = 0;
+    if (code == EMB_DT_I8) return bits ^ 0x80;
+    if (code == EMB_DT_U8) return bits;
+    int w = 8 * emb_itemsize_of(code);
+    emb_u64 sign = 1ULL << (w - 1);
+    emb_u64 inf = code == EMB_DT_F64 ? 0x7FF0000000000000ULL : code == EMB_DT_F32 ? 0x7F800000ULL
+                : code == EMB_DT_F16 ? 0x7C00ULL : 0x7F80ULL;
+    emb_u64 m = bits & (sign - 1);
+    *nan = m > inf;
+    return (bits & sign) ? sign - m : sign + m;
+}
+
+EMB_HD double emb_canonical(double x) { return emb_isnan(x) ? emb_f64_bits(EMB_CANONICAL_NAN) : x; }
+
+// l2, cosine, max_abs (double) and max_ulp of rows x and y of dim elements of type code.
+EMB_HD void emb_row_stats(const emb_u8* x, const emb_u8* y, emb_u64 dim, int code, double* l2,
+                          double* cosine, double* max_abs, emb_u64* max_ulp) {
+    int k = emb_itemsize_of(code);
+    double s2 = 0.0, dot = 0.0, sx = 0.0, sy = 0.0, mx = 0.0;
+    emb_u64 mu = 0;
+    for (emb_u64 j = 0; j < dim; ++j) {
+        double xj = emb_element(x, j, code), yj = emb_element(y, j, code);
+        double d = EMB_DSUB(yj, xj);
+        s2 = EMB_DADD(s2, EMB_DMUL(d, d));
+        dot = EMB_DADD(dot, EMB_DMUL(xj, yj));
+        sx = EMB_DADD(sx, EMB_DMUL(xj, xj));
+        sy = EMB_DADD(sy, EMB_DMUL(yj, yj));
+        double ad = emb_f64_bits(emb_bits_f64(d) & 0x7FFFFFFFFFFFFFFFULL);
+        if (emb_isnan(ad) || emb_isnan(mx)) mx = emb_f64_bits(EMB_CANONICAL_NAN);  // NaN sticks
+        else if (ad > mx) mx = ad;
+        int nx, ny;
+        emb_u64 kx = emb_ulp_key(emb_word(x, j, k), code, &nx);
+        emb_u64 ky = emb_ulp_key(emb_word(y, j, k), code, &ny);
+        emb_u64 u = kx >= ky ? kx - ky : ky - kx;
+        if (nx || ny) u = kx == ky ? 0 : ~0ULL;
+        if (u > mu) mu = u;
+    }
+    double nxv = EMB_DSQRT(sx), nyv = EMB_DSQRT(sy);
+    double cos;
+    if (emb_isnan(dot) || emb_isnan(nxv) || emb_isnan(nyv)) cos = emb_f64_bits(EMB_CANONICAL_NAN);
+    else if (nxv == 0.0 && nyv == 0.0) cos = 1.0;
+    else if (nxv == 0.0 || nyv == 0.0) cos = 0.0;
+    else {
+        cos = EMB_DDIV(dot, EMB_DMUL(nxv, nyv));
+        if (cos > 1.0) cos = 1.0;
+        else if (cos < -1.0) cos = -1.0;
+    }
+    *l2 = emb_canonical(EMB_DSQRT(s2));
+    *cosine = emb_canonical(cos);
+    *max_abs = emb_canonical(mx);
+    *max_ulp = mu;
+}

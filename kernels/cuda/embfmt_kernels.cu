@@ -75,4 +75,15 @@ __global__ void emb_rows_equal(const emb_u8* a, const emb_u8* b, emb_u64 n, emb_
     }
 }
 
+// Per-row drift statistics of rows i of a and b (one thread per row).
+__global__ void emb_row_stats(const emb_u8* a, const emb_u8* b, emb_u64 n, emb_u64 row_len,
+                              int code, double* l2, double* cosine, double* max_abs,
+                              emb_u64* max_ulp) {
+    emb_u64 dim = row_len / emb_itemsize_of(code);
+    for (emb_u64 i = blockIdx.x * (emb_u64)blockDim.x + threadIdx.x; i < n;
+         i += (emb_u64)gridDim.x * blockDim.x)
+        emb_row_stats(a + i * row_len, b + i * row_len, dim, code, l2 + i, cosine + i,
+                      max_abs + i, max_ulp + i);
+}
+
 }  // extern "C"

@@ -32,4 +32,12 @@ void emb_host_delta_decode(const emb_u8* sh, const emb_u8* bw, emb_u64 n, int it
     for (emb_u64 i = 0; i < n; ++i) emb_delta_decode_word(sh, bw, n, i, itemsize, mode, out);
 }
 
+void emb_host_row_stats(const emb_u8* a, const emb_u8* b, emb_u64 n, emb_u64 row_len, int code,
+                        double* l2, double* cosine, double* max_abs, emb_u64* max_ulp) {
+    emb_u64 dim = row_len / emb_itemsize_of(code);
+    for (emb_u64 i = 0; i < n; ++i)
+        emb_row_stats(a + i * row_len, b + i * row_len, dim, code, l2 + i, cosine + i,
+                      max_abs + i, max_ulp + i);
+}
+
 }  // extern "C"

@@ -34,7 +34,8 @@ def _ptr(a: np.ndarray, t=u8p):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory):  # type: ignore[no-untyped-def]
     out = tmp_path_factory.mktemp("cuda") / "embfmt_host.so"
-    proc = subprocess.run([NVCC, "-shared", "-Xcompiler", "-fPIC", "-O2", "-o", str(out),
+    # -ffp-contract=off: the row statistics must not fuse a*b+c on hosts with FMA (spec §20).
+    proc = subprocess.run([NVCC, "-shared", "-Xcompiler", "-fPIC,-ffp-contract=off", "-O2", "-o", str(out),
                            os.path.join(CUDA_DIR, "host_check.cu")], capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr
@@ -124,3 +125,66 @@ def test_gpu_module_source_inlines_the_core(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
 
+
+
+# --- row drift statistics (spec §20) ----------------------------------------------------------
+def _row_stats(lib, a: np.ndarray, b: np.ndarray, code: int):  # type: ignore[no-untyped-def]
+    n, row_len = a.shape
+    outs = [np.empty(n, np.float64) for _ in range(3)] + [np.empty(n, np.uint64)]
+    dp = ctypes.POINTER(ctypes.c_double)
+    lib.emb_host_row_stats(_ptr(a), _ptr(b), ctypes.c_uint64(n), ctypes.c_uint64(row_len), ctypes.c_int(code),
+                           _ptr(outs[0], dp), _ptr(outs[1], dp), _ptr(outs[2], dp),
+                           _ptr(outs[3], ctypes.POINTER(ctypes.c_uint64)))
+    return outs
+
+
+def _same_bits(got, want) -> bool:  # type: ignore[no-untyped-def]
+    return all(np.array_equal(np.asarray(g).view(np.uint64), np.asarray(w).view(np.uint64))
+               for g, w in zip(got, want))
+
+
+def _adversarial_rows(code: int, n: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random bit patterns (every NaN payload, inf, -0.0, subnormals appear), with a share of
+    specials, identical rows and zero rows mixed in."""
+    k = reference.ROW_STATS_ITEMSIZE[code]
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 256, (n, dim * k), dtype=np.uint8)
+    b = a.copy()
+    flip = rng.random(b.shape) < 0.3
+    b[flip] = rng.integers(0, 256, int(flip.sum()), dtype=np.uint8)
+    if code in (1, 2, 3, 4):  # plant specials of this float type
+        w = {8: np.uint64, 4: np.uint32, 2: np.uint16}[k]
+        bits = {1: [0x0, 0x8000000000000000, 0x7FF0000000000000, 0x7FF8000000000001, 0x1, 0x3FF0000000000000],
+                2: [0x0, 0x80000000, 0x7F800000, 0x7FC00001, 0x1, 0x3F800000],
+                3: [0x0, 0x8000, 0x7C00, 0x7E01, 0x1, 0x03FF, 0x3C00],
+                4: [0x0, 0x8000, 0x7F80, 0x7FC1, 0x1, 0x3F80]}[code]
+        av, bv = a.view(w), b.view(w)
+        pick = rng.random(av.shape) < 0.2
+        av[pick] = rng.choice(np.array(bits, dtype=w), int(pick.sum()))
+        pick = rng.random(bv.shape) < 0.2
+        bv[pick] = rng.choice(np.array(bits, dtype=w), int(pick.sum()))
+    a[: n // 8] = 0
+    b[n // 8: n // 4] = a[n // 8: n // 4]
+    return a, b
+
+
+@pytest.mark.parametrize("code", [1, 2, 3, 4, 5, 6])
+@pytest.mark.parametrize("dim", [0, 1, 3, 17, 128])
+def test_row_stats_match_oracle(lib, code: int, dim: int) -> None:
+    a, b = _adversarial_rows(code, 400, dim, seed=code * 100 + dim)
+    assert _same_bits(_row_stats(lib, a, b, code), reference.row_stats(a, b, code))
+
+
+@settings(max_examples=60, deadline=None)
+@given(code=st.integers(1, 6), dim=st.integers(0, 40), seed=st.integers(0, 2 ** 32 - 1))
+def test_row_stats_match_oracle_hypothesis(lib, code: int, dim: int, seed: int) -> None:
+    a, b = _adversarial_rows(code, 16, dim, seed)
+    assert _same_bits(_row_stats(lib, a, b, code), reference.row_stats(a, b, code))
+
+
+def test_row_stats_of_float16_covers_every_bit_pattern(lib) -> None:
+    """All 65,536 half-precision patterns against 0.0 and against their neighbour: the host
+    decoder of binary16 (subnormals, inf, NaN payloads) agrees with numpy's exact widening."""
+    a = np.arange(65536, dtype=np.uint16).view(np.uint8).reshape(-1, 2)
+    for b in (np.zeros_like(a), np.roll(a, 1, axis=0)):
+        assert _same_bits(_row_stats(lib, a, b, 3), reference.row_stats(a, b, 3))

@@ -92,3 +92,25 @@ def test_backend_passes_its_self_check_and_fingerprints_like_the_cpu():
 
     x = np.random.default_rng(3).standard_normal((10_000, 96)).astype(np.float32)
     assert embfmt.fingerprint(x, backend="gpu").root == embfmt.fingerprint(x, backend="cpu").root
+
+
+@pytest.mark.parametrize("code", [1, 2, 3, 4, 5, 6])
+@pytest.mark.parametrize("dim", [0, 1, 17, 384])
+def test_row_stats_match_oracle(gpu, code, dim):
+    from .test_cuda_host import _adversarial_rows, _same_bits
+
+    a, b = _adversarial_rows(code, 3000, dim, seed=code + dim)
+    assert _same_bits(gpu.row_stats(a, b, code), reference.row_stats(a, b, code))
+
+
+def test_diff_statistics_on_the_gpu_equal_the_cpus():
+    import embfmt
+
+    rng = np.random.default_rng(9)
+    a = rng.standard_normal((20_000, 64)).astype(np.float32)
+    b = a.copy()
+    b[rng.choice(20_000, 500, replace=False)] *= np.float32(1.01)
+    dg, dc = embfmt.diff(a, b, backend="gpu"), embfmt.diff(a, b, backend="cpu")
+    assert np.array_equal(dg.changed_b, dc.changed_b)
+    for m in ("l2", "cosine", "max_abs", "ulp"):
+        assert np.array_equal(dg.stats[m].view(np.uint64), dc.stats[m].view(np.uint64)), m
