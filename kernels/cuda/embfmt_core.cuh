@@ -39,7 +39,7 @@ typedef unsigned long long emb_u64;
 
 // One copy in constant memory for device code, one in ordinary memory for host code.
 #if defined(__CUDACC__) || defined(__CUDACC_RTC__)
-static EMB_CONSTANT emb_u8 emb_xxh3_secret_dev[192] = EMB_XXH3_SECRET_BYTES;
+static EMB_CONSTANT __align__(16) emb_u8 emb_xxh3_secret_dev[192] = EMB_XXH3_SECRET_BYTES;
 #endif
 #if !defined(__CUDACC_RTC__)
 static const emb_u8 emb_xxh3_secret_host[192] = EMB_XXH3_SECRET_BYTES;
@@ -64,14 +64,23 @@ EMB_HD const emb_u8* emb_secret() {
 #define EMB_PMX1 0x165667919E3779F9ULL
 #define EMB_PMX2 0x9FB21C651E98DF25ULL
 
-// Unaligned little-endian loads, byte by byte: rows start at any offset, and an unaligned
-// 8-byte load is illegal on the GPU. (The compiler merges these on the host.)
+// Little-endian loads. Rows start at any offset and an unaligned 8-byte load is illegal on
+// the GPU, so the general path goes byte by byte (the host compiler merges it into one load).
+// On the device an aligned address (every word of a row whose length is a multiple of 8, in
+// a CuPy allocation, 256-byte aligned) takes one native load instead: CUDA devices are
+// little-endian, so the value is the same; the host build checks the byte path.
 EMB_HD emb_u64 emb_le64(const emb_u8* p) {
+#if defined(__CUDA_ARCH__)
+    if (((emb_u64)p & 7) == 0) return *(const emb_u64*)p;
+#endif
     emb_u64 r = 0;
     for (int i = 7; i >= 0; --i) r = (r << 8) | p[i];
     return r;
 }
 EMB_HD emb_u32 emb_le32(const emb_u8* p) {
+#if defined(__CUDA_ARCH__)
+    if (((emb_u64)p & 3) == 0) return *(const emb_u32*)p;
+#endif
     return (emb_u32)p[0] | ((emb_u32)p[1] << 8) | ((emb_u32)p[2] << 16) | ((emb_u32)p[3] << 24);
 }
 EMB_HD emb_u64 emb_rotl64(emb_u64 x, int r) { return (x << r) | (x >> (64 - r)); }
