@@ -330,6 +330,7 @@ class Diff:
             "procrustes": None if self.procrustes is None else {k: _json_num(v) for k, v in self.procrustes.items()},
             "knn": None if self.knn is None else {k: _json_num(v) for k, v in self.knn.items()},
             "timing": self.info.get("timing", {}),
+            "backend": self.info.get("backend"),
         }
         if rows:
             d["rows"] = {"changed_a": self.changed_a.tolist(), "changed_b": self.changed_b.tolist(),
@@ -570,7 +571,8 @@ def _diff(a: Any, b: Any, *, keys_a: Any = None, keys_b: Any = None, stats: bool
         if knn:
             result.knn = knn_overlap(xa, xb, knn)
     result.info = {"timing": {"match_s": round(t1 - t0, 6), "stats_s": round(t2 - t1, 6),
-                              "total_s": round(time.perf_counter() - t0, 6)}, **info}
+                              "total_s": round(time.perf_counter() - t0, 6)},
+                   "backend": k.__name__.rsplit(".", 1)[-1], **info}
     return result
 
 
