@@ -25,7 +25,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
-import blake3
 import numpy as np
 
 from .errors import BackendUnavailableError, InputError
