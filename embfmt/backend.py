@@ -7,9 +7,9 @@ first time that backend is asked for.
 Selection: ``get_backend("auto")`` reads ``EMBFMT_BACKEND`` (``auto``, ``cpu``, ``gpu``,
 ``reference``) and otherwise picks ``cpu`` for host memory; :func:`resolve_name` with
 ``on_device=True`` picks ``gpu`` for input already in GPU memory when CuPy and a device are
-present. Asking for ``"gpu"`` where CuPy or a
-device is missing raises :class:`~embfmt.errors.BackendUnavailableError` naming what is missing;
-embfmt never catches a GPU failure to run the CPU path instead.
+present. Asking for ``"gpu"`` where CuPy or a device is missing raises
+:class:`~embfmt.errors.BackendUnavailableError` naming what is missing; embfmt never catches a
+GPU failure to run the CPU path instead.
 
 Examples
 --------
@@ -88,9 +88,9 @@ class CpuBackend:
     """Numba rowprints and the official multithreaded ``blake3`` package.
 
     ``fingerprint_chunks`` hands runs of whole chunks to a thread pool: each chunk is hashed
-    with BLAKE3 (which releases the GIL) in 512 KiB pieces, each piece's rowprints computed by a
-    ``nogil`` Numba kernel right after, while the bytes are still in the core's L2. Each chunk's results
-    go to fixed slots, so the output never depends on scheduling.
+    with BLAKE3 (which releases the GIL) in 512 KiB pieces, each piece's rowprints computed by
+    a ``nogil`` Numba kernel right after, while the bytes are still in the core's L2. Each
+    chunk's results go to fixed slots, so the output never depends on scheduling.
     """
 
     name = "cpu"

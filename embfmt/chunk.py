@@ -25,8 +25,9 @@ import zstandard
 from . import _layout as L
 from .errors import ErrorKind, FormatError, IntegrityError
 
-__all__ = ["ChunkHeader", "Encoded", "Scratch", "thread_scratch", "parse_header", "decode_rows", "encode_full", "encode_dense", "encode_sparse",
-           "decode_chunk", "chunk_rowprints", "header_checksum"]
+__all__ = ["ChunkHeader", "Encoded", "Scratch", "thread_scratch", "parse_header", "encode_full",
+           "encode_dense", "encode_sparse", "decode_chunk", "decode_rows", "chunk_rowprints",
+           "header_checksum"]
 
 _ZERO32 = bytes(32)
 
@@ -137,7 +138,7 @@ class Encoded:
     def __init__(self, parts: list[bytes | memoryview], codec: int) -> None:
         self.parts = parts
         self.codec = codec
-        self.nbytes = sum(memoryview(p).nbytes for p in parts)
+        self.nbytes = _nbytes(parts)
 
     def __len__(self) -> int:
         return self.nbytes
@@ -149,16 +150,19 @@ class Encoded:
         return bytes(self).hex()
 
 
+def _nbytes(parts: list[bytes | memoryview]) -> int:
+    return sum(memoryview(p).nbytes for p in parts)
+
+
 def _as_part(x: bytes | np.ndarray) -> bytes | memoryview:
     return x if isinstance(x, bytes) else memoryview(np.ascontiguousarray(x).reshape(-1))
 
 
 def _pack(codec: int, itemsize: int, depth: int, n_rows: int, row_bytes: int, base: bytes,
           base_rows: int, n_patch: int, rp_section: bytes, payload: list[bytes | memoryview]) -> Encoded:
-    payload_bytes = sum(memoryview(p).nbytes for p in payload)
     head = L.CHUNK_HEADER_STRUCT.pack(L.CHUNK_MAGIC, L.FORMAT_MAJOR, codec, itemsize, depth,
                                       n_rows, row_bytes, base, base_rows, n_patch,
-                                      len(rp_section), payload_bytes, 0)
+                                      len(rp_section), _nbytes(payload), 0)
     head = head[:L.CHUNK_CHECKSUM_OFFSET]
     cs = header_checksum(head, rp_section)
     return Encoded([head + cs.to_bytes(8, "little") + rp_section, *payload], codec)
@@ -246,10 +250,6 @@ def pack_planes(shuffled: np.ndarray, itemsize: int) -> list[bytes | memoryview]
         table.append(L.PLANE_ENTRY_STRUCT.pack(method, b"\0\0\0", len(data)))
         parts.append(data)
     return [b"".join(table), *parts]
-
-
-def _nbytes(parts: list[bytes | memoryview]) -> int:
-    return sum(memoryview(p).nbytes for p in parts)
 
 
 def plane_list(payload: memoryview | bytes, itemsize: int, n_items: int, name: str) -> list[np.ndarray]:
@@ -406,13 +406,11 @@ def decode_rows(buf: bytes | memoryview, name: str, idx: np.ndarray,
         return kernels.delta_decode(d, np.ascontiguousarray(base).reshape(-1), k, h.codec).reshape(len(idx), rb)  # type: ignore[attr-defined]
     pidx = _sparse_index(mv, h, name)
     out = np.empty((len(idx), rb), dtype=np.uint8)
-    pos = np.searchsorted(pidx, idx)
-    in_patch = (pos < len(pidx)) & (pidx[np.minimum(pos, max(len(pidx) - 1, 0))] == idx) if len(pidx) \
-        else np.zeros(len(idx), dtype=bool)
+    in_patch = np.isin(idx, pidx)
     if in_patch.any():
         nb = h.n_patch * rb
         planes = plane_list(payload, k, nb // k, name)
-        want = pos[in_patch]
+        want = np.searchsorted(pidx, idx[in_patch])  # their positions in the patch
         out[in_patch] = kernels.unshuffle(_plane_rows(planes, h.n_patch, rb, want), k).reshape(len(want), rb)  # type: ignore[attr-defined]
     rest = ~in_patch
     if rest.any():
@@ -458,8 +456,9 @@ def decode_chunk(buf: bytes | memoryview, digest: bytes, name: str,
     """Decode a chunk object to its canonical rows, ``(n_rows, row_bytes)`` uint8.
 
     ``base_rows_of(digest, out=..., level=...)`` writes a base chunk's decoded rows into
-    ``out`` and returns them as ``out`` viewed ``(rows, row_bytes)``. With ``verify`` (the default) the result's BLAKE3 must equal
-    ``digest``, else :class:`IntegrityError` names the object. ``out`` (a writable C-contiguous
+    ``out`` and returns them as ``out`` viewed ``(rows, row_bytes)``. With ``verify`` (the
+    default) the result's BLAKE3 must equal ``digest``, else :class:`IntegrityError` names
+    the object. ``out`` (a writable C-contiguous
     uint8 array of ``n_rows * row_bytes`` bytes) receives the rows instead of a fresh array;
     ``scratch`` lends reusable buffers; ``level`` is this object's position on the chain being
     decoded (0 = the object asked for), bounded by MAX_CHAIN_DEPTH so that a hostile chain

@@ -23,10 +23,10 @@ import numpy as np
 
 from . import _layout as L
 from . import progress
+from .cache import MIN_CHUNKS
 from .errors import ErrorKind, InputError
 from .manifest import TableVersion
 from .matrix import Matrix, as_matrix
-from .cache import MIN_CHUNKS
 from .reader import ChunkReader
 
 __all__ = ["RowChanges", "changed_rows", "Diff", "diff", "DIFF_SCHEMA_VERSION"]
@@ -79,7 +79,7 @@ def changed_rows(reader: ChunkReader, a: TableVersion, b: TableVersion, *, exact
     # two or three objects per chunk), chunks whose rows all differ need no object at all.
     many = len(differing) >= MIN_CHUNKS
     whole_a = reader.table_rowprints(a) if many else None
-    whole_b = reader.table_rowprints(b) if whole_a is not None else None
+    whole_b = reader.table_rowprints(b) if many else None
     candidates = differing
     if whole_a is not None and whole_b is not None:
         candidates = []
@@ -119,11 +119,11 @@ def changed_rows(reader: ChunkReader, a: TableVersion, b: TableVersion, *, exact
         else:
             found[c] = np.flatnonzero(differ) + lo
 
-    if many and whole_a is None and reader.rowprint_cache is not None:
-        # Most chunks differ: keep both sides' rowprints for the next process (their sections
-        # were just read, so this mostly reuses them).
-        for tv in (a, b):
-            if reader.table_rowprints(tv) is None:
+    if many and (whole_a is None or whole_b is None) and reader.rowprint_cache is not None:
+        # Most chunks differ: keep the rowprints of each side that has no entry yet for the
+        # next process (their sections were just read, so this mostly reuses them).
+        for tv, whole in ((a, whole_a), (b, whole_b)):
+            if whole is None:
                 reader.fill_table_rowprints(tv)
 
     def decode_compare(c: int) -> np.ndarray:
@@ -410,6 +410,7 @@ def _stored_vs_matrix(stored: Side, mem: Side, m: int, exact: bool, k: Any,
     cr = tv.chunk_rows
     n_chunks = -(-m // cr)
     mat = mem.matrix
+
     def one(c: int) -> tuple[np.ndarray, np.ndarray, bool]:
         """(changed rows, their stored bytes, whether the chunk was decoded in full)"""
         lo, hi = c * cr, min(m, (c + 1) * cr)

@@ -310,8 +310,9 @@ def as_matrix(x: Any) -> Matrix:
     any device, CuPy arrays, objects with ``__cuda_array_interface__`` and CUDA DLPack
     producers (hashed in place by the GPU backend, else copied to the host block by block,
     never whole), objects with ``__dlpack__`` on the host (viewed in place through
-    ``np.from_dlpack``) and any object with ``__array__``. Raises :class:`~embfmt.errors.InputError` with a message that says what was
-    wrong and what is accepted.
+    ``np.from_dlpack``) and any object with ``__array__``. Raises
+    :class:`~embfmt.errors.InputError` with a message that says what was wrong and what is
+    accepted.
 
     Examples
     --------

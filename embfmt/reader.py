@@ -9,9 +9,10 @@ from collections import OrderedDict
 import numpy as np
 
 from . import _layout as L
-from .chunk import ChunkHeader, chunk_rowprints, decode_chunk, decode_rows, parse_header, Scratch, thread_scratch
-from .errors import ErrorKind, FormatError, IntegrityError, NotFoundError
 from .cache import RowprintCache
+from .chunk import (ChunkHeader, Scratch, chunk_rowprints, decode_chunk, decode_rows, parse_header,
+                    thread_scratch)
+from .errors import ErrorKind, FormatError, IntegrityError, NotFoundError
 from .manifest import TableVersion
 from .store import Store
 
@@ -93,18 +94,26 @@ class ChunkReader:
         """A delta base for an in-progress decode, written into ``out``: copied from the cache
         if verified before, else decoded without its own digest check (the final chunk's
         check covers the whole chain)."""
-        with self._lock:
-            hit = self._rows.get(digest)
+        hit = self._copy_cached(digest, out)
         if hit is not None:
-            if out.size != hit.size:
-                raise IntegrityError(f"chunk object {digest.hex()}: a base of {hit.size} bytes "
-                                     f"where {out.size} were expected")
-            out[:] = hit.reshape(-1)
-            return out.reshape(hit.shape)
+            return hit
         sc = thread_scratch()
         return decode_chunk(self._get(digest, sc, level), digest, f"chunk object {digest.hex()}",
                             self._base_rows, self.kernels, verify=False, out=out,
                             scratch=sc, level=level)
+
+    def _copy_cached(self, digest: bytes, out: np.ndarray) -> np.ndarray | None:
+        """Copy chunk ``digest``'s rows from the decoded-chunk cache into ``out`` and return
+        them viewed ``(rows, row_bytes)``; None when it is not cached."""
+        with self._lock:
+            hit = self._rows.get(digest)
+        if hit is None:
+            return None
+        if out.size != hit.size:
+            raise IntegrityError(f"chunk object {digest.hex()}: holds {hit.size} bytes where "
+                                 f"{out.size} were expected")
+        out.reshape(-1)[:] = hit.reshape(-1)
+        return out.reshape(hit.shape)
 
     def _checked_base_rows(self, digest: bytes, *, out: np.ndarray, level: int) -> np.ndarray:
         """Like :meth:`_base_rows`, but every base on the chain is checked against its id (the
@@ -142,12 +151,8 @@ class ChunkReader:
         """Decode chunk ``digest`` (digest checked) straight into ``out``, a writable
         C-contiguous uint8 array of its ``n_rows * row_bytes`` bytes; the cache is consulted
         but not filled (a whole-table read would only churn it)."""
-        with self._lock:
-            hit = self._rows.get(digest)
-        if hit is not None:
-            out.reshape(-1)[:] = hit.reshape(-1)
-            return
-        self._decode(digest, out, True)
+        if self._copy_cached(digest, out) is None:
+            self._decode(digest, out, True)
 
     def rows_subset(self, digest: bytes, idx: np.ndarray) -> np.ndarray:
         """Rows ``idx`` (sorted, unique) of chunk ``digest`` without decoding the others.
@@ -171,7 +176,7 @@ class ChunkReader:
                                lambda d2, s2: base_rows(d2, s2, level + 1), self.kernels, level)
 
         rows = decode_rows(self._get(digest, sc, 0), f"chunk object {digest.hex()}", idx,
-                           lambda d2, s2: base_rows(d2, s2), self.kernels, 0)
+                           base_rows, self.kernels, 0)
         from ._kernels import cpu
 
         want = self.rowprints(digest)[idx]
@@ -226,7 +231,7 @@ class ChunkReader:
         there is no cache or no valid entry (see :meth:`fill_table_rowprints`)."""
         if self.rowprint_cache is None:
             return None
-        key = self._cache_key(tv)
+        key = self.table_key(tv)
         with self._lock:
             hit = self._tables.get(key)
         if hit is None:
@@ -255,13 +260,14 @@ class ChunkReader:
             out[c * cr:(c + 1) * cr] = self.rowprints(d, rows_hint=cr)
         out.flags.writeable = False
         if self.rowprint_cache is not None:
-            key = self._cache_key(tv)
+            key = self.table_key(tv)
             self.rowprint_cache.put(key, out)
             self._keep_table(key, out)
         return out
 
     @staticmethod
-    def _cache_key(tv: TableVersion) -> bytes:
+    def table_key(tv: TableVersion) -> bytes:
+        """The rowprint-cache key of table version ``tv``."""
         return RowprintCache.key(tv.dtype, tv.n_rows, tv.dim, tv.digests)
 
     def patch_rows(self, digest: bytes) -> tuple[ChunkHeader, np.ndarray]:

@@ -740,12 +740,17 @@ class Repo:
         tb = self.get_commit(self.resolve(rev_b)).tables
         return {t: self.diff(rev_a, rev_b, t, **kw) for t in sorted(set(ta) & set(tb))}
 
+    def _change_id(self, cid: bytes, table: str) -> str | None:
+        """Hex id of the change object recorded for ``table`` in commit ``cid`` (or None)."""
+        info = self.get_commit(cid).metadata.get("embfmt", {}).get("tables", {}).get(table, {})
+        ch = info.get("changes") if isinstance(info, dict) else None
+        return ch if isinstance(ch, str) else None
+
     def _change_count(self, cid: bytes, table: str) -> int | None:
         """How many rows the change object of ``table`` at commit ``cid`` lists, from its
         header alone (None without one)."""
-        info = self.get_commit(cid).metadata.get("embfmt", {}).get("tables", {}).get(table, {})
-        ch = info.get("changes") if isinstance(info, dict) else None
-        if not isinstance(ch, str):
+        ch = self._change_id(cid, table)
+        if ch is None:
             return None
         try:
             head, _ = self.store.get_prefix(bytes.fromhex(ch), L.CHANGE_HEADER_STRUCT.size)
@@ -757,10 +762,8 @@ class Repo:
 
     def change_record(self, rev: str, table: str) -> ChangeRecord | None:
         """The drift of ``table`` at ``rev`` against the first parent, recorded at commit time."""
-        c = self.get_commit(self.resolve(rev))
-        info = c.metadata.get("embfmt", {}).get("tables", {}).get(table, {})
-        cid = info.get("changes") if isinstance(info, dict) else None
-        if not isinstance(cid, str):
+        cid = self._change_id(self.resolve(rev), table)
+        if cid is None:
             return None
         oid = bytes.fromhex(cid)
         return ChangeRecord.from_bytes(self._get(oid, "change object"), oid, f"change object {cid}")
@@ -925,7 +928,7 @@ class Repo:
                 live.add(t)
                 tv = self.get_table_version(t)
                 if cache_keys is not None:
-                    cache_keys.add(RowprintCache.key(tv.dtype, tv.n_rows, tv.dim, tv.digests))
+                    cache_keys.add(ChunkReader.table_key(tv))
                 if tv.keys_id is not None:
                     live.add(tv.keys_id)
                 for d in tv.digests:

@@ -696,15 +696,14 @@ def rowprints_into(rows: np.ndarray, out: np.ndarray) -> None:
         XXH3-64(rows[i]).
     """
     rows = _check_rows(rows)
-    if (
-        not isinstance(out, np.ndarray)
-        or out.dtype != np.uint64
-        or out.shape != (rows.shape[0],)
-        or not out.flags.c_contiguous
-        or not out.flags.writeable
-    ):
-        raise ValueError(f"out must be a writable contiguous uint64 array of shape ({rows.shape[0]},)")
+    _check_rowprints_out(out, rows.shape[0])
     _rowprints_serial(rows, out)
+
+
+def _check_rowprints_out(out: object, n: int) -> None:
+    if (not isinstance(out, np.ndarray) or out.dtype != np.uint64 or out.shape != (n,)
+            or not out.flags.c_contiguous or not out.flags.writeable):
+        raise ValueError(f"out must be a writable contiguous uint64 array of shape ({n},)")
 
 
 # Bytes per BLAKE3 ``update`` in :func:`fingerprint_chunk_into`.  The rowprints of a
@@ -740,9 +739,7 @@ def fingerprint_chunk_into(rows: np.ndarray, out: np.ndarray) -> bytes:
     """
     rows = _check_rows(rows)
     n, length = rows.shape
-    if (not isinstance(out, np.ndarray) or out.dtype != np.uint64 or out.shape != (n,)
-            or not out.flags.c_contiguous or not out.flags.writeable):
-        raise ValueError(f"out must be a writable contiguous uint64 array of shape ({n},)")
+    _check_rowprints_out(out, n)
     h = _blake3.blake3()
     step = max(1, SUB_BLOCK_BYTES // max(1, length))
     for s in range(0, n, step):

@@ -15,7 +15,6 @@ from .abc import Store
 __all__ = ["LocalStore"]
 
 
-
 def _fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
