@@ -181,6 +181,14 @@ class GpuBackend:
             raise BackendUnavailableError(
                 "backend 'gpu' is unavailable: its BLAKE3 chunk digests differ from the reference on "
                 "this device; refusing to use it")
+        # The Merkle tree: leaves, nodes and a promoted odd node (7 leaves).
+        from . import merkle
+
+        dg = rng.integers(0, 256, (7, 32), dtype=np.uint8)
+        if self._k.tree_hash_device(dg) != merkle.tree_hash([bytes(d) for d in dg]):
+            raise BackendUnavailableError(
+                "backend 'gpu' is unavailable: its Merkle tree hash differs from the reference on "
+                "this device; refusing to use it")
         # Row statistics: float64 arithmetic must round like the host (no FMA contraction).
         a = rng.standard_normal((64, 24)).astype(np.float32).view(np.uint8)
         b = (rng.standard_normal((64, 24)).astype(np.float32) * np.float32(3)).view(np.uint8)
@@ -199,6 +207,11 @@ class GpuBackend:
 
     def fingerprint_chunks(self, rows: Any, chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
         return self._k.fingerprint_chunks(rows, chunk_rows)
+
+    def fingerprint_device(self, rows: Any, chunk_rows: int) -> tuple[Any, Any, bytes | None]:
+        """Rowprints and digests left on the device, and their Merkle tree hash (``None`` for
+        no rows): see ``kernels/gpu.py`` ``fingerprint_device``."""
+        return self._k.fingerprint_device(rows, chunk_rows)
 
 
 @functools.lru_cache(maxsize=1)

@@ -191,18 +191,23 @@ class Fingerprint:
         The backend that computed it.
     """
 
-    __slots__ = ("root", "rowprints", "_digests", "chunk_rows", "shape", "dtype", "backend",
+    __slots__ = ("root", "_rowprints", "_digests", "chunk_rows", "shape", "dtype", "backend",
                  "tree_hash", "seconds", "_levels", "_chunk_digests")
 
-    def __init__(self, *, rowprints: np.ndarray, digests: np.ndarray, dtype: DType,
-                 shape: tuple[int, int], backend: str, seconds: float = 0.0) -> None:
+    def __init__(self, *, rowprints: Any, digests: np.ndarray, dtype: DType,
+                 shape: tuple[int, int], backend: str, seconds: float = 0.0,
+                 tree_hash: bytes | None = None) -> None:
+        # rowprints: a numpy array, or a device array (anything with .get(), e.g. CuPy) copied
+        # to the host on first use of :attr:`rowprints` (8 bytes a row: for a table in GPU
+        # memory, most callers only want the root). tree_hash: the Merkle tree hash of the
+        # digests where the backend computed it (the GPU's emb_tree_hash), else computed here.
         n, d = shape
         self.chunk_rows = chunk_rows_for(dtype, d)
         if digests.shape != (n_chunks_for(n, self.chunk_rows), L.DIGEST_BYTES):
             raise ValueError("digest array shape does not match the matrix")  # internal bug guard
-        rowprints = np.asarray(rowprints, dtype=np.uint64)
-        rowprints.flags.writeable = False
-        self.rowprints = rowprints
+        if len(rowprints) != n:
+            raise ValueError("rowprint count does not match the matrix")  # internal bug guard
+        self._rowprints = rowprints
         self._digests = digests
         self._chunk_digests: tuple[bytes, ...] | None = None
         self.shape = (int(n), int(d))
@@ -210,9 +215,20 @@ class Fingerprint:
         self.backend = backend
         self.seconds = seconds
         self._levels: list[list[bytes]] | None = None
-        self.tree_hash = merkle.tree_hash(self.chunk_digests)
+        self.tree_hash = merkle.tree_hash(self.chunk_digests) if tree_hash is None else bytes(tree_hash)
         self.root = format_root(root_hash(descriptor_bytes(dtype, n, d, self.chunk_rows,
                                                            self.tree_hash)))
+
+    @property
+    def rowprints(self) -> np.ndarray:
+        """uint64[N], XXH3-64 of each row (read-only; fetched from the device on first use)."""
+        rp = self._rowprints
+        if isinstance(rp, np.ndarray) and rp.dtype == np.uint64 and not rp.flags.writeable:
+            return rp
+        rp = np.asarray(rp if isinstance(rp, np.ndarray) else rp.get(), dtype=np.uint64)
+        rp.flags.writeable = False
+        self._rowprints = rp
+        return rp
 
     @property
     def chunk_digests(self) -> tuple[bytes, ...]:
@@ -432,9 +448,10 @@ def _fingerprint_on_device(m: Any) -> Fingerprint:
     t0 = time.perf_counter()
     be = get_backend("gpu")
     rows = m.device_rows()
-    rp, dg = be.fingerprint_chunks(rows, chunk_rows_for(m.dtype, m.dim))
-    return Fingerprint(rowprints=np.asarray(rp), digests=np.asarray(dg), dtype=m.dtype,
-                       shape=(m.n_rows, m.dim), backend="gpu", seconds=time.perf_counter() - t0)
+    rp, dg, th = be.fingerprint_device(rows, chunk_rows_for(m.dtype, m.dim))
+    # The digests come back (32 bytes a chunk); the rowprints stay on the device until asked for.
+    return Fingerprint(rowprints=rp, digests=dg.get(), dtype=m.dtype, shape=(m.n_rows, m.dim),
+                       backend="gpu", seconds=time.perf_counter() - t0, tree_hash=th)
 
 
 def verify_proof(root: str | Fingerprint, i: int, digest: bytes, proof: InclusionProof | bytes) -> bool:

@@ -9,6 +9,11 @@ void emb_host_rowprints(const emb_u8* rows, emb_u64 n, emb_u64 row_len, emb_u64*
     for (emb_u64 i = 0; i < n; ++i) out[i] = emb_xxh3_64(rows + i * row_len, row_len);
 }
 
+// Merkle tree hash of n >= 1 digests (nodes: n * 8 words of scratch).
+void emb_host_tree_hash(const emb_u8* digests, emb_u64 n, emb_u32* nodes, emb_u8* out) {
+    emb_merkle_tree(digests, n, (emb_u32 (*)[8])nodes, out);
+}
+
 void emb_host_blake3(const emb_u8* in, emb_u64 len, emb_u8* out) { emb_blake3(in, len, out); }
 
 // The GPU kernel's order: all chunk values, then pairwise levels. cvs: ceil(len/1024) * 8 words.
@@ -30,6 +35,17 @@ void emb_host_delta_encode(const emb_u8* nw, const emb_u8* bw, emb_u64 n, int it
 void emb_host_delta_decode(const emb_u8* sh, const emb_u8* bw, emb_u64 n, int itemsize, int mode,
                            emb_u8* out) {
     for (emb_u64 i = 0; i < n; ++i) emb_delta_decode_word(sh, bw, n, i, itemsize, mode, out);
+}
+
+// The 16-byte group path of the delta kernels, run serially (first 0, step 1).
+void emb_host_delta_encode_groups(const emb_u8* nw, const emb_u8* bw, emb_u64 n, int itemsize,
+                                  int mode, emb_u8* out) {
+    emb_delta_encode_range(nw, bw, n, itemsize, mode, out, 0, 1);
+}
+
+void emb_host_delta_decode_groups(const emb_u8* sh, const emb_u8* bw, emb_u64 n, int itemsize,
+                                  int mode, emb_u8* out) {
+    emb_delta_decode_range(sh, bw, n, itemsize, mode, out, 0, 1);
 }
 
 void emb_host_row_stats(const emb_u8* a, const emb_u8* b, emb_u64 n, emb_u64 row_len, int code,

@@ -85,6 +85,37 @@ def test_blake3_matches_official(lib, length):
     assert out2.tobytes() == want  # the GPU kernel's level-by-level merge order
 
 
+def _tree_hash(lib, digests: np.ndarray) -> bytes:  # type: ignore[no-untyped-def]
+    n = digests.shape[0]
+    nodes = np.empty(n * 8, np.uint32)
+    out = np.empty(32, np.uint8)
+    lib.emb_host_tree_hash(_ptr(np.ascontiguousarray(digests)), ctypes.c_uint64(n),
+                           _ptr(nodes, ctypes.POINTER(ctypes.c_uint32)), _ptr(out))
+    return out.tobytes()
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 7, 8, 9, 31, 33, 100, 1025])
+def test_tree_hash_matches_merkle_module(lib, n):
+    """The Merkle tree of the GPU's emb_tree_hash (leaf and node hashes, promotion of an odd
+    last node) against embfmt.merkle, the spec's construction."""
+    from embfmt import merkle
+
+    digests = np.random.default_rng(n).integers(0, 256, (n, 32), dtype=np.uint8)
+    assert _tree_hash(lib, digests) == merkle.tree_hash([bytes(d) for d in digests])
+
+
+def test_tree_hash_of_the_spec_vectors(lib):
+    """Every committed fingerprint vector's tree hash, recomputed from its chunk digests."""
+    import embfmt
+    from embfmt import merkle
+
+    rng = np.random.default_rng(7)
+    for n_rows, dim in [(5000, 64), (1, 3), (70_000, 16)]:
+        fp = embfmt.fingerprint(rng.standard_normal((n_rows, dim)).astype(np.float32))
+        dg = np.frombuffer(b"".join(fp.chunk_digests), dtype=np.uint8).reshape(-1, 32)
+        assert _tree_hash(lib, dg) == fp.tree_hash == merkle.tree_hash(fp.chunk_digests)
+
+
 @settings(max_examples=60, deadline=None)
 @given(itemsize=st.sampled_from(reference.ITEMSIZES), mode=st.sampled_from(reference.DELTA_MODES),
        n=st.integers(0, 300), seed=st.integers(0, 2**32 - 1))
@@ -98,6 +129,24 @@ def test_delta_encode_decode_match_oracle(lib, itemsize, mode, n, seed):
     assert np.array_equal(enc, reference.delta_encode(new, base, itemsize, mode))
     dec = np.empty(n * itemsize, np.uint8)
     lib.emb_host_delta_decode(_ptr(enc), _ptr(base), ctypes.c_uint64(n), itemsize, mode, _ptr(dec))
+    assert np.array_equal(dec, new)
+
+
+@settings(max_examples=80, deadline=None)
+@given(itemsize=st.sampled_from(reference.ITEMSIZES), mode=st.sampled_from(reference.DELTA_MODES),
+       n=st.integers(0, 300), seed=st.integers(0, 2**32 - 1))
+def test_delta_16_byte_groups_match_oracle(lib, itemsize, mode, n, seed):
+    """The kernels' 16-byte group path (whole groups, then the last n % (16 / itemsize) words
+    one by one) writes the same shuffled bytes as the oracle and inverts them."""
+    rng = np.random.default_rng(seed)
+    new = rng.integers(0, 256, n * itemsize, dtype=np.uint8)
+    base = rng.integers(0, 256, n * itemsize, dtype=np.uint8)
+    base[: n * itemsize // 3] = new[: n * itemsize // 3]
+    enc = np.empty(n * itemsize, np.uint8)
+    lib.emb_host_delta_encode_groups(_ptr(new), _ptr(base), ctypes.c_uint64(n), itemsize, mode, _ptr(enc))
+    assert np.array_equal(enc, reference.delta_encode(new, base, itemsize, mode))
+    dec = np.empty(n * itemsize, np.uint8)
+    lib.emb_host_delta_decode_groups(_ptr(enc), _ptr(base), ctypes.c_uint64(n), itemsize, mode, _ptr(dec))
     assert np.array_equal(dec, new)
 
 
