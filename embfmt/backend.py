@@ -167,37 +167,53 @@ class GpuBackend:
                 f"backend 'gpu' is unavailable: the GPU kernels failed to run ({type(e).__name__}: {e})") from None
 
     def _self_check(self) -> None:
+        from . import merkle
         from ._kernels import reference
 
+        def refuse(what: str) -> BackendUnavailableError:
+            return BackendUnavailableError(f"backend 'gpu' is unavailable: its {what} differ from the "
+                                           "reference on this device; refusing to use it")
+
         rng = np.random.default_rng(0)
-        for length in (0, 2, 7, 15, 100, 200, 241, 1500):
-            rows = rng.integers(0, 256, (37, length), dtype=np.uint8)
+        # Every XXH3 length class; 256, 1040 and 2064 (over 240 bytes, multiples of 16) take the
+        # staged kernel, whose 128-row tiles 300 rows leave partial.
+        for length in (0, 2, 7, 15, 100, 200, 241, 256, 1040, 1500, 2064):
+            rows = rng.integers(0, 256, (300, length), dtype=np.uint8)
             if not np.array_equal(self._k.rowprints(rows), reference.rowprints(rows)):
-                raise BackendUnavailableError(
-                    f"backend 'gpu' is unavailable: its rowprints of {length}-byte rows differ from "
-                    "the reference on this device; refusing to use it")
+                raise refuse(f"rowprints of {length}-byte rows")
         rows = rng.integers(0, 256, (301, 700), dtype=np.uint8)  # 3 full chunks + 1 row; 69 KiB trees
         if not np.array_equal(self._k.chunk_digests(rows, 100), reference.chunk_digests(rows, 100)):
-            raise BackendUnavailableError(
-                "backend 'gpu' is unavailable: its BLAKE3 chunk digests differ from the reference on "
-                "this device; refusing to use it")
+            raise refuse("BLAKE3 chunk digests")
         # The Merkle tree: leaves, nodes and a promoted odd node (7 leaves).
-        from . import merkle
-
         dg = rng.integers(0, 256, (7, 32), dtype=np.uint8)
         if self._k.tree_hash_device(dg) != merkle.tree_hash([bytes(d) for d in dg]):
-            raise BackendUnavailableError(
-                "backend 'gpu' is unavailable: its Merkle tree hash differs from the reference on "
-                "this device; refusing to use it")
-        # Row statistics: float64 arithmetic must round like the host (no FMA contraction).
-        a = rng.standard_normal((64, 24)).astype(np.float32).view(np.uint8)
-        b = (rng.standard_normal((64, 24)).astype(np.float32) * np.float32(3)).view(np.uint8)
-        got, want = self._k.row_stats(a, b, 2), reference.row_stats(a, b, 2)
+            raise refuse("Merkle tree hashes")
+        # Changed rows: one flipped byte per changed row, some on 16-byte word boundaries.
+        a = rng.integers(0, 256, (300, 520), dtype=np.uint8)
+        b = a.copy()
+        b[::3, 0] ^= 1
+        b[1::7, 15] ^= 0x80
+        b[2::11, 519] ^= 2
+        if not np.array_equal(self._k.rows_equal(a, b), reference.rows_equal(a, b)):
+            raise refuse("changed rows")
+        # Dense deltas: 16-byte groups and a tail of single words, both modes.
+        new, base = a.reshape(-1)[:4099 * 4], b.reshape(-1)[:4099 * 4]
+        for itemsize, mode in ((4, 2), (2, 3)):
+            enc = self._k.delta_encode(new, base, itemsize, mode)
+            if (not np.array_equal(enc, reference.delta_encode(new, base, itemsize, mode))
+                    or not np.array_equal(self._k.delta_decode(enc, base, itemsize, mode), new)):
+                raise refuse(f"dense deltas (itemsize {itemsize}, mode {mode})")
+        # Row statistics: float64 arithmetic must round like the host (no FMA contraction), and
+        # float32 subnormals must not be flushed to zero.
+        a = rng.standard_normal((64, 24)).astype(np.float32)
+        b = rng.standard_normal((64, 24)).astype(np.float32) * np.float32(3)
+        a[0] = (rng.integers(1, 1 << 23, 24, dtype=np.uint32) | np.uint32(1 << 31)).view(np.float32)  # subnormals
+        b[0] = 0.0
+        got = self._k.row_stats(a.view(np.uint8), b.view(np.uint8), 2)
+        want = reference.row_stats(a.view(np.uint8), b.view(np.uint8), 2)
         if not all(np.array_equal(np.asarray(g).view(np.uint64), np.asarray(w).view(np.uint64))
                    for g, w in zip(got, want)):
-            raise BackendUnavailableError(
-                "backend 'gpu' is unavailable: its row statistics differ from the reference on this "
-                "device; refusing to use it")
+            raise refuse("row statistics")
 
     def rowprints(self, rows: Any) -> np.ndarray:
         return self._k.rowprints(rows)

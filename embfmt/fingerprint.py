@@ -35,7 +35,7 @@ from . import _layout as L
 from . import merkle
 from .backend import get_backend, resolve_name
 from .dtype import DType, dtype_from_code, dtype_of
-from .errors import ErrorKind, FormatError, InputError
+from .errors import ErrorKind, FormatError, InputError, IntegrityError
 from .matrix import as_matrix, canonical_rows, check_shape
 
 __all__ = ["Fingerprint", "Fingerprinter", "InclusionProof", "fingerprint", "verify_proof",
@@ -199,7 +199,9 @@ class Fingerprint:
                  tree_hash: bytes | None = None) -> None:
         # rowprints: a numpy array, or a device array (anything with .get(), e.g. CuPy) copied
         # to the host on first use of :attr:`rowprints` (8 bytes a row: for a table in GPU
-        # memory, most callers only want the root). tree_hash: the Merkle tree hash of the
+        # memory, most callers only want the root). Until then the object holds that device
+        # memory; the producer must have finished writing it (the GPU path's tree hash waits
+        # for its stream). tree_hash: the Merkle tree hash of the
         # digests where the backend computed it (the GPU's emb_tree_hash), else computed here.
         n, d = shape
         self.chunk_rows = chunk_rows_for(dtype, d)
@@ -218,6 +220,15 @@ class Fingerprint:
         self.tree_hash = merkle.tree_hash(self.chunk_digests) if tree_hash is None else bytes(tree_hash)
         self.root = format_root(root_hash(descriptor_bytes(dtype, n, d, self.chunk_rows,
                                                            self.tree_hash)))
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickles and copies carry host rowprints: one made on a GPU restores without one.
+        self.rowprints  # noqa: B018 (fetches them)
+        return {k: getattr(self, k) for k in self.__slots__}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
 
     @property
     def rowprints(self) -> np.ndarray:
@@ -254,7 +265,13 @@ class Fingerprint:
         if not 0 <= i < self.n_chunks:
             raise InputError(f"chunk index {i} outside 0..{self.n_chunks - 1}")
         if self._levels is None:
-            self._levels = merkle.tree_levels(self.chunk_digests)
+            levels = merkle.tree_levels(self.chunk_digests)
+            # The root may have come from the backend's own tree (the GPU's emb_tree_hash):
+            # a proof built from a different tree would never verify against it.
+            if levels[-1][0] != self.tree_hash:
+                raise IntegrityError(f"fingerprint {self.root}: the tree hash does not match its chunk "
+                                     f"digests (computed by backend {self.backend!r})")
+            self._levels = levels
         return InclusionProof(i, self.dtype, self.shape[0], self.shape[1], self.chunk_rows,
                               tuple(merkle.audit_path(self._levels, i)))
 

@@ -164,8 +164,8 @@ def fingerprint_device(rows: Any, chunk_rows: int) -> tuple[Any, Any, bytes | No
 
 def fingerprint_chunks(rows: Any, chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
     """Rowprints and chunk digests of the same rows (one host-to-device copy for host input)."""
-    rp, dg, _ = fingerprint_device(rows, chunk_rows)
-    return rp.get(), dg.get()
+    a = _device_rows(rows)
+    return rowprints_device(a).get(), chunk_digests_device(a, chunk_rows).get()
 
 
 def _delta(kernel: str, data: Any, base: Any, itemsize: int, mode: int) -> np.ndarray:
