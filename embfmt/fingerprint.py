@@ -434,6 +434,12 @@ def fingerprint(x: Any, *, backend: str = "auto") -> Fingerprint:
         device are present, else the CPU. ``"cpu"``, ``"gpu"`` (moves host input to the
         device) or ``"reference"``. :attr:`Fingerprint.backend` says which ran.
 
+        GPU input is read by kernels on CuPy's current stream, as any CuPy operation would
+        read it: data written on another stream (e.g. a torch tensor produced on a non-default
+        torch stream) must be complete first (``torch.cuda.current_stream().synchronize()``).
+        The result's rowprints stay in GPU memory until :attr:`Fingerprint.rowprints` is first
+        read.
+
     Returns
     -------
     Fingerprint
