@@ -28,8 +28,9 @@ def brute(a: np.ndarray, b: np.ndarray) -> list[int]:
 
 @pytest.fixture()
 def repo_versions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """Four versions over 10 chunks: v1, v2 = 1% rows replaced, v3 = every row nudged, v4 = v3
-    with a few rows put back to their v1 values (so some rows of v1 -> v4 are equal)."""
+    """Five versions over 10 chunks: v1, v2 = 1% rows replaced, v3 = every row nudged, v4 = v3
+    with a few rows put back to their v1 values (so some rows of v1 -> v4 are equal), v5 = v4
+    with 1,000 rows appended (pairs with it compare a prefix ending inside a chunk)."""
     monkeypatch.setattr(diff_mod, "MIN_CHUNKS", 4)
     rng = np.random.default_rng(1)
     v1 = rng.standard_normal((40_000, D)).astype(np.float32)
@@ -39,9 +40,10 @@ def repo_versions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ign
     v4 = v3.copy()
     back = rng.choice(len(v1), 50, replace=False)
     v4[back] = v1[back]
+    v5 = np.concatenate([v4, rng.standard_normal((1000, D)).astype(np.float32)])
     repo = embfmt.Repo.init(tmp_path / "r")
-    revs = [repo.commit({"t": x}) for x in (v1, v2, v3, v4)]
-    return tmp_path / "r", revs, [v1, v2, v3, v4]
+    revs = [repo.commit({"t": x}) for x in (v1, v2, v3, v4, v5)]
+    return tmp_path / "r", revs, [v1, v2, v3, v4, v5]
 
 
 def count_section_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -71,8 +73,8 @@ def test_second_process_reads_no_rowprint_section(repo_versions, monkeypatch) ->
 def test_cached_answers_equal_brute_force(repo_versions, exact: bool) -> None:  # type: ignore[no-untyped-def]
     path, revs, vs = repo_versions
     for _ in range(2):  # the first round fills the cache, the second uses it
-        for i in range(4):
-            for j in range(4):
+        for i in range(5):
+            for j in range(5):
                 got = embfmt.Repo(path).changed_rows("t", revs[i], revs[j], exact=exact)
                 assert got.changed.tolist() == brute(vs[i], vs[j]), (i, j)
 
@@ -126,7 +128,7 @@ def test_gc_drops_entries_of_unreachable_versions(repo_versions) -> None:  # typ
     repo.changed_rows("t", revs[0], revs[2])
     repo.changed_rows("t", revs[1], revs[3])
     cache = RowprintCache(str(path))
-    tvs = [repo.table_version("t", r) for r in revs]
+    tvs = [repo.table_version("t", r) for r in revs[:4]]  # the four versions compared above
     keys = [cache.key(tv.dtype, tv.n_rows, tv.dim, tv.digests) for tv in tvs]
     assert sorted(os.listdir(cache.dir)) == sorted(k.hex() for k in keys)
     (Path(cache.dir) / ("ab" * 32)).write_bytes(b"stray")
