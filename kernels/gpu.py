@@ -73,7 +73,7 @@ def _rowprint_kernel(a: Any) -> str:
     """The kernel for rows ``a``: ``staged`` (rows over 240 bytes, a multiple of 16 bytes long
     at a 16-byte-aligned address: tiles of rows staged through shared memory, 0.93x of read
     bandwidth on an H200 for 512-byte rows), else ``thread`` (one thread per row: 0.39x
-    there; rows of up to 240 bytes are hashed in one or two dependent steps anyway)."""
+    there). Rows of up to 240 bytes take XXH3's short paths, which have no stripes to stage."""
     length = a.shape[1]
     if length > _XXH3_MIDSIZE_MAX and length % 16 == 0 and a.data.ptr % 16 == 0:
         return "staged"
