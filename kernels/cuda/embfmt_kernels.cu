@@ -13,22 +13,31 @@ __global__ void emb_rowprints(const emb_u8* rows, emb_u64 n, emb_u64 row_len, em
         out[i] = emb_xxh3_64(rows + i * row_len, row_len);
 }
 
-}  // extern "C": the template below has C++ linkage
-
 #define EMB_STAGE_ROWS 128
 #define EMB_STAGE_STRIPES 2
+// Staged row pitch in 16-byte units: the EMB_STAGE_STRIPES stripes of a row plus one unit of
+// padding, odd, so that the 8 threads of a quarter warp reading their rows hit 8 distinct
+// bank groups (an odd pitch p makes p t mod 8 a permutation of t).
+#define EMB_STAGE_PITCH (4 * EMB_STAGE_STRIPES + 1)
 
-// S stripes (S * 64 bytes of each row of the tile) per step; the staged row pitch is 4 S + 1
-// 16-byte units, odd, so that the 8 threads of a quarter warp reading their rows hit 8
-// distinct bank groups ((4 S + 1) t mod 8 is a permutation of t).
-template <int S>
-__device__ void emb_rowprints_staged_tiles(const emb_u8* rows, emb_u64 n, emb_u64 row_len, emb_u64* out,
-                                           uint4* stage, emb_u64* sk) {
-    const int pitch = 4 * S + 1;
-    const emb_u8* s = emb_secret();
+// The same for rows longer than 240 bytes whose length is a multiple of 16, at a 16-byte-
+// aligned address: each block hashes a tile of EMB_STAGE_ROWS consecutive rows, one thread per
+// row, and stages their stripes through shared memory, EMB_STAGE_STRIPES stripes (128 bytes of
+// each row) per step. Loading a step takes 1024 16-byte pieces, read by consecutive threads as
+// 128-byte runs (coalesced), and the next step's pieces are loaded into registers while the
+// current one is hashed. Measured on an H200, 4 GiB of 512-byte rows, against a read-only
+// reduction: 0.93x (one thread walking its own row, 8 bytes at a time at a stride of row_len
+// from its neighbours: 0.39x; one stripe per step: 0.70x; 4-stage cp.async staging of one
+// stripe per step: 0.70x; 8 threads per row: 0.22x).
+__global__ void __launch_bounds__(EMB_STAGE_ROWS) emb_rowprints_staged(const emb_u8* rows, emb_u64 n,
+                                                                       emb_u64 row_len, emb_u64* out) {
+    const int S = EMB_STAGE_STRIPES;
+    __shared__ uint4 stage[EMB_STAGE_ROWS * EMB_STAGE_PITCH];
     // Secret words, aligned copies: [0, 128) stripe st word i at 8 st + 8 i; [128, 136) the
     // scramble secret; [136, 144) the last stripe's (offset 121); [144, 152) the merge's
     // (offset 11 + 8 m).
+    __shared__ emb_u64 sk[152];
+    const emb_u8* s = emb_secret();
     for (int t = threadIdx.x; t < 152; t += blockDim.x) {
         int off = t < 128 ? 8 * (t >> 3) + 8 * (t & 7) : t < 136 ? 128 + 8 * (t - 128)
                 : t < 144 ? 121 + 8 * (t - 136) : 11 + 8 * (t - 144);
@@ -57,7 +66,7 @@ __device__ void emb_rowprints_staged_tiles(const emb_u8* rows, emb_u64 n, emb_u6
         auto store = [&]() {
             EMB_UNROLL for (int k = 0; k < 4 * S; ++k) {
                 int p = tid + EMB_STAGE_ROWS * k;
-                stage[(p / (4 * S)) * pitch + p % (4 * S)] = v[k];
+                stage[(p / (4 * S)) * EMB_STAGE_PITCH + p % (4 * S)] = v[k];
             }
         };
         emb_u64 acc[8] = {EMB_P32_3, EMB_P64_1, EMB_P64_2, EMB_P64_3,
@@ -71,7 +80,10 @@ __device__ void emb_rowprints_staged_tiles(const emb_u8* rows, emb_u64 n, emb_u6
                 const emb_u64 st = q + j;
                 if (st < n_steps) {
                     const emb_u64* key = st + 1 == n_steps ? sk + 136 : sk + 8 * (st & 15);
-                    const uint4* mine = stage + tid * pitch + 4 * j;
+                    const uint4* mine = stage + tid * EMB_STAGE_PITCH + 4 * j;
+                    // emb_accumulate_512's arithmetic, written out on the staged words: calling
+                    // a shared per-word helper here made ptxas allocate 130 registers instead
+                    // of 128, one block fewer per SM (checked with -Xptxas -v).
                     EMB_UNROLL for (int k = 0; k < 4; ++k) {
                         uint4 w = mine[k];
                         emb_u64 d0 = (emb_u64)w.x | ((emb_u64)w.y << 32), d1 = (emb_u64)w.z | ((emb_u64)w.w << 32);
@@ -101,24 +113,6 @@ __device__ void emb_rowprints_staged_tiles(const emb_u8* rows, emb_u64 n, emb_u6
             out[r0 + tid] = emb_xxh3_avalanche(r);
         }
     }
-}
-
-extern "C" {
-
-// The same for rows longer than 240 bytes whose length is a multiple of 16, at a 16-byte-
-// aligned address: each block hashes a tile of EMB_STAGE_ROWS consecutive rows, one thread per
-// row, and stages their stripes through shared memory, two stripes (128 bytes of each row) per
-// step. Loading a step takes 1024 16-byte pieces, read by consecutive threads as 128-byte runs
-// (coalesced), and the next step's pieces are loaded into registers while the current one is
-// hashed. Measured on an H200, 4 GiB of 512-byte rows, against a read-only reduction: 0.93x
-// (one thread walking its own row, 8 bytes at a time at a stride of row_len from its
-// neighbours: 0.39x; one stripe per step: 0.70x; 4-stage cp.async staging of one stripe per
-// step: 0.70x; 8 threads per row: 0.22x).
-__global__ void __launch_bounds__(EMB_STAGE_ROWS) emb_rowprints_staged(const emb_u8* rows, emb_u64 n,
-                                                                       emb_u64 row_len, emb_u64* out) {
-    __shared__ uint4 stage[EMB_STAGE_ROWS * (4 * EMB_STAGE_STRIPES + 1)];
-    __shared__ emb_u64 sk[152];
-    emb_rowprints_staged_tiles<EMB_STAGE_STRIPES>(rows, n, row_len, out, stage, sk);
 }
 
 // BLAKE3-256 of each embfmt chunk of chunk_bytes bytes (the last one shorter): one thread
