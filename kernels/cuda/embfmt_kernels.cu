@@ -4,6 +4,28 @@
 // oracle. Launch shapes are chosen by the Python backend (embfmt/backend.py).
 #include "embfmt_core.cuh"
 
+// A binary tree's levels merged in one thread block, as emb_b3_levels and emb_merkle_tree do
+// serially: n >= 1 nodes in src; each level's parents merge(left, right, top, parent) in
+// parallel, one per thread (top: the merge that makes the root), an unpaired last node moved
+// up unchanged; src and dst ping-pong so that no thread overwrites a node another still
+// reads. Thread 0 writes the root's 8 words to out as 32 little-endian bytes. The caller
+// synchronises the block after filling src.
+template <typename Merge>
+__device__ void emb_block_tree(emb_u32 (*src)[8], emb_u32 (*dst)[8], emb_u64 n, Merge merge, emb_u8* out) {
+    while (n > 1) {
+        emb_u64 pairs = n / 2;
+        for (emb_u64 k = threadIdx.x; k < pairs; k += blockDim.x) merge(src[2 * k], src[2 * k + 1], n == 2, dst[k]);
+        if (threadIdx.x == 0 && (n & 1))
+            for (int i = 0; i < 8; ++i) dst[pairs][i] = src[n - 1][i];
+        __syncthreads();
+        emb_u32 (*t)[8] = src; src = dst; dst = t;
+        n = pairs + (n & 1);
+    }
+    if (threadIdx.x == 0)
+        for (int i = 0; i < 8; ++i)
+            for (int k = 0; k < 4; ++k) out[4 * i + k] = (emb_u8)(src[0][i] >> (8 * k));
+}
+
 extern "C" {
 
 // out[i] = XXH3-64(rows[i]) for n rows of row_len bytes (one thread per row).
@@ -136,20 +158,9 @@ __global__ void __launch_bounds__(256) emb_chunk_digests(const emb_u8* data, emb
         emb_b3_chunk_cv(data + start + off, blen, k, n_b3 == 1, src[k]);
     }
     __syncthreads();
-    emb_u64 n = n_b3;
-    while (n > 1) {
-        emb_u64 pairs = n / 2;
-        for (emb_u64 k = threadIdx.x; k < pairs; k += blockDim.x)
-            emb_b3_parent(src[2 * k], src[2 * k + 1], n == 2, dst[k]);
-        if (threadIdx.x == 0 && (n & 1))
-            for (int i = 0; i < 8; ++i) dst[pairs][i] = src[n - 1][i];
-        __syncthreads();
-        emb_u32 (*t)[8] = src; src = dst; dst = t;
-        n = pairs + (n & 1);
-    }
-    if (threadIdx.x == 0)
-        for (int i = 0; i < 8; ++i)
-            for (int k = 0; k < 4; ++k) out[c * 32 + 4 * i + k] = (emb_u8)(src[0][i] >> (8 * k));
+    emb_block_tree(src, dst, n_b3,
+                   [](const emb_u32* l, const emb_u32* r, bool top, emb_u32* p) { emb_b3_parent(l, r, top, p); },
+                   out + c * 32);
 }
 
 // Shuffled dense delta of n words (mode 2 XOR, 3 sub-zigzag), and its inverse: 16 bytes of
@@ -209,18 +220,9 @@ __global__ void __launch_bounds__(1024) emb_tree_hash(const emb_u8* digests, emb
     emb_u32 (*dst)[8] = src + n;
     for (emb_u64 k = threadIdx.x; k < n; k += blockDim.x) emb_merkle_leaf(digests + 32 * k, src[k]);
     __syncthreads();
-    while (n > 1) {
-        emb_u64 pairs = n / 2;
-        for (emb_u64 k = threadIdx.x; k < pairs; k += blockDim.x) emb_merkle_node(src[2 * k], src[2 * k + 1], dst[k]);
-        if (threadIdx.x == 0 && (n & 1))
-            for (int i = 0; i < 8; ++i) dst[pairs][i] = src[n - 1][i];
-        __syncthreads();
-        emb_u32 (*t)[8] = src; src = dst; dst = t;
-        n = pairs + (n & 1);
-    }
-    if (threadIdx.x == 0)
-        for (int i = 0; i < 8; ++i)
-            for (int k = 0; k < 4; ++k) out[4 * i + k] = (emb_u8)(src[0][i] >> (8 * k));
+    emb_block_tree(src, dst, n,
+                   [](const emb_u32* l, const emb_u32* r, bool, emb_u32* p) { emb_merkle_node(l, r, p); },
+                   out);
 }
 
 // Per-row drift statistics of rows i of a and b (one thread per row).
