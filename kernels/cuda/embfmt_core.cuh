@@ -440,40 +440,24 @@ EMB_HD emb_u64 emb_bits_f64(double d) {
 }
 EMB_HD int emb_isnan(double x) { return x != x; }
 
-// A half-precision bit pattern as the exact double it denotes (every binary16 is a double).
-EMB_HD double emb_f16_value(emb_u64 h) {
-    emb_u64 sign = (h >> 15) & 1, e = (h >> 10) & 0x1F, m = h & 0x3FF;
+// An IEEE binary bit pattern with E exponent and M mantissa bits (binary16: 5, 10; binary32:
+// 8, 23; bfloat16: 8, 7) as the exact double it denotes, by integer operations alone: every
+// such value is a double, and the GPU's float-to-double conversion flushed binary32
+// subnormals to zero under CuPy (seen on an H200 with CuPy 14 / NVRTC 13).
+EMB_HD double emb_binary_value(emb_u64 x, int E, int M) {
+    const emb_u64 emax = (1ULL << E) - 1, mmask = (1ULL << M) - 1, bias = emax >> 1;
+    emb_u64 sign = (x >> (E + M)) & 1, e = (x >> M) & emax, m = x & mmask;
     emb_u64 bits;
-    if (e == 0x1F) {
-        bits = 0x7FF0000000000000ULL | (m << 42);  // inf, or a NaN (payload kept, irrelevant)
+    if (e == emax) {
+        bits = 0x7FF0000000000000ULL | (m << (52 - M));  // inf, or a NaN (payload kept, irrelevant)
     } else if (e != 0) {
-        bits = ((e - 15 + 1023) << 52) | (m << 42);
+        bits = ((e + 1023 - bias) << 52) | (m << (52 - M));
     } else if (m == 0) {
         bits = 0;
-    } else {  // subnormal: m * 2^-24, normalised
+    } else {  // subnormal: m * 2^(1 - bias - M), normalised
         int shift = 0;
-        while (!(m & 0x400)) { m <<= 1; ++shift; }
-        bits = ((emb_u64)(1 - 15 - shift + 1023) << 52) | ((m & 0x3FF) << 42);
-    }
-    return emb_f64_bits(bits | (sign << 63));
-}
-
-// A single-precision bit pattern as the exact double it denotes, by integer operations: the
-// GPU's float-to-double conversion flushed subnormal inputs to zero under CuPy (seen on an
-// H200 with CuPy 14 / NVRTC 13), and binary32 subnormals are ordinary doubles.
-EMB_HD double emb_f32_value(emb_u64 f) {
-    emb_u64 sign = (f >> 31) & 1, e = (f >> 23) & 0xFF, m = f & 0x7FFFFF;
-    emb_u64 bits;
-    if (e == 0xFF) {
-        bits = 0x7FF0000000000000ULL | (m << 29);  // inf, or a NaN (payload kept, irrelevant)
-    } else if (e != 0) {
-        bits = ((e - 127 + 1023) << 52) | (m << 29);
-    } else if (m == 0) {
-        bits = 0;
-    } else {  // subnormal: m * 2^-149, normalised
-        int shift = 0;
-        while (!(m & 0x800000)) { m <<= 1; ++shift; }
-        bits = ((emb_u64)(1 - 127 - shift + 1023) << 52) | ((m & 0x7FFFFF) << 29);
+        while (!(m & (1ULL << M))) { m <<= 1; ++shift; }
+        bits = ((emb_u64)(1 - (int)bias - shift + 1023) << 52) | ((m & mmask) << (52 - M));
     }
     return emb_f64_bits(bits | (sign << 63));
 }
@@ -482,9 +466,9 @@ EMB_HD double emb_f32_value(emb_u64 f) {
 EMB_HD double emb_element(const emb_u8* row, emb_u64 j, int code) {
     switch (code) {
         case EMB_DT_F64: return emb_f64_bits(emb_word(row, j, 8));
-        case EMB_DT_F32: return emb_f32_value(emb_word(row, j, 4));
-        case EMB_DT_F16: return emb_f16_value(emb_word(row, j, 2));
-        case EMB_DT_BF16: return emb_f32_value(emb_word(row, j, 2) << 16);
+        case EMB_DT_F32: return emb_binary_value(emb_word(row, j, 4), 8, 23);
+        case EMB_DT_F16: return emb_binary_value(emb_word(row, j, 2), 5, 10);
+        case EMB_DT_BF16: return emb_binary_value(emb_word(row, j, 2), 8, 7);
         case EMB_DT_I8: return (double)(signed char)row[j];
         default: return (double)row[j];
     }
