@@ -56,8 +56,9 @@ def _device_rows(rows: Any) -> Any:
     return cp.ascontiguousarray(a)
 
 
-def _grid(n: int) -> tuple[int]:
-    return (max(1, min(-(-n // _THREADS), 65535 * 32)),)  # grid-stride loops cover the rest
+def _grid(n: int, per_block: int = _THREADS) -> tuple[int]:
+    """Blocks of ``per_block`` for ``n`` work items; grid-stride loops cover the rest."""
+    return (max(1, min(-(-n // per_block), 65535 * 32)),)
 
 
 # Rows longer than this take XXH3's long path (stripes of 64 bytes).
@@ -74,10 +75,13 @@ def _rowprint_kernel(a: Any) -> str:
     at a 16-byte-aligned address: tiles of rows staged through shared memory, 0.93x of read
     bandwidth on an H200 for 512-byte rows), else ``thread`` (one thread per row: 0.39x
     there). Rows of up to 240 bytes take XXH3's short paths, which have no stripes to stage."""
+    return "staged" if _stageable(a) else "thread"
+
+
+def _stageable(a: Any) -> bool:
+    """Whether emb_rowprints_staged can hash rows ``a``."""
     length = a.shape[1]
-    if length > _XXH3_MIDSIZE_MAX and length % 16 == 0 and a.data.ptr % 16 == 0:
-        return "staged"
-    return "thread"
+    return length > _XXH3_MIDSIZE_MAX and length % 16 == 0 and a.data.ptr % 16 == 0
 
 
 def rowprints_device(rows: Any, *, kernel: str | None = None) -> Any:
@@ -92,13 +96,13 @@ def rowprints_device(rows: Any, *, kernel: str | None = None) -> Any:
     kernel = kernel or _rowprint_kernel(a)
     if kernel not in ROWPRINT_KERNELS:
         raise ValueError(f"unknown rowprint kernel {kernel!r}")
-    if kernel == "staged" and not (length > _XXH3_MIDSIZE_MAX and length % 16 == 0 and a.data.ptr % 16 == 0):
+    if kernel == "staged" and not _stageable(a):
         raise ValueError("the staged kernel needs rows over 240 bytes, a multiple of 16 long, 16-byte aligned")
     out = cp.empty(n, dtype=cp.uint64)
     if n:
         args = (a, np.uint64(n), np.uint64(length), out)
         if kernel == "staged":
-            _fn("emb_rowprints_staged")((max(1, min(-(-n // _STAGE_ROWS), 65535 * 32)),), (_STAGE_ROWS,), args)
+            _fn("emb_rowprints_staged")(_grid(n, _STAGE_ROWS), (_STAGE_ROWS,), args)
         else:
             _fn("emb_rowprints")(_grid(n), (_THREADS,), args)
     return out
