@@ -201,8 +201,8 @@ class Fingerprint:
         # to the host on first use of :attr:`rowprints` (8 bytes a row: for a table in GPU
         # memory, most callers only want the root). Until then the object holds that device
         # memory; the producer must have finished writing it (the GPU path's tree hash waits
-        # for its stream). tree_hash: the Merkle tree hash of the
-        # digests where the backend computed it (the GPU's emb_tree_hash), else computed here.
+        # for its stream). tree_hash: the Merkle tree hash of the digests where the backend
+        # computed it (the GPU's emb_tree_hash), else computed here.
         n, d = shape
         self.chunk_rows = chunk_rows_for(dtype, d)
         if digests.shape != (n_chunks_for(n, self.chunk_rows), L.DIGEST_BYTES):
