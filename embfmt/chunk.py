@@ -298,20 +298,6 @@ def plane_list(payload: memoryview | bytes, itemsize: int, n_items: int, name: s
     return planes
 
 
-def unpack_planes(payload: memoryview | bytes, itemsize: int, n_items: int, name: str,
-                  out: np.ndarray | None = None) -> np.ndarray:
-    """Inverse of :func:`pack_planes`: the shuffled bytes, validated against their sizes.
-
-    ``out``: a uint8 array of at least ``itemsize * n_items`` bytes to reuse; the result is
-    then its first ``itemsize * n_items`` bytes."""
-    planes = plane_list(payload, itemsize, n_items, name)
-    out = (np.empty(itemsize * n_items, dtype=np.uint8) if out is None
-           else out[:itemsize * n_items])
-    for p, plane in enumerate(planes):
-        out[p * n_items:(p + 1) * n_items] = plane
-    return out
-
-
 def encode_full(rows: np.ndarray, itemsize: int, rowprints: np.ndarray, kernels: object) -> Encoded:
     """A full chunk: shuffle + zstd, or raw when compression does not pay."""
     n, rb = rows.shape
@@ -484,13 +470,14 @@ def decode_chunk(buf: bytes | memoryview, digest: bytes, name: str,
     if h.codec == L.CODEC_RAW:
         out[:] = np.frombuffer(payload, dtype=np.uint8)
     elif h.codec == L.CODEC_SHUFFLE_PLANES:
-        planes = unpack_planes(payload, h.itemsize, size // h.itemsize, name, sc.get("planes", level, size))
+        # The planes are passed where they lie (raw ones inside ``buf``), not joined first.
+        planes = plane_list(payload, h.itemsize, size // h.itemsize, name)
         kernels.unshuffle(planes, h.itemsize, out=out)  # type: ignore[attr-defined]
     elif h.codec in (L.CODEC_XOR, L.CODEC_SUBZZ):
         base = base_rows_of(h.base, out=sc.get("base", level, size), level=level + 1)
         if base.shape != (h.n_rows, h.row_bytes):
             raise IntegrityError(f"{name}: base {h.base.hex()} has shape {base.shape}")
-        planes = unpack_planes(payload, h.itemsize, size // h.itemsize, name, sc.get("planes", level, size))
+        planes = plane_list(payload, h.itemsize, size // h.itemsize, name)
         kernels.delta_decode(planes, base.reshape(-1), h.itemsize, h.codec, out=out)  # type: ignore[attr-defined]
     else:
         idx = _sparse_index(mv, h, name)
@@ -508,7 +495,7 @@ def decode_chunk(buf: bytes | memoryview, digest: bytes, name: str,
             rows[:m] = base[:m]
         if h.n_patch:
             nb = h.n_patch * h.row_bytes
-            planes = unpack_planes(payload, h.itemsize, nb // h.itemsize, name, sc.get("planes", level, nb))
+            planes = plane_list(payload, h.itemsize, nb // h.itemsize, name)
             patch = kernels.unshuffle(planes, h.itemsize, out=sc.get("patch", level, nb))  # type: ignore[attr-defined]
             rows[idx] = patch.reshape(h.n_patch, h.row_bytes)
         elif h.payload_bytes:

@@ -48,6 +48,7 @@ rather than silently producing different fingerprints.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import Any, Callable, TypeAlias
 
 import blake3 as _blake3
@@ -1198,6 +1199,128 @@ def _delta_decode_into(src: np.ndarray, base: np.ndarray, dst: np.ndarray, k: in
         _put_word(dst, i * k, 1, k, w)
 
 
+# --- Separate planes ---------------------------------------------------------------------------
+# A chunk object's planes lie apart: raw planes inside the object's bytes, decompressed ones in
+# their own buffers. These kernels read plane p from its own array, so a decoder need not copy
+# the planes next to each other first (that copy was ~0.5 ms of the ~3.4 ms a three-deep chain
+# took to decode per 1 MiB chunk). Plain loops over whole words: LLVM vectorizes the
+# widen-shift-or and, measured on 1 MiB, they run at the speed of the block intrinsics above.
+_PLANE = _BYTES_RO
+_W16 = types.Array(types.uint16, 1, "C")
+_W32 = types.Array(types.uint32, 1, "C")
+_W64 = types.Array(types.uint64, 1, "C")
+_W16_RO = types.Array(types.uint16, 1, "C", readonly=True)
+_W32_RO = types.Array(types.uint32, 1, "C", readonly=True)
+_W64_RO = types.Array(types.uint64, 1, "C", readonly=True)
+
+
+_ONE16, _ZERO16 = np.uint16(1), np.uint16(0)
+_ONE32, _ZERO32 = np.uint32(1), np.uint32(0)
+
+
+@numba.njit(inline="always", **_NJIT)
+def _unzz16(d: np.uint16, b: np.uint16) -> np.uint16:
+    """``b + unzigzag(d)`` mod 2**16 (spec §13.3, codec 3)."""
+    return b + ((d >> _ONE16) ^ (_ZERO16 - (d & _ONE16)))
+
+
+@numba.njit(inline="always", **_NJIT)
+def _unzz32(d: np.uint32, b: np.uint32) -> np.uint32:
+    return b + ((d >> _ONE32) ^ (_ZERO32 - (d & _ONE32)))
+
+
+@numba.njit(inline="always", **_NJIT)
+def _unzz64(d: np.uint64, b: np.uint64) -> np.uint64:
+    return b + ((d >> _ONE) ^ (_ZERO - (d & _ONE)))
+
+
+@numba.njit([types.void(_PLANE, _PLANE, _W16)], **_NJIT)
+def _unshuffle_planes2(p0: np.ndarray, p1: np.ndarray, out: np.ndarray) -> None:
+    for i in range(out.size):
+        out[i] = np.uint16(p0[i]) | (np.uint16(p1[i]) << np.uint16(8))
+
+
+@numba.njit([types.void(_PLANE, _PLANE, _PLANE, _PLANE, _W32)], **_NJIT)
+def _unshuffle_planes4(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: np.ndarray,
+                       out: np.ndarray) -> None:
+    for i in range(out.size):
+        out[i] = (np.uint32(p0[i]) | (np.uint32(p1[i]) << np.uint32(8))
+                  | (np.uint32(p2[i]) << np.uint32(16)) | (np.uint32(p3[i]) << np.uint32(24)))
+
+
+@numba.njit(inline="always", **_NJIT)
+def _word8(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: np.ndarray, p4: np.ndarray,
+           p5: np.ndarray, p6: np.ndarray, p7: np.ndarray, i: int) -> np.uint64:
+    return (_U(p0[i]) | (_U(p1[i]) << S8) | (_U(p2[i]) << S16) | (_U(p3[i]) << S24)
+            | (_U(p4[i]) << S32) | (_U(p5[i]) << _U(40)) | (_U(p6[i]) << _U(48))
+            | (_U(p7[i]) << _U(56)))
+
+
+@numba.njit([types.void(*([_PLANE] * 8), _W64)], **_NJIT)
+def _unshuffle_planes8(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: np.ndarray,
+                       p4: np.ndarray, p5: np.ndarray, p6: np.ndarray, p7: np.ndarray,
+                       out: np.ndarray) -> None:
+    for i in range(out.size):
+        out[i] = _word8(p0, p1, p2, p3, p4, p5, p6, p7, i)
+
+
+@numba.njit([types.void(_PLANE, _PLANE, _W16_RO, _W16, types.intp)], **_NJIT)
+def _delta_decode_planes2(p0: np.ndarray, p1: np.ndarray, base: np.ndarray, out: np.ndarray,
+                          mode: int) -> None:
+    if mode == DELTA_XOR:
+        for i in range(out.size):
+            out[i] = (np.uint16(p0[i]) | (np.uint16(p1[i]) << np.uint16(8))) ^ base[i]
+    else:
+        for i in range(out.size):
+            out[i] = _unzz16(np.uint16(p0[i]) | (np.uint16(p1[i]) << np.uint16(8)), base[i])
+
+
+@numba.njit([types.void(_PLANE, _PLANE, _PLANE, _PLANE, _W32_RO, _W32, types.intp)], **_NJIT)
+def _delta_decode_planes4(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: np.ndarray,
+                          base: np.ndarray, out: np.ndarray, mode: int) -> None:
+    # One loop per mode: the mode test stays out of the vectorized loop body.
+    if mode == DELTA_XOR:
+        for i in range(out.size):
+            d = (np.uint32(p0[i]) | (np.uint32(p1[i]) << np.uint32(8))
+                 | (np.uint32(p2[i]) << np.uint32(16)) | (np.uint32(p3[i]) << np.uint32(24)))
+            out[i] = d ^ base[i]
+    else:
+        for i in range(out.size):
+            d = (np.uint32(p0[i]) | (np.uint32(p1[i]) << np.uint32(8))
+                 | (np.uint32(p2[i]) << np.uint32(16)) | (np.uint32(p3[i]) << np.uint32(24)))
+            out[i] = _unzz32(d, base[i])
+
+
+@numba.njit([types.void(*([_PLANE] * 8), _W64_RO, _W64, types.intp)], **_NJIT)
+def _delta_decode_planes8(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: np.ndarray,
+                          p4: np.ndarray, p5: np.ndarray, p6: np.ndarray, p7: np.ndarray,
+                          base: np.ndarray, out: np.ndarray, mode: int) -> None:
+    if mode == DELTA_XOR:
+        for i in range(out.size):
+            out[i] = _word8(p0, p1, p2, p3, p4, p5, p6, p7, i) ^ base[i]
+    else:
+        for i in range(out.size):
+            out[i] = _unzz64(_word8(p0, p1, p2, p3, p4, p5, p6, p7, i), base[i])
+
+
+_WORD = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def _readonly_view(x: np.ndarray) -> np.ndarray:
+    """A read-only view (one Numba signature per kernel instead of one per mix of flags)."""
+    if not x.flags.writeable:
+        return x
+    view = x.view()
+    view.flags.writeable = False
+    return view
+
+
+def _word_view(a: np.ndarray, k: int) -> np.ndarray | None:
+    """``a`` (1-D uint8) viewed as k-byte words, or None when it is not k-byte aligned."""
+    w = a.view(_WORD[k])
+    return w if w.flags.aligned else None
+
+
 def shuffle(data: np.ndarray, itemsize: int) -> np.ndarray:
     """Byte-plane shuffle, ``out[p*n + i] = data[i*itemsize + p]`` (see :func:`.reference.shuffle`).
 
@@ -1223,13 +1346,16 @@ def shuffle(data: np.ndarray, itemsize: int) -> np.ndarray:
     return out
 
 
-def unshuffle(data: np.ndarray, itemsize: int, out: np.ndarray | None = None) -> np.ndarray:
+def unshuffle(data: np.ndarray | Sequence[np.ndarray], itemsize: int,
+              out: np.ndarray | None = None) -> np.ndarray:
     """Inverse of :func:`shuffle`, ``out[i*itemsize + p] = data[p*n + i]``.
 
     Parameters
     ----------
-    data : np.ndarray
-        1-D uint8 array of length ``n * itemsize`` (read-only views are fine).
+    data : np.ndarray or sequence of np.ndarray
+        1-D uint8 array of length ``n * itemsize`` (read-only views are fine), or its
+        ``itemsize`` planes of n bytes as separate arrays, which are read where they lie
+        (see :func:`.reference.check_planes`).
     itemsize : int
         1, 2, 4 or 8; anything else raises ValueError.
     out : np.ndarray, optional
@@ -1242,12 +1368,27 @@ def unshuffle(data: np.ndarray, itemsize: int, out: np.ndarray | None = None) ->
         ``out``, or a fresh 1-D uint8 array of the same length.
     """
     k = _ref.check_itemsize(itemsize)
-    data = _ref.check_canonical(data, k)
-    out = _ref.check_out(out, data.size, data)
+    if isinstance(data, np.ndarray):
+        data = _ref.check_canonical(data, k)
+        out = _ref.check_out(out, data.size, data)
+        if k == 1:
+            out[:] = data
+        else:
+            _unshuffle_into(data, out, k)
+        return out
+    planes = [_readonly_view(x) for x in _ref.check_planes(data, k)]
+    out = _ref.check_out(out, planes[0].size * k, *planes)
+    w = _word_view(out, k) if k > 1 else None
     if k == 1:
-        out[:] = data
+        out[:] = planes[0]
+    elif w is None:  # an unaligned ``out``: join the planes and take the one-buffer path
+        _unshuffle_into(np.concatenate(planes), out, k)
+    elif k == 2:
+        _unshuffle_planes2(*planes, w)
+    elif k == 4:
+        _unshuffle_planes4(*planes, w)
     else:
-        _unshuffle_into(data, out, k)
+        _unshuffle_planes8(*planes, w)
     return out
 
 
@@ -1277,14 +1418,15 @@ def delta_encode(new: np.ndarray, base: np.ndarray, itemsize: int, mode: int) ->
     return out
 
 
-def delta_decode(shuffled: np.ndarray, base: np.ndarray, itemsize: int, mode: int,
-                 out: np.ndarray | None = None) -> np.ndarray:
+def delta_decode(shuffled: np.ndarray | Sequence[np.ndarray], base: np.ndarray, itemsize: int,
+                 mode: int, out: np.ndarray | None = None) -> np.ndarray:
     """Fused inverse of :func:`delta_encode`: unshuffle and undo the delta in one pass.
 
     Parameters
     ----------
-    shuffled : np.ndarray
-        1-D uint8, a :func:`delta_encode` result.
+    shuffled : np.ndarray or sequence of np.ndarray
+        1-D uint8, a :func:`delta_encode` result, or its ``itemsize`` planes as separate
+        arrays, read where they lie (see :func:`.reference.check_planes`).
     base : np.ndarray
         1-D uint8, the same length.
     itemsize : int
@@ -1301,9 +1443,27 @@ def delta_decode(shuffled: np.ndarray, base: np.ndarray, itemsize: int, mode: in
     """
     k = _ref.check_itemsize(itemsize)
     m = _ref.check_mode(mode)
-    shuffled, base = _ref.check_pair(shuffled, base, k, ("shuffled", "base"))
-    out = _ref.check_out(out, shuffled.size, shuffled, base)
-    _delta_decode_into(shuffled, base, out, k, m)
+    if isinstance(shuffled, np.ndarray) or k == 1:
+        if not isinstance(shuffled, np.ndarray):  # one plane is the shuffled bytes themselves
+            shuffled = _ref.check_planes(shuffled, 1, "shuffled")[0]
+        shuffled, base = _ref.check_pair(shuffled, base, k, ("shuffled", "base"))
+        out = _ref.check_out(out, shuffled.size, shuffled, base)
+        _delta_decode_into(shuffled, base, out, k, m)
+        return out
+    planes = [_readonly_view(x) for x in _ref.check_planes(shuffled, k, "shuffled")]
+    base = _ref.check_canonical(base, k, "base")
+    if base.size != planes[0].size * k:
+        raise ValueError(f"shuffled has {planes[0].size * k} bytes but base has {base.size}")
+    out = _ref.check_out(out, base.size, *planes, base)
+    w, bw = _word_view(out, k), _word_view(base, k)
+    if w is None or bw is None:  # unaligned: join the planes and take the one-buffer path
+        _delta_decode_into(np.concatenate(planes), base, out, k, m)
+    elif k == 2:
+        _delta_decode_planes2(*planes, _readonly_view(bw), w, m)
+    elif k == 4:
+        _delta_decode_planes4(*planes, _readonly_view(bw), w, m)
+    else:
+        _delta_decode_planes8(*planes, _readonly_view(bw), w, m)
     return out
 
 
@@ -1703,14 +1863,6 @@ def _row_stats_parallel(
     for t in numba.prange(n_tasks):
         start = t * _ROW_STATS_TASK_ROWS
         _row_stats_rows(a, b, code, l2, cosine, max_abs, max_ulp, start, min(n, start + _ROW_STATS_TASK_ROWS))
-
-
-def _readonly_view(x: np.ndarray) -> np.ndarray:
-    if not x.flags.writeable:
-        return x
-    view = x.view()
-    view.flags.writeable = False
-    return view
 
 
 def row_stats(a: np.ndarray, b: np.ndarray, dtype_code: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

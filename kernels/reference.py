@@ -28,6 +28,8 @@ JIT.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 __all__ = [
@@ -677,6 +679,29 @@ def check_canonical(data: object, itemsize: int, what: str = "data") -> np.ndarr
     return np.ascontiguousarray(data)
 
 
+def check_planes(data: object, itemsize: int, what: str = "data") -> list[np.ndarray]:
+    """The byte planes of a shuffled input, as ``itemsize`` C-contiguous 1-D uint8 arrays of
+    equal length n (else ValueError).
+
+    ``data`` is either one 1-D uint8 array of ``n * itemsize`` bytes (plane p is bytes
+    ``[p*n, (p+1)*n)``) or a sequence of ``itemsize`` 1-D uint8 arrays of n bytes each, plane
+    p being byte p of every word. Decoders pass the planes of a chunk object as they lie:
+    raw planes as views of the object's bytes and decompressed ones in their own buffers,
+    so no plane is copied only to make the planes contiguous.
+    """
+    if isinstance(data, np.ndarray):
+        a = check_canonical(data, itemsize, what)
+        n = a.size // itemsize
+        return [a[p * n:(p + 1) * n] for p in range(itemsize)]
+    if not isinstance(data, (list, tuple)) or len(data) != itemsize:
+        raise ValueError(f"{what} must be a 1-D uint8 array or a sequence of {itemsize} planes, got "
+                         f"{type(data).__name__} of length {len(data) if isinstance(data, (list, tuple)) else '-'}")
+    planes = [check_canonical(x, 1, f"{what} plane {p}") for p, x in enumerate(data)]
+    if any(x.size != planes[0].size for x in planes):
+        raise ValueError(f"{what} planes differ in length: {[x.size for x in planes]}")
+    return planes
+
+
 def check_pair(
     new: object, base: object, itemsize: int, names: tuple[str, str] = ("new", "base")
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -731,13 +756,15 @@ def check_out(out: object, size: int, *inputs: np.ndarray) -> np.ndarray:
     return out
 
 
-def unshuffle(data: np.ndarray, itemsize: int, out: np.ndarray | None = None) -> np.ndarray:
+def unshuffle(data: np.ndarray | Sequence[np.ndarray], itemsize: int,
+              out: np.ndarray | None = None) -> np.ndarray:
     """Inverse of :func:`shuffle`: ``out[i*itemsize + p] = data[p*n + i]``.
 
     Parameters
     ----------
-    data : np.ndarray
-        1-D uint8, length ``n * itemsize`` (``itemsize`` planes of n bytes).
+    data : np.ndarray or sequence of np.ndarray
+        1-D uint8, length ``n * itemsize`` (``itemsize`` planes of n bytes), or the
+        ``itemsize`` planes as separate 1-D uint8 arrays of n bytes (:func:`check_planes`).
     itemsize : int
         Word size in bytes, one of 1, 2, 4, 8.
     out : np.ndarray, optional
@@ -750,11 +777,11 @@ def unshuffle(data: np.ndarray, itemsize: int, out: np.ndarray | None = None) ->
         ``out`` or a fresh 1-D uint8 array; ``unshuffle(shuffle(x, k), k) == x``.
     """
     k = check_itemsize(itemsize)
-    data = check_canonical(data, k)
-    n = data.size // k
-    out = check_out(out, data.size, data)
+    planes = check_planes(data, k)
+    n = planes[0].size
+    out = check_out(out, n * k, *planes)
     for p in range(k):
-        out[p::k] = data[p * n : (p + 1) * n]
+        out[p::k] = planes[p]
     return out
 
 
@@ -798,14 +825,15 @@ def delta_encode(new: np.ndarray, base: np.ndarray, itemsize: int, mode: int) ->
     return shuffle(d.view(np.uint8), k)
 
 
-def delta_decode(shuffled: np.ndarray, base: np.ndarray, itemsize: int, mode: int,
-                 out: np.ndarray | None = None) -> np.ndarray:
+def delta_decode(shuffled: np.ndarray | Sequence[np.ndarray], base: np.ndarray, itemsize: int,
+                 mode: int, out: np.ndarray | None = None) -> np.ndarray:
     """Inverse of :func:`delta_encode`: rebuild ``new`` from the shuffled delta and ``base``.
 
     Parameters
     ----------
-    shuffled : np.ndarray
-        1-D uint8, the output of ``delta_encode(new, base, itemsize, mode)``.
+    shuffled : np.ndarray or sequence of np.ndarray
+        1-D uint8, the output of ``delta_encode(new, base, itemsize, mode)``, or its
+        ``itemsize`` planes as separate arrays (:func:`check_planes`).
     base : np.ndarray
         1-D uint8, the same length.
     itemsize : int
@@ -827,8 +855,11 @@ def delta_decode(shuffled: np.ndarray, base: np.ndarray, itemsize: int, mode: in
     """
     k = check_itemsize(itemsize)
     m = check_mode(mode)
-    shuffled, base = check_pair(shuffled, base, k, ("shuffled", "base"))
-    d = unshuffle(shuffled, k).view(_UWORD[k])
+    planes = check_planes(shuffled, k, "shuffled")
+    base = check_canonical(base, k, "base")
+    if base.size != planes[0].size * k:
+        raise ValueError(f"shuffled has {planes[0].size * k} bytes but base has {base.size}")
+    d = unshuffle(planes, k).view(_UWORD[k])
     b = base.view(_UWORD[k])
     if m == DELTA_XOR:
         new = d ^ b
@@ -838,7 +869,7 @@ def delta_decode(shuffled: np.ndarray, base: np.ndarray, itemsize: int, mode: in
         new = b + s  # wraps mod 2**bits
     if out is None:
         return new.view(np.uint8)
-    out = check_out(out, shuffled.size, shuffled, base)
+    out = check_out(out, base.size, *planes, base)
     out[:] = new.view(np.uint8)
     return out
 

@@ -272,6 +272,74 @@ def test_invalid_arrays(kernels: ModuleType) -> None:
         kernels.delta_decode(x[:8], x, 4, 3)
 
 
+# ---------------------------------------------------------------------------
+# separate planes (how decoders pass a chunk object's planes)
+# ---------------------------------------------------------------------------
+
+
+def split_planes(x: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
+    """The k planes of shuffled bytes ``x``, each a read-only view at its own odd offset of
+    its own buffer (as raw planes inside an object's bytes lie), or writable, by seed."""
+    n = x.size // k
+    out = []
+    for p in range(k):
+        pad = (seed + 3 * p) % 7
+        buf = np.zeros(n + pad, dtype=np.uint8)
+        buf[pad:] = x[p * n:(p + 1) * n]
+        view = buf[pad:]
+        out.append(readonly(view) if (seed + p) % 2 else view)
+    return out
+
+
+def out_buffer(size: int, aligned: bool) -> np.ndarray:
+    """A writable output of ``size`` bytes, word-aligned or at an odd address (the kernels
+    then take the joined-planes path)."""
+    return np.empty(size + 1, dtype=np.uint8)[0:size] if aligned else np.empty(size + 1, dtype=np.uint8)[1:]
+
+
+@settings(deadline=None)
+@given(canonical(n_arrays=2), st.sampled_from(MODES), st.integers(0, 100), st.booleans())
+def test_separate_planes_match_joined(case: tuple[int, list[np.ndarray]], mode: int, seed: int,
+                                      aligned: bool) -> None:
+    k, (x, base) = case
+    planes = split_planes(x, k, seed)
+    for kernels in (reference, cpu):
+        assert_same(kernels.unshuffle(planes, k), reference.unshuffle(x, k))
+        assert_same(kernels.unshuffle(tuple(planes), k, out=out_buffer(x.size, aligned)),
+                    reference.unshuffle(x, k))
+        want = reference.delta_decode(x, base, k, mode)
+        assert_same(kernels.delta_decode(planes, base, k, mode), want)
+        b = out_buffer(base.size, aligned)
+        b[:] = base  # an unaligned base too
+        assert_same(kernels.delta_decode(planes, b, k, mode, out=out_buffer(x.size, aligned)), want)
+
+
+@pytest.mark.parametrize("k", ITEMSIZES)
+@pytest.mark.parametrize("n", WORD_COUNTS)
+def test_separate_planes_sizes(k: int, n: int) -> None:
+    new, base = random_bytes(n * k, seed=n + k), random_bytes(n * k, seed=n + k + 99)
+    for mode in MODES:
+        enc = reference.delta_encode(new, base, k, mode)
+        assert_same(cpu.delta_decode(split_planes(enc, k, n), base, k, mode), new)
+    assert_same(cpu.unshuffle(split_planes(reference.shuffle(new, k), k, n), k), new)
+
+
+@pytest.mark.parametrize("kernels", BACKENDS)
+def test_separate_planes_invalid(kernels: ModuleType) -> None:
+    x = random_bytes(12, 0)
+    with pytest.raises(ValueError, match="sequence of 4 planes"):
+        kernels.unshuffle([x[:3], x[3:6], x[6:9]], 4)
+    with pytest.raises(ValueError, match="planes differ in length"):
+        kernels.unshuffle([x[:3], x[3:6], x[6:9], x[9:11]], 4)
+    with pytest.raises(ValueError, match="plane 1 must be a 1-D uint8"):
+        kernels.unshuffle([x[:3], x[3:6].tobytes(), x[6:9], x[9:12]], 4)
+    with pytest.raises(ValueError, match="bytes but base has"):
+        kernels.delta_decode([x[:3], x[3:6], x[6:9], x[9:12]], x[:8], 4, 3)
+    planes = [x[:3], x[3:6], x[6:9], x[9:12]]
+    with pytest.raises(ValueError, match="overlap"):
+        kernels.unshuffle(planes, 4, out=x)
+
+
 def test_numpy_integer_arguments_accepted() -> None:
     x = random_bytes(64, 0)
     for kernels in (reference, cpu):
