@@ -194,7 +194,14 @@ def delta_encode(new: Any, base: Any, itemsize: int, mode: int) -> np.ndarray:
 
 
 def delta_decode(shuffled: Any, base: Any, itemsize: int, mode: int) -> np.ndarray:
-    """Inverse of :func:`delta_encode`."""
+    """Inverse of :func:`delta_encode`. ``shuffled`` is one byte array or, as for the CPU
+    kernels, a sequence of its ``itemsize`` byte planes of equal length."""
+    if isinstance(shuffled, (list, tuple)):
+        planes = [cp.asarray(p).reshape(-1) for p in shuffled]
+        if len(planes) != itemsize or any(p.size != planes[0].size or p.dtype != cp.uint8 for p in planes):
+            raise ValueError(f"shuffled must be {itemsize} uint8 planes of equal length, got "
+                             f"{[(str(p.dtype), p.size) for p in planes]}")
+        shuffled = cp.concatenate(planes) if planes else cp.empty(0, dtype=cp.uint8)
     return _delta("emb_delta_decode", shuffled, base, itemsize, mode)
 
 

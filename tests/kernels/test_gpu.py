@@ -59,6 +59,11 @@ def test_delta_round_trip(gpu, itemsize, mode):
     enc = gpu.delta_encode(new, base, itemsize, mode)
     assert np.array_equal(enc, reference.delta_encode(new, base, itemsize, mode))
     assert np.array_equal(gpu.delta_decode(enc, base, itemsize, mode), new)
+    n = new.size // itemsize  # the same, given as separate byte planes (as decoders hold them)
+    planes = [enc[p * n:(p + 1) * n].copy() for p in range(itemsize)]
+    assert np.array_equal(gpu.delta_decode(planes, base, itemsize, mode), new)
+    with pytest.raises(ValueError, match="planes of equal length"):
+        gpu.delta_decode(planes + [planes[0]], base, itemsize, mode)  # one plane too many
 
 
 @pytest.mark.parametrize("length", [1, 7, 384, 4100])
