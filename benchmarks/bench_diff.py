@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 import embfmt  # noqa: E402
-from _timing import median_seconds, print_table  # noqa: E402
+from _timing import interleaved_medians, print_table  # noqa: E402
 from bench_store import workload  # noqa: E402
 
 
@@ -60,44 +60,48 @@ def run(n: int, repeat: int) -> list[list[Any]]:
             rows.append([what, f"{t * 1e3:.1f}", base_name, f"{base * 1e3:.1f}", f"{r:.3f}",
                          f"<= {target}", "ok" if r <= target else "MISSED"])
 
-        t_naive_12 = median_seconds(lambda: naive_changed(paths[0], paths[1]), repeat)
+        # Every measured call runs in alternation with its baseline (interleaved_medians): this
+        # VM's speed drifts by tens of percent within minutes.
         for a, b, label in ((0, 1, "v1->v2 (parent)"), (0, 2, "v1->v3"), (1, 3, "v2->v4")):
-            t_naive = median_seconds(lambda: naive_changed(paths[a], paths[b]), repeat)
-            t = median_seconds(lambda: repo.changed_rows("emb", ids[a], ids[b]), repeat)
-            add(f"changed-row set {label}", t, "naive set (ms)", t_naive, 0.05)
             # A fresh Repo (no parsed headers or rowprints kept in memory), as a CLI call has:
             # first with no rowprint cache on disk (each run starts by deleting it), then with
             # the entries the first cold call leaves (spec §11.1).
             cache_dir = os.path.join(repo.path, "cache")
+            cold_s: list[float] = []
 
-            def cold() -> None:
+            def cold(a: int = a, b: int = b) -> None:
                 shutil.rmtree(cache_dir, ignore_errors=True)
                 t0 = time.perf_counter()
                 embfmt.Repo(repo.path).changed_rows("emb", ids[a], ids[b])
                 cold_s.append(time.perf_counter() - t0)
 
-            cold_s: list[float] = []
-            for _ in range(repeat):
-                cold()
-            t = sorted(cold_s)[len(cold_s) // 2]
-            add(f"changed-row set {label}, fresh Repo, no cache", t, "naive set (ms)", t_naive, 0.05)
-            t = median_seconds(lambda: embfmt.Repo(repo.path).changed_rows("emb", ids[a], ids[b]), repeat)
-            add(f"changed-row set {label}, fresh Repo", t, "naive set (ms)", t_naive, 0.05)
+            t = interleaved_medians({
+                "naive": lambda a=a, b=b: naive_changed(paths[a], paths[b]),
+                "warm": lambda a=a, b=b: repo.changed_rows("emb", ids[a], ids[b]),
+                "cold": cold,
+                "fresh": lambda a=a, b=b: embfmt.Repo(repo.path).changed_rows("emb", ids[a], ids[b]),
+            }, repeat)
+            t_cold = sorted(cold_s[1:])[len(cold_s[1:]) // 2]  # cold_s[0] is the warm-up run
+            add(f"changed-row set {label}", t["warm"], "naive set (ms)", t["naive"], 0.05)
+            add(f"changed-row set {label}, fresh Repo, no cache", t_cold, "naive set (ms)", t["naive"], 0.05)
+            add(f"changed-row set {label}, fresh Repo", t["fresh"], "naive set (ms)", t["naive"], 0.05)
         want = naive_changed(paths[0], paths[1])
         assert np.array_equal(repo.changed_rows("emb", ids[0], ids[1]).changed, want)
-        t_stats_naive = median_seconds(lambda: naive_stats(paths[0], paths[1]), repeat)
-        t = median_seconds(lambda: repo.diff(ids[0], ids[1], table="emb"), repeat)
-        add("repo.diff v1->v2 with stats (parent)", t, "naive + stats (ms)", t_stats_naive, 0.1)
-        t_stats_naive13 = median_seconds(lambda: naive_stats(paths[0], paths[2]), max(1, repeat // 2))
-        t = median_seconds(lambda: embfmt.diff(repo.open("emb", ids[0]), repo.open("emb", ids[2])),
-                           max(1, repeat // 2))
-        add("diff v1->v3 with stats (any two)", t, "naive + stats (ms)", t_stats_naive13, 1.0)
-        t_fp = median_seconds(lambda: embfmt.fingerprint(v[1]), repeat)
-        t = median_seconds(lambda: embfmt.diff(repo.open("emb", ids[0]), v[1]), repeat)
-        add("diff stored v1 vs in-memory v2", t, "fingerprint v2 (ms)", t_fp, 1.3)
+        t = interleaved_medians({"naive": lambda: naive_stats(paths[0], paths[1]),
+                                 "ours": lambda: repo.diff(ids[0], ids[1], table="emb")}, repeat)
+        add("repo.diff v1->v2 with stats (parent)", t["ours"], "naive + stats (ms)", t["naive"], 0.1)
+        t = interleaved_medians({
+            "naive": lambda: naive_stats(paths[0], paths[2]),
+            "ours": lambda: embfmt.diff(repo.open("emb", ids[0]), repo.open("emb", ids[2]))},
+            max(1, repeat // 2))
+        add("diff v1->v3 with stats (any two)", t["ours"], "naive + stats (ms)", t["naive"], 1.0)
         # Rowprints decide (exact=False): no BLAKE3 confirmation of the rows they call equal.
-        t = median_seconds(lambda: embfmt.diff(repo.open("emb", ids[0]), v[1], exact=False), repeat)
-        add("diff stored v1 vs in-memory v2, exact=False", t, "fingerprint v2 (ms)", t_fp, 1.3)
+        t = interleaved_medians({
+            "fp": lambda: embfmt.fingerprint(v[1]),
+            "exact": lambda: embfmt.diff(repo.open("emb", ids[0]), v[1]),
+            "fast": lambda: embfmt.diff(repo.open("emb", ids[0]), v[1], exact=False)}, repeat)
+        add("diff stored v1 vs in-memory v2", t["exact"], "fingerprint v2 (ms)", t["fp"], 1.3)
+        add("diff stored v1 vs in-memory v2, exact=False", t["fast"], "fingerprint v2 (ms)", t["fp"], 1.3)
         sample = min(10_000, n)
         t0 = time.perf_counter()
         d = embfmt.diff(repo.open("emb", ids[0]), repo.open("emb", ids[2]), stats=False,
@@ -106,7 +110,6 @@ def run(n: int, repeat: int) -> list[list[Any]]:
         rows.append([f"Procrustes + kNN@10 overlap, {sample}-row sample", f"{t_pk * 1e3:.0f}", "-", "-", "-",
                      "a few s", f"residual {d.procrustes['residual_l2_mean']:.4f}, "
                                 f"jaccard {d.knn['mean']:.3f}"])
-        del t_naive_12
         repo.close()
         return rows
     finally:
