@@ -942,14 +942,19 @@ class Repo:
         Objects younger than ``grace_seconds`` are kept, so a commit running concurrently in
         another process never loses objects it wrote but has not referenced yet.
         """
-        cache_keys: set[bytes] = set()
-        live = self._reachable_objects(cache_keys)
+        # Leases first, refs second (spec §18.4): a writer whose commit lands between the two
+        # steps is then either seen holding its lease (everything it wrote or touched is kept)
+        # or seen through the ref it moved. In the other order, a long write that started
+        # before the grace period could commit after the ref walk and drop its lease before
+        # the lease check, and gc would delete old chunks that its new commit references.
         cutoff = time.time() - grace_seconds
         oldest = oldest_live_lease(self.store.tmp)
         if oldest is not None:
             # A table write is running: keep whatever it wrote or touched since it started
             # (1 s of slack for file systems with coarse timestamps).
             cutoff = min(cutoff, oldest - 1.0)
+        cache_keys: set[bytes] = set()
+        live = self._reachable_objects(cache_keys)
         rep = GcReport()
         oids = list(self.store.iter())
         with progress.bar(len(oids), "gc objects", unit="obj") as bar:

@@ -159,6 +159,29 @@ def test_gc_never_drops_objects_a_concurrent_commit_reuses(repo: Repo, monkeypat
     assert_bits_equal(r.read("t"), x2)
 
 
+def test_gc_reads_leases_before_refs(repo: Repo, monkeypatch) -> None:
+    """A streaming writer open for hours commits, and drops its lease, while gc walks the refs:
+    gc must have read the lease first (spec §18.4), or it sees neither the new ref nor the
+    lease and deletes chunks the new commit references."""
+    x = _data(50, n=5000)
+    w = repo.writer("t", shape=x.shape, dtype="float32")
+    w.write(0, x)  # every chunk stored; lease held; nothing committed yet
+    _age_all(repo.path, 10 * 3600)  # the stream (its lease and its objects) is 10 hours old
+    real_walk = repo._reachable_objects
+
+    def walk_then_commit(*a, **k):
+        live = real_walk(*a, **k)
+        w.commit()  # lands right after the ref walk, and releases the lease
+        return live
+
+    monkeypatch.setattr(repo, "_reachable_objects", walk_then_commit)
+    repo.gc(grace_seconds=3600)
+    monkeypatch.undo()
+    r = fresh(repo)
+    assert r.verify().ok, r.verify().errors
+    assert_bits_equal(r.read("t"), x)
+
+
 def test_gc_on_empty_repository(repo: Repo) -> None:
     rep = repo.gc(grace_seconds=0)
     assert (rep.objects_kept, rep.objects_removed, rep.bytes_freed) == (0, 0, 0)
