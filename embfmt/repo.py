@@ -47,7 +47,7 @@ from .environment import capture_environment
 from .errors import (ConflictError, EmbfmtError, ErrorKind, FormatError, InputError,
                      IntegrityError, NotFoundError)
 from .keys import decode_keys, encode_keys, normalize_keys
-from .lease import oldest_live_lease
+from .lease import WriteLease, oldest_live_lease
 from .manifest import TableVersion
 from .matrix import as_matrix
 from .reader import ChunkReader
@@ -640,11 +640,38 @@ class Repo:
                             allow_schema_change=allow_schema_change, backend=backend)
 
     def revert(self, rev: str, *, branch: str | None = None, message: str | None = None) -> str:
-        """A new commit on ``branch`` whose tables are exactly those of ``rev`` (O(1): no chunk is
-        written; history is kept, unlike :meth:`reset`)."""
+        """A new commit on ``branch`` whose tables are exactly those of ``rev`` (no chunk is
+        written; history is kept, unlike :meth:`reset`).
+
+        ``rev`` may be a commit no ref reaches any more (one a :meth:`reset` left behind), so
+        the objects the new commit references are refreshed first, under a write lease, as a
+        commit that reuses objects does (spec §18.4): a concurrent gc keeps them. One ``utime``
+        per object; :class:`ConflictError` if one is already gone.
+        """
         target = self.resolve(rev)
         branch = check_ref_name(self.head_branch if branch is None else branch, "branch")
         c = self.get_commit(target)
+        lease = WriteLease(self.store.tmp)
+        try:
+            self._refresh_tables(c.tables)
+            return self._revert_commit(c, target, rev, branch, message)
+        finally:
+            lease.release()
+
+    def _refresh_tables(self, tables: Mapping[str, str]) -> None:
+        """Refresh the modification time of every object the table versions ``tables`` reach
+        (table versions, key objects, chunks and their delta bases, deepest first)."""
+        for tid in tables.values():
+            tv = self.get_table_version(tid)
+            oids = [d for chunk in tv.digests for d in reversed(self.reader.chain(chunk))]
+            oids += [tv.keys_id] if tv.keys_id is not None else []
+            for oid in [*oids, bytes.fromhex(tid)]:
+                if not self.store.touch(oid):
+                    raise ConflictError(f"object {oid.hex()} of table version {tid} is gone (removed "
+                                        "by a garbage collection running now, or lost); nothing was "
+                                        "committed", ErrorKind.CONFLICT)
+
+    def _revert_commit(self, c: Commit, target: str, rev: str, branch: str, message: str | None) -> str:
         for _ in range(100):
             parent_id = self.refs.read("heads", branch)
             new = Commit(dict(c.tables), (parent_id.hex(),) if parent_id else (), _default_author(),

@@ -22,6 +22,7 @@ import numpy as np
 from . import _layout as L
 from .backend import _threads
 from .chunk import encode_dense, encode_full, encode_sparse, thread_scratch
+from .errors import ConflictError, ErrorKind
 from .fingerprint import Fingerprint, Fingerprinter
 from .manifest import TableVersion
 from .reader import ChunkReader
@@ -147,11 +148,20 @@ class TableWriter:
                 with self._changes_lock:
                     self._changes[c] = (inner + c * self.fp.chunk_rows, stats)
         n_changed = n if changed is None else len(changed)
-        if self.store.touch(digest):
+        if self.store.has(digest):
             # Reused: refresh it and its delta bases, so that a concurrent gc (which cannot
             # see this commit yet) does not remove old objects this commit will reference.
-            for b in self.reader.chain(digest)[1:]:
-                self.store.touch(b)
+            # Deepest base first, the object itself last: when a base is already gone (a gc
+            # that started before this write took its lease removed it), the object is left
+            # as old as it was, so that gc removes it too and a retry writes the chunk afresh.
+            chain = self.reader.chain(digest)
+            for b in reversed(chain):
+                if not self.store.touch(b):
+                    raise ConflictError(
+                        f"chunk object {digest.hex()} cannot be reused: its delta base {b.hex()} "
+                        "is gone (removed by a garbage collection running now, or lost; "
+                        "`embfmt verify` tells which). Nothing was committed; retry once gc "
+                        "has finished", ErrorKind.CONFLICT)
             return "dedup", 0, n_changed
         obj = None
         if base is not None and changed is not None and depth < L.MAX_CHAIN_DEPTH:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embfmt.errors import NotFoundError
+from embfmt.errors import ConflictError, NotFoundError
 from embfmt.repo import Repo
 
 from .conftest import (DTYPES, WIDE_DIM, assert_bits_equal, expected_live, fresh, hash_tree,
@@ -180,6 +180,66 @@ def test_gc_reads_leases_before_refs(repo: Repo, monkeypatch) -> None:
     r = fresh(repo)
     assert r.verify().ok, r.verify().errors
     assert_bits_equal(r.read("t"), x)
+
+
+def test_commit_refuses_to_reuse_a_chunk_whose_base_gc_removed(repo: Repo) -> None:
+    """A gc that began before a commit took its lease removes an old unreachable delta base; the
+    commit then finds the delta object itself still present and would reuse it. It must refuse
+    (typed conflict, nothing committed, the delta left old), and succeed once gc is done."""
+    z = _data(60)
+    c0 = repo.commit({"t": z})
+    x = _data(61)
+    repo.commit({"t": x})  # chunk X, stored in full
+    x2 = x.copy()
+    x2[3] = _data(62)[3]
+    repo.commit({"t": x2})  # chunk D: a sparse patch on X
+    d_id = repo.table_version("t").digests[0]
+    x_id = repo.table_version("t", "HEAD~1").digests[0]
+    assert repo.reader.chain(d_id) == [d_id, x_id]
+    repo.reset("main", c0)  # X and D are unreachable now ...
+    _age_all(repo.path, 7200)  # ... and old
+    repo.store.delete(x_id)  # the concurrent gc got to X first
+    with pytest.raises(ConflictError, match="delta base .* is gone") as e:
+        repo.commit({"t": x2})
+    assert e.value.kind == "conflict"
+    assert repo.resolve("HEAD") == c0
+    assert repo.store.mtime(d_id) < time.time() - 3600  # left old: gc will take it
+    repo.gc(grace_seconds=3600)
+    assert not repo.store.has(d_id)
+    cid = fresh(repo).commit({"t": x2})
+    r = fresh(repo)
+    assert r.resolve("HEAD") == cid and r.verify().ok
+    assert_bits_equal(r.read("t"), x2)
+
+
+def test_revert_refreshes_what_it_references(repo: Repo) -> None:
+    """Reverting to a commit no ref reaches reuses its old objects: they must be refreshed, so
+    a gc that computed its live set before the revert landed does not delete them."""
+    c1 = repo.commit({"t": _data(70)}, keys={"t": np.arange(6)})
+    x2 = _data(71)
+    c2 = repo.commit({"t": x2}, keys={"t": np.arange(6) + 10})
+    repo.reset("main", c1)  # c2 is unreachable (a rolled-back run) ...
+    _age_all(repo.path, 7200)  # ... and old
+    live = repo._reachable_objects()  # a concurrent gc's live set, taken before the revert
+    cid = repo.revert(c2)
+    cutoff = time.time() - 3600
+    for oid in list(repo.store.iter()):  # ... and its deletions, after it
+        if oid not in live and repo.store.mtime(oid) <= cutoff:
+            repo.store.delete(oid)
+    r = fresh(repo)
+    assert r.resolve("HEAD") == cid and r.verify().ok, r.verify().errors
+    assert_bits_equal(r.read("t"), x2)
+    assert np.array_equal(r.keys("t"), np.arange(6) + 10)
+
+
+def test_revert_to_a_commit_with_lost_objects_commits_nothing(repo: Repo) -> None:
+    c1 = repo.commit({"t": _data(72)})
+    c2 = repo.commit({"t": _data(73)})
+    repo.reset("main", c1)
+    repo.store.delete(repo.table_version("t", c2).digests[0])
+    with pytest.raises(NotFoundError, match="is missing") as e:
+        repo.revert(c2)
+    assert e.value.kind == "missing-object" and repo.resolve("HEAD") == c1
 
 
 def test_gc_on_empty_repository(repo: Repo) -> None:
