@@ -26,7 +26,7 @@ from . import _layout as L
 from .errors import ErrorKind, FormatError, IntegrityError
 
 __all__ = ["ChunkHeader", "Encoded", "Scratch", "thread_scratch", "parse_header", "encode_full",
-           "encode_dense", "encode_sparse", "decode_chunk", "decode_rows", "chunk_rowprints",
+           "encode_dense", "encode_sparse", "decode_chunk", "decode_rows", "chunk_rowprints", "check_base",
            "header_checksum"]
 
 _ZERO32 = bytes(32)
@@ -103,6 +103,12 @@ def parse_header(buf: bytes | memoryview, name: str = "chunk object",
         raise bad(f"row_bytes {row_bytes} / n_rows {n_rows} invalid")
     if n_rows * row_bytes > L.MAX_CHUNK_BYTES and n_rows > 1:
         raise bad(f"{n_rows} rows of {row_bytes} bytes exceed the chunk size limit")
+    if row_bytes > L.MAX_DIM * itemsize:  # D <= 2^24 (spec §9): a row is at most 2^27 bytes
+        raise bad(f"row_bytes {row_bytes} exceeds {L.MAX_DIM} items of {itemsize} bytes")
+    if base_rows * row_bytes > L.MAX_CHUNK_BYTES and base_rows > 1:
+        # Checked here, before anything is allocated for the base (a decoder sizes its buffer
+        # from these two fields before it has read the base).
+        raise bad(f"a base of {base_rows} rows of {row_bytes} bytes exceeds the chunk size limit")
     if codec in L.DELTA_CODECS:
         if base == _ZERO32 or not 1 <= depth <= L.MAX_CHAIN_DEPTH or base_rows == 0:
             raise bad(f"delta codec with base {bytes(base).hex()[:16]}, depth {depth}, base_rows {base_rows}")
@@ -357,12 +363,26 @@ def _plane_rows(planes: list[np.ndarray], n_rows: int, row_bytes: int, idx: np.n
     return np.concatenate([pl.reshape(n_rows, words)[idx].reshape(-1) for pl in planes])
 
 
+def check_base(delta: ChunkHeader, base: ChunkHeader, delta_name: str, base_name: str) -> None:
+    """A delta's base must hold ``base_rows`` rows of the delta's ``row_bytes`` and itemsize, at
+    a depth one less than the delta's (spec §13.3); else ``bad-header`` naming both objects."""
+    want = (delta.base_rows, delta.row_bytes, delta.itemsize, delta.depth - 1)
+    got = (base.n_rows, base.row_bytes, base.itemsize, base.depth)
+    if got != want:
+        raise FormatError(f"{delta_name}: its base {base_name} holds {got[0]} rows of {got[1]} bytes "
+                          f"(itemsize {got[2]}, depth {got[3]}); the delta needs {want[0]} rows of "
+                          f"{want[1]} bytes (itemsize {want[2]}, depth {want[3]})", ErrorKind.BAD_HEADER)
+
+
 def decode_rows(buf: bytes | memoryview, name: str, idx: np.ndarray,
-                base_rows_of: Callable[[bytes, np.ndarray], np.ndarray], kernels: object,
-                level: int = 0) -> np.ndarray:
+                base_rows_of: Callable[..., np.ndarray], kernels: object,
+                level: int = 0, *, delta: ChunkHeader | None = None,
+                delta_name: str = "") -> np.ndarray:
     """Rows ``idx`` (sorted, unique, < n_rows) of a chunk object, ``(len(idx), row_bytes)``,
     without rebuilding the rest: compressed planes are decompressed, but only the wanted
-    rows are unshuffled and un-delta'd. ``base_rows_of(digest, rows)`` returns rows of a base.
+    rows are unshuffled and un-delta'd. ``base_rows_of(digest, rows, delta=h, delta_name=name)``
+    returns rows of the base of the delta ``h`` (and checks that base against it, as this
+    function does when called for a base: ``delta`` is then the header of the object above).
 
     Nothing is hashed here: the caller checks the result against the chunk's rowprints.
     """
@@ -370,6 +390,8 @@ def decode_rows(buf: bytes | memoryview, name: str, idx: np.ndarray,
         raise IntegrityError(f"{name}: delta chain longer than {L.MAX_CHAIN_DEPTH}")
     mv = memoryview(buf)
     h = parse_header(mv, name)
+    if delta is not None:
+        check_base(delta, h, delta_name, name)
     _check_sum(mv, h, name)
     idx = np.asarray(idx, dtype=np.int64)
     rb, k = h.row_bytes, h.itemsize
@@ -387,7 +409,7 @@ def decode_rows(buf: bytes | memoryview, name: str, idx: np.ndarray,
         planes = plane_list(payload, k, size // k, name)
         return kernels.unshuffle(_plane_rows(planes, h.n_rows, rb, idx), k).reshape(len(idx), rb)  # type: ignore[attr-defined]
     if h.codec in (L.CODEC_XOR, L.CODEC_SUBZZ):
-        base = base_rows_of(h.base, idx)
+        base = base_rows_of(h.base, idx, delta=h, delta_name=name)
         d = _plane_rows(plane_list(payload, k, size // k, name), h.n_rows, rb, idx)
         return kernels.delta_decode(d, np.ascontiguousarray(base).reshape(-1), k, h.codec).reshape(len(idx), rb)  # type: ignore[attr-defined]
     pidx = _sparse_index(mv, h, name)
@@ -403,7 +425,7 @@ def decode_rows(buf: bytes | memoryview, name: str, idx: np.ndarray,
         if idx[rest][-1] >= h.base_rows:  # every row past the base must be in the patch
             raise FormatError(f"{name}: row {int(idx[rest][-1])} is neither patched nor in the base",
                               ErrorKind.BAD_HEADER)
-        out[rest] = base_rows_of(h.base, idx[rest])
+        out[rest] = base_rows_of(h.base, idx[rest], delta=h, delta_name=name)
     return out
 
 
@@ -438,11 +460,14 @@ def chunk_rowprints(buf: bytes | memoryview, name: str,
 def decode_chunk(buf: bytes | memoryview, digest: bytes, name: str,
                  base_rows_of: Callable[..., np.ndarray], kernels: object,
                  *, verify: bool = True, out: np.ndarray | None = None,
-                 scratch: Scratch | None = None, level: int = 0) -> np.ndarray:
+                 scratch: Scratch | None = None, level: int = 0,
+                 delta: ChunkHeader | None = None, delta_name: str = "") -> np.ndarray:
     """Decode a chunk object to its canonical rows, ``(n_rows, row_bytes)`` uint8.
 
-    ``base_rows_of(digest, out=..., level=...)`` writes a base chunk's decoded rows into
-    ``out`` and returns them as ``out`` viewed ``(rows, row_bytes)``. With ``verify`` (the
+    ``base_rows_of(digest, out=..., level=..., delta=h, delta_name=name)`` writes the decoded
+    rows of the base of delta ``h`` into ``out`` and returns them as ``out`` viewed ``(rows,
+    row_bytes)``; ``delta``/``delta_name``, when this call decodes a base, are the header and
+    name of the delta above it, which this object must fit (:func:`check_base`). With ``verify`` (the
     default) the result's BLAKE3 must equal ``digest``, else :class:`IntegrityError` names
     the object. ``out`` (a writable C-contiguous
     uint8 array of ``n_rows * row_bytes`` bytes) receives the rows instead of a fresh array;
@@ -454,6 +479,8 @@ def decode_chunk(buf: bytes | memoryview, digest: bytes, name: str,
         raise IntegrityError(f"{name}: delta chain longer than {L.MAX_CHAIN_DEPTH}")
     mv = memoryview(buf)
     h = parse_header(mv, name)
+    if delta is not None:
+        check_base(delta, h, delta_name, name)
     _check_sum(mv, h, name)
     size = h.n_rows * h.row_bytes
     if out is None:
@@ -474,32 +501,37 @@ def decode_chunk(buf: bytes | memoryview, digest: bytes, name: str,
         planes = plane_list(payload, h.itemsize, size // h.itemsize, name)
         kernels.unshuffle(planes, h.itemsize, out=out)  # type: ignore[attr-defined]
     elif h.codec in (L.CODEC_XOR, L.CODEC_SUBZZ):
-        base = base_rows_of(h.base, out=sc.get("base", level, size), level=level + 1)
+        # This object is validated in full (spec §13.4) before its base is read: a bad object
+        # is reported as itself even when its base is missing too.
+        planes = plane_list(payload, h.itemsize, size // h.itemsize, name)
+        base = base_rows_of(h.base, out=sc.get("base", level, size), level=level + 1, delta=h,
+                            delta_name=name)
         if base.shape != (h.n_rows, h.row_bytes):
             raise IntegrityError(f"{name}: base {h.base.hex()} has shape {base.shape}")
-        planes = plane_list(payload, h.itemsize, size // h.itemsize, name)
         kernels.delta_decode(planes, base.reshape(-1), h.itemsize, h.codec, out=out)  # type: ignore[attr-defined]
     else:
         idx = _sparse_index(mv, h, name)
         m = min(h.n_rows, h.base_rows)
         rows = out.reshape(h.n_rows, h.row_bytes)
+        nb = h.n_patch * h.row_bytes
+        if h.n_patch:
+            planes = plane_list(payload, h.itemsize, nb // h.itemsize, name)
+        elif h.payload_bytes:
+            raise FormatError(f"{name}: empty patch with a payload", ErrorKind.BAD_HEADER)
         if h.base_rows <= h.n_rows:
             # The base's rows are this chunk's first rows: decode the base in place.
-            base = base_rows_of(h.base, out=out[:h.base_rows * h.row_bytes], level=level + 1)
+            base = base_rows_of(h.base, out=out[:h.base_rows * h.row_bytes], level=level + 1,
+                                delta=h, delta_name=name)
         else:
             base = base_rows_of(h.base, out=sc.get("base", level, h.base_rows * h.row_bytes),
-                                level=level + 1)
+                                level=level + 1, delta=h, delta_name=name)
         if base.shape != (h.base_rows, h.row_bytes):
             raise IntegrityError(f"{name}: base {h.base.hex()} has shape {base.shape}")
         if h.base_rows > h.n_rows:
             rows[:m] = base[:m]
         if h.n_patch:
-            nb = h.n_patch * h.row_bytes
-            planes = plane_list(payload, h.itemsize, nb // h.itemsize, name)
             patch = kernels.unshuffle(planes, h.itemsize, out=sc.get("patch", level, nb))  # type: ignore[attr-defined]
             rows[idx] = patch.reshape(h.n_patch, h.row_bytes)
-        elif h.payload_bytes:
-            raise FormatError(f"{name}: empty patch with a payload", ErrorKind.BAD_HEADER)
     rows2d = out.reshape(h.n_rows, h.row_bytes)
     if verify:
         got = blake3.blake3(rows2d).digest()

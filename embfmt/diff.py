@@ -55,12 +55,19 @@ class RowChanges:
 
 
 def _patch_changes(reader: ChunkReader, da: bytes, db: bytes, m: int) -> np.ndarray | None:
-    """Changed row offsets (< m) when one chunk is a sparse patch of the other, else None."""
+    """Changed row offsets (< m) when one chunk is a sparse patch of the other, else None.
+
+    A patch may store rows whose bytes equal the base's (spec §13.3 allows it; our writer never
+    does), so its index lists candidates: each must have a rowprint that differs from the
+    base's. When one does not, the bytes decide (None: the caller's general path)."""
     for x, y in ((db, da), (da, db)):
         h = reader.header(x, rows_hint=m)  # the rowprint section comes along for pass 2
         if h.codec == L.CODEC_SPARSE and h.base == y:
             _, idx = reader.patch_rows(x)
-            return idx[idx < m]
+            idx = idx[idx < m]
+            if np.any(reader.rowprints(x, rows_hint=m)[idx] == reader.rowprints(y, rows_hint=m)[idx]):
+                return None
+            return idx
     return None
 
 
@@ -113,8 +120,8 @@ def changed_rows(reader: ChunkReader, a: TableVersion, b: TableVersion, *, exact
     for c in todo:
         lo = c * cr
         m = min(m_all, lo + cr) - lo
-        differ = (reader.rowprints(a.digests[c], rows_hint=cr)[:m]
-                  != reader.rowprints(b.digests[c], rows_hint=cr)[:m])
+        differ = (reader.rowprints(reader.chunk_of(a, c), rows_hint=cr)[:m]
+                  != reader.rowprints(reader.chunk_of(b, c), rows_hint=cr)[:m])
         if differ.all():
             changed_mask[lo:lo + m] = True
         elif exact:
@@ -132,8 +139,8 @@ def changed_rows(reader: ChunkReader, a: TableVersion, b: TableVersion, *, exact
     def decode_compare(c: int) -> np.ndarray:
         lo = c * cr
         m = min(m_all, lo + cr) - lo
-        ra = np.ascontiguousarray(reader.rows(a.digests[c])[:m])
-        rb = np.ascontiguousarray(reader.rows(b.digests[c])[:m])
+        ra = np.ascontiguousarray(reader.rows(reader.chunk_of(a, c))[:m])
+        rb = np.ascontiguousarray(reader.rows(reader.chunk_of(b, c))[:m])
         from ._kernels import cpu
 
         return np.flatnonzero(~cpu.rows_equal(ra, rb)) + lo
@@ -416,7 +423,7 @@ def _stored_vs_matrix(stored: Side, mem: Side, m: int, exact: bool, k: Any,
     def one(c: int) -> tuple[np.ndarray, np.ndarray, bool]:
         """(changed rows, their stored bytes, whether the chunk was decoded in full)"""
         lo, hi = c * cr, min(m, (c + 1) * cr)
-        d = tv.digests[c]
+        d = reader.chunk_of(tv, c)
         mrows = np.ascontiguousarray(mat.rows(lo, hi))
         whole = hi - lo == min(cr, tv.n_rows - lo)  # the matrix covers the stored chunk
         mrp = np.empty(hi - lo, dtype=np.uint64)

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _layout as L
 from .cache import RowprintCache
-from .chunk import (ChunkHeader, Scratch, chunk_rowprints, decode_chunk, decode_rows, parse_header,
+from .chunk import (ChunkHeader, Scratch, check_base, chunk_rowprints, decode_chunk, decode_rows, parse_header,
                     thread_scratch)
 from .errors import ErrorKind, FormatError, IntegrityError, NotFoundError
 from .manifest import TableVersion
@@ -45,6 +45,7 @@ class ChunkReader:
         self._sections: OrderedDict[bytes, tuple[bytes, int]] = OrderedDict()
         self._patches: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._tables: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._fits: OrderedDict[bytes, tuple[int, int, int]] = OrderedDict()
         self._held = 0
         self._lock = threading.Lock()
 
@@ -90,17 +91,25 @@ class ChunkReader:
                 self._headers.popitem(last=False)
         return h
 
-    def _base_rows(self, digest: bytes, *, out: np.ndarray, level: int) -> np.ndarray:
+    def _base_rows(self, digest: bytes, *, out: np.ndarray, level: int,
+                   delta: ChunkHeader | None = None, delta_name: str = "") -> np.ndarray:
         """A delta base for an in-progress decode, written into ``out``: copied from the cache
         if verified before, else decoded without its own digest check (the final chunk's
-        check covers the whole chain)."""
-        hit = self._copy_cached(digest, out)
-        if hit is not None:
-            return hit
+        check covers the whole chain). Either way it must fit ``delta`` (spec §13.3)."""
+        if level > L.MAX_CHAIN_DEPTH:  # a cached base must not let a chain grow unbounded
+            raise IntegrityError(f"chunk object {digest.hex()}: delta chain longer than {L.MAX_CHAIN_DEPTH}")
+        with self._lock:
+            cached = digest in self._rows
+        if cached:
+            if delta is not None:
+                check_base(delta, self.header(digest), delta_name, f"chunk object {digest.hex()}")
+            hit = self._copy_cached(digest, out)
+            if hit is not None:
+                return hit
         sc = thread_scratch()
         return decode_chunk(self._get(digest, sc, level), digest, f"chunk object {digest.hex()}",
                             self._base_rows, self.kernels, verify=False, out=out,
-                            scratch=sc, level=level)
+                            scratch=sc, level=level, delta=delta, delta_name=delta_name)
 
     def _copy_cached(self, digest: bytes, out: np.ndarray) -> np.ndarray | None:
         """Copy chunk ``digest``'s rows from the decoded-chunk cache into ``out`` and return
@@ -115,13 +124,14 @@ class ChunkReader:
         out.reshape(-1)[:] = hit.reshape(-1)
         return out.reshape(hit.shape)
 
-    def _checked_base_rows(self, digest: bytes, *, out: np.ndarray, level: int) -> np.ndarray:
+    def _checked_base_rows(self, digest: bytes, *, out: np.ndarray, level: int,
+                           delta: ChunkHeader | None = None, delta_name: str = "") -> np.ndarray:
         """Like :meth:`_base_rows`, but every base on the chain is checked against its id (the
         slow path that names the culprit once a chain failed its final check; fresh scratch
         buffers, so it cannot disturb the decode it is part of)."""
         return decode_chunk(self._get(digest), digest, f"chunk object {digest.hex()}",
                             self._checked_base_rows, self.kernels, verify=True, out=out,
-                            scratch=Scratch(), level=level)
+                            scratch=Scratch(), level=level, delta=delta, delta_name=delta_name)
 
     def rows(self, digest: bytes, *, verify: bool = True) -> np.ndarray:
         """The decoded canonical rows of chunk ``digest`` (read-only array).
@@ -167,13 +177,16 @@ class ChunkReader:
             return hit[idx]
         sc = thread_scratch()
 
-        def base_rows(d: bytes, sub: np.ndarray, level: int = 1) -> np.ndarray:
+        def base_rows(d: bytes, sub: np.ndarray, level: int = 1, *, delta: ChunkHeader,
+                      delta_name: str) -> np.ndarray:
             with self._lock:
                 cached = self._rows.get(d)
             if cached is not None:
+                check_base(delta, self.header(d), delta_name, f"chunk object {d.hex()}")
                 return cached[sub]
             return decode_rows(self._get(d, sc, level), f"chunk object {d.hex()}", sub,
-                               lambda d2, s2: base_rows(d2, s2, level + 1), self.kernels, level)
+                               lambda d2, s2, **kw: base_rows(d2, s2, level + 1, **kw), self.kernels,
+                               level, delta=delta, delta_name=delta_name)
 
         rows = decode_rows(self._get(digest, sc, 0), f"chunk object {digest.hex()}", idx,
                            base_rows, self.kernels, 0)
@@ -216,9 +229,13 @@ class ChunkReader:
         buf, size = kept if kept is not None else self._prefix(digest, h.payload_offset)
         # A sparse patch's base has about as many rows: ask for its section in the same read.
         hint = max(rows_hint, h.n_rows)
-        rp = chunk_rowprints(buf, f"chunk object {digest.hex()}",
-                             lambda b: self.rowprints(b, rows_hint=hint, _level=_level + 1), size,
-                             header=h)
+        name = f"chunk object {digest.hex()}"
+
+        def base_rowprints(b: bytes) -> np.ndarray:
+            check_base(h, self.header(b, hint), name, f"chunk object {b.hex()}")
+            return self.rowprints(b, rows_hint=hint, _level=_level + 1)
+
+        rp = chunk_rowprints(buf, name, base_rowprints, size, header=h)
         rp.flags.writeable = False
         with self._lock:
             self._rp[digest] = rp
@@ -256,8 +273,8 @@ class ChunkReader:
         the rowprint cache (when there is one) for the next process."""
         cr = tv.chunk_rows
         out = np.empty(tv.n_rows, dtype=np.uint64)
-        for c, d in enumerate(tv.digests):
-            out[c * cr:(c + 1) * cr] = self.rowprints(d, rows_hint=cr)
+        for c in range(tv.n_chunks):
+            out[c * cr:(c + 1) * cr] = self.rowprints(self.chunk_of(tv, c), rows_hint=cr)
         out.flags.writeable = False
         if self.rowprint_cache is not None:
             key = self.table_key(tv)
@@ -305,9 +322,34 @@ class ChunkReader:
             if len(out) > L.MAX_CHAIN_DEPTH:
                 raise IntegrityError(f"chunk object {digest.hex()}: delta chain longer than "
                                      f"{L.MAX_CHAIN_DEPTH}")
+            base = self.header(h.base)
+            check_base(h, base, f"chunk object {out[-1].hex()}", f"chunk object {h.base.hex()}")
             out.append(h.base)
-            h = self.header(h.base)
+            h = base
         return out
+
+    def chunk_of(self, tv: TableVersion, c: int) -> bytes:
+        """The id of chunk ``c`` of table version ``tv``, once its header is known to hold the
+        rows the table version puts there: ``min(chunk_rows, N - c·chunk_rows)`` rows of
+        ``D·itemsize`` bytes, of the table's itemsize (spec §18.2); else ``bad-header``. The
+        same bytes split otherwise hash to the same id, so the digest check cannot see it."""
+        d = tv.digests[c]
+        k = tv.dtype.itemsize
+        want = (min(tv.chunk_rows, tv.n_rows - c * tv.chunk_rows), tv.dim * k, k)
+        with self._lock:
+            if self._fits.get(d) == want:
+                return d
+        h = self.header(d, want[0])
+        if (h.n_rows, h.row_bytes, h.itemsize) != want:
+            raise FormatError(f"chunk object {d.hex()} (chunk {c} of a {tv.dtype.name} table of "
+                              f"{tv.n_rows} x {tv.dim}): holds {h.n_rows} rows of {h.row_bytes} bytes "
+                              f"of itemsize {h.itemsize}; the table version puts {want[0]} rows of "
+                              f"{want[1]} bytes of itemsize {k} there", ErrorKind.BAD_HEADER)
+        with self._lock:
+            self._fits[d] = want
+            if len(self._fits) > 1 << 16:
+                self._fits.popitem(last=False)
+        return d
 
     def clear(self) -> None:
         with self._lock:
@@ -317,5 +359,6 @@ class ChunkReader:
             self._sections.clear()
             self._patches.clear()
             self._tables.clear()
+            self._fits.clear()
             self._held = 0
 

@@ -890,39 +890,55 @@ class Repo:
             change_ids.update(_change_ids(c))
         chunk_ids: set[bytes] = set()
         key_ids: set[bytes] = set()
+        reader = ChunkReader(self.store, self.kernels)
+        seen: set[tuple[str, str]] = set()  # (object, error): one report per distinct fault
+
+        def report_error(obj: str, e: EmbfmtError) -> None:
+            if (obj, str(e)) not in seen:
+                seen.add((obj, str(e)))
+                report.errors.append({"object": obj, "kind": e.kind.value, "error": str(e)})
+
         for tid in sorted(tv_ids):
             try:
                 tv = self.get_table_version(tid, cached=False)
             except EmbfmtError as e:
-                report.errors.append({"object": tid, "kind": e.kind.value, "error": str(e)})
+                report_error(tid, e)
                 continue
             report.tables += 1
             chunk_ids.update(tv.digests)
+            for c in range(tv.n_chunks):  # each chunk holds the rows its table version says
+                try:
+                    reader.chunk_of(tv, c)
+                except NotFoundError:
+                    pass  # reported by check() below
+                except EmbfmtError as e:
+                    report_error(tv.digests[c].hex(), e)
             if tv.keys_id is not None:
                 key_ids.add(tv.keys_id)
-        reader = ChunkReader(self.store, self.kernels)
         bases: set[bytes] = set()
         for d in chunk_ids:  # delta bases are checked in their own right too
             try:
                 bases.update(reader.chain(d)[1:])
-            except EmbfmtError:
-                pass  # reported by check(d) below
+            except NotFoundError:
+                pass  # reported by check() below, for the object that is missing
+            except EmbfmtError as e:  # a chain too deep, or a base that does not fit its delta
+                report_error(d.hex(), e)
         chunk_ids |= bases
 
-        def check(d: bytes) -> dict[str, str] | None:
+        def check(d: bytes) -> tuple[bytes, EmbfmtError] | None:
             try:
                 reader.rows(d)
                 reader.rowprints(d)
                 return None
             except EmbfmtError as e:
-                return {"object": d.hex(), "kind": e.kind.value, "error": str(e)}
+                return d, e
 
         with progress.bar(len(chunk_ids), "verify chunks", unit="chunk") as bar:
             for err in self._pool.map(check, sorted(chunk_ids)):
                 report.chunks += 1
                 bar.update(1)
                 if err:
-                    report.errors.append(err)
+                    report_error(err[0].hex(), err[1])
         for k in sorted(key_ids):
             report.keys += 1
             try:

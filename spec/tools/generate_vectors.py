@@ -343,7 +343,13 @@ def gen_invalid_chunk() -> dict[str, Any]:
         ("object-too-long", good + b"\x00", "truncated"),
         ("checksum", bytes(flip_rp), "digest-mismatch"),
         ("payload-bit-flip", bytes(flip_payload), "digest-mismatch"),
+        # One row of 2^24 + 1 float32 items: longer than any row can be (D <= 2^24).
+        ("row-bytes-over-limit", reseal(patch(8, struct.pack("<II", 1, 4 * (2**24 + 1)))), "bad-header"),
     ]
+    # A sparse patch of no rows whose base claims 2^32 - 1 rows of 12 bytes (48 GiB): refused
+    # from the header, before a decoder allocates anything for the base.
+    head = struct.pack("<4sBBBBII32sIIQQ", b"EMBC", 1, 4, 4, 1, 2, 12, b"\x01" * 32, 2**32 - 1, 0, 0, 0)
+    cases.append(("sparse-base-over-limit", head + b3(head)[:8], "bad-header"))
     pl = planes_chunk_object(rows, 4)
 
     def ppatch(off: int, val: bytes) -> bytes:
