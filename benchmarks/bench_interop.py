@@ -154,7 +154,11 @@ def test_bench_cli_commit_npy(benchmark, tmp_path) -> None:  # type: ignore[no-u
 
 def test_bench_table_smoke(tmp_path) -> None:  # type: ignore[no-untyped-def]
     rows = run_npy(0.002, str(tmp_path)) + run_hdf5(0.002, str(tmp_path))
-    assert len(rows) == 3 and all(r[-1] in ("ok", "MISSED") for r in rows)
+    assert [r[0].split()[0] for r in rows] == ["CLI", "peak", "import"]
+    assert all(len(r) == len(HEADER) and float(r[1].split()[0]) > 0 for r in rows)
+    for r, target, higher in ((rows[0], 0.8, True), (rows[2], 0.8, True)):
+        assert r[-1] == verdict(float(r[3].rstrip("x")), target, higher)  # the verdict is the ratio's
+    assert rows[1][-1] == verdict(float(rows[1][1].split()[0]), 600, False)
 
 
 if __name__ == "__main__":

@@ -380,6 +380,27 @@ def test_rows_equal_vs_numpy(pair: tuple[np.ndarray, np.ndarray]) -> None:
         np.testing.assert_array_equal(got, want)
 
 
+@settings(deadline=None)
+@given(row_pairs(), st.booleans())
+def test_rows_equal_into_vs_reference(pair: tuple[np.ndarray, np.ndarray], stale: bool) -> None:
+    """The writer's single-threaded entry point: every entry of ``out`` is written, whatever
+    it held before (True or False), and equals the reference."""
+    a, b = pair
+    out = np.full(a.shape[0], stale, dtype=np.bool_)
+    cpu.rows_equal_into(a, b, out)
+    np.testing.assert_array_equal(out, reference.rows_equal(a, b))
+    cpu.rows_equal_into(readonly(a), readonly(b), out)
+    np.testing.assert_array_equal(out, reference.rows_equal(a, b))
+
+
+def test_rows_equal_into_refuses_a_bad_out() -> None:
+    a = random_bytes(40, 0).reshape(4, 10)
+    for out in (np.empty(3, np.bool_), np.empty(4, np.uint8), np.empty(8, np.bool_)[::2],
+                readonly(np.empty(4, np.bool_)), [True] * 4):
+        with pytest.raises(ValueError, match="writable contiguous bool array of shape"):
+            cpu.rows_equal_into(a, a.copy(), out)
+
+
 @pytest.mark.parametrize("kernels", BACKENDS)
 @pytest.mark.parametrize("row_bytes", [*range(0, 72), 127, 128, 129, 1536])
 def test_rows_equal_every_byte_position(kernels: ModuleType, row_bytes: int) -> None:

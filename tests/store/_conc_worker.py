@@ -118,6 +118,72 @@ def main() -> None:
             repo.commit({"emb": kill_data(k), "small": kill_data(k)[:, :16].copy()},
                         keys={"small": kill_keys(k)})
             k += 1
+    elif mode == "killat":
+        # Commit versions in a loop, like "kill", but SIGKILL this process itself at a chosen
+        # point: right before the n-th object is published (its temp file written, os.link
+        # not called), right after the n-th object landed, right before the n-th ref
+        # compare-and-swap (every object and the commit written), or right before the n-th
+        # ref file replaces the old one (the new ref's temp file written).
+        import signal
+
+        from embfmt.ref import RefStore
+        from embfmt.store import LocalStore
+
+        stage, n = sys.argv[3], int(sys.argv[4])
+        seen = {"count": 0}
+
+        def hit() -> None:
+            seen["count"] += 1
+            if seen["count"] == n:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        if stage == "link":
+            real_link = os.link
+
+            def link(src: str, dst: str, *a: object, **k: object) -> None:
+                if os.sep + "objects" + os.sep in dst:
+                    hit()
+                real_link(src, dst, *a, **k)
+
+            os.link = link  # type: ignore[assignment]
+        elif stage == "object":
+            real_put = LocalStore.put
+
+            def put(self: LocalStore, *a: object, **k: object) -> bool:
+                wrote = real_put(self, *a, **k)
+                if wrote:
+                    hit()
+                return wrote
+
+            LocalStore.put = put  # type: ignore[method-assign]
+        elif stage == "cas":
+            real_cas = RefStore.cas
+
+            def cas(self: RefStore, *a: object, **k: object) -> None:
+                hit()
+                real_cas(self, *a, **k)
+
+            RefStore.cas = cas  # type: ignore[method-assign]
+        elif stage == "ref":
+            real_replace = os.replace
+
+            def replace(src: str, dst: str, *a: object, **k: object) -> None:
+                if os.sep + "refs" + os.sep in str(dst):
+                    hit()
+                real_replace(src, dst, *a, **k)
+
+            os.replace = replace  # type: ignore[assignment]
+        else:
+            raise SystemExit(f"unknown stage {stage}")
+        try:
+            k = len(repo.log())
+        except NotFoundError:
+            k = 0
+        _emit({"ready": k})
+        while True:
+            repo.commit({"emb": kill_data(k), "small": kill_data(k)[:, :16].copy()},
+                        keys={"small": kill_keys(k)})
+            k += 1
     else:
         raise SystemExit(f"unknown mode {mode}")
 
