@@ -124,6 +124,11 @@ MAX_CHAIN_DEPTH = 8
 ZSTD_LEVEL = 1
 ZSTD_MIN_MATCH = 7
 ZSTD_HASH_LOG = 6
+# The most a zstd frame can expand: a block holds at most 128 KiB of content, and the smallest
+# block that yields it (an RLE block) is a 3-byte header and 1 byte, so content <= 32768 x the
+# frame's length (plus its own header). A reader bounds what it allocates for an object's frame
+# by the frame's length: a header claiming more content than that is damaged or hostile.
+ZSTD_MAX_RATIO = 32768
 # A zstd frame may claim any decompressed size; we never allocate more than the chunk needs.
 MAX_CHUNK_BYTES = 1 << 27  # one row of 2**24 float64 = 128 MiB is the largest possible chunk
 

@@ -53,7 +53,7 @@ class ChangeRecord:
             raise FormatError(f"{name}: bad magic {magic!r}", ErrorKind.BAD_MAGIC)
         if major != L.FORMAT_MAJOR:
             raise FormatError(f"{name}: format v{major}", ErrorKind.UNSUPPORTED_VERSION)
-        if r0 or n > min(prow, rows) or len(buf) != hs + zlen:
+        if r0 or n > min(prow, rows) or len(buf) != hs + zlen or 40 * n > L.ZSTD_MAX_RATIO * zlen:
             raise FormatError(f"{name}: invalid header", ErrorKind.BAD_OBJECT)
         try:
             raw = zstandard.ZstdDecompressor().decompress(buf[hs:], max_output_size=40 * n)

@@ -58,8 +58,8 @@ class Commit:
             raise FormatError(f"{name}: {len(buf)} bytes exceeds {L.MAX_COMMIT_BYTES}", ErrorKind.BAD_OBJECT)
         try:
             d = json.loads(buf[len(L.COMMIT_MAGIC):].decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise FormatError(f"{name}: not UTF-8 JSON ({e})", ErrorKind.BAD_OBJECT) from None
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:  # ValueError: JSON, 4300+ digit ints
+            raise FormatError(f"{name}: not UTF-8 JSON ({type(e).__name__}: {str(e)[:200]})", ErrorKind.BAD_OBJECT) from None
         try:
             if d["format"] != L.FORMAT_MAJOR:
                 raise FormatError(f"{name}: format v{d['format']}", ErrorKind.UNSUPPORTED_VERSION)

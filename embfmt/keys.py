@@ -84,6 +84,9 @@ def decode_keys(buf: bytes, oid: bytes | None = None, name: str = "key object") 
     max_raw = want_min if kind == L.KEYS_INT64 else want_min + n * L.MAX_KEY_BYTES
     if not want_min <= raw_len <= max_raw:
         raise FormatError(f"{name}: raw length {raw_len} impossible for {n} keys", ErrorKind.BAD_OBJECT)
+    if raw_len > L.ZSTD_MAX_RATIO * zlen:  # checked before decompress() sizes its output by it
+        raise FormatError(f"{name}: raw length {raw_len} cannot come from a {zlen}-byte zstd frame",
+                          ErrorKind.BAD_OBJECT)
     try:
         raw = zstandard.ZstdDecompressor().decompress(buf[hs:], max_output_size=raw_len)
     except zstandard.ZstdError as e:

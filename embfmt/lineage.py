@@ -334,7 +334,7 @@ class UsageLog:
             return None
         try:
             d = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, ValueError, RecursionError):  # ValueError: JSON, huge ints
             d = None
         ok = (isinstance(d, dict) and set(d) == _HEAD_KEYS and d["format"] == LOG_FORMAT
               and all(isinstance(d[k], int) and not isinstance(d[k], bool) and d[k] >= 0
@@ -543,8 +543,8 @@ class UsageLog:
 
         try:
             d = json.loads(line.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            bad(f"not UTF-8 JSON ({e})")
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:  # ValueError: JSON, huge ints
+            bad(f"not UTF-8 JSON ({type(e).__name__}: {str(e)[:200]})")
             return None
         if not isinstance(d, dict) or set(d) != _RECORD_KEYS:
             bad(f"not a usage record (members must be {', '.join(sorted(_RECORD_KEYS))})")

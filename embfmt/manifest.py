@@ -114,10 +114,17 @@ class TableVersion:
         digests = tuple(bytes(buf[hs + 32 * i: hs + 32 * (i + 1)]) for i in range(nch))
         try:
             meta = json.loads(bytes(buf[hs + 32 * nch:]).decode("utf-8")) if mlen else {}
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise FormatError(f"{name}: metadata is not UTF-8 JSON ({e})", ErrorKind.BAD_OBJECT) from None
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:  # ValueError: JSON, 4300+ digit ints
+            raise FormatError(f"{name}: metadata is not UTF-8 JSON ({type(e).__name__}: {str(e)[:200]})",
+                              ErrorKind.BAD_OBJECT) from None
         if not isinstance(meta, dict):
             raise FormatError(f"{name}: metadata is not a JSON object", ErrorKind.BAD_OBJECT)
+        keys = meta.get("keys")
+        if keys is not None and not (isinstance(keys, str) and len(keys) == 64
+                                     and all(ch in "0123456789abcdef" for ch in keys)):
+            raise FormatError(f"{name}: metadata member keys is not a key object id", ErrorKind.BAD_OBJECT)
+        if not isinstance(meta.get("identity", {}), dict):
+            raise FormatError(f"{name}: metadata member identity is not a JSON object", ErrorKind.BAD_OBJECT)
         tv = cls(dt, n, d, digests, meta)
         if tv.root != root:
             raise IntegrityError(f"{name}: chunk digests do not hash to its stored root")

@@ -208,8 +208,8 @@ class Repo:
         except FileNotFoundError:
             raise NotFoundError(f"{self.path} is not an embfmt repository (no {L.REPO_MARKER}); "
                                 "create one with `embfmt init`", ErrorKind.NOT_A_REPOSITORY) from None
-        except (json.JSONDecodeError, UnicodeDecodeError, IsADirectoryError) as e:
-            raise FormatError(f"{marker} is corrupt ({e})", ErrorKind.BAD_FILE) from None
+        except (ValueError, UnicodeDecodeError, IsADirectoryError, RecursionError) as e:  # ValueError: JSON
+            raise FormatError(f"{marker} is corrupt ({type(e).__name__}: {str(e)[:200]})", ErrorKind.BAD_FILE) from None
         if not isinstance(info, dict) or info.get("format") != L.REPO_FORMAT_NAME:
             raise FormatError(f"{marker} does not describe an embfmt repository", ErrorKind.BAD_FILE)
         if info.get("version") != L.REPO_FORMAT_VERSION:

@@ -39,16 +39,27 @@ def read(path: str, dataset: str | None = None, *, vector_column: str | None = N
         vcol, kcol = P.pick_columns(path, schema, vector_column or dataset, key_column)
         dt, dim = P.vector_type(path, schema.field(vcol))
         vi = schema.get_field_index(vcol)
+
+        def batch(i: int) -> Any:
+            """Record batch ``i``, fully validated first: an IPC file is memory-mapped and read
+            without copies, so damaged offsets or lengths would otherwise be followed by
+            pyarrow's C++ code (a crash of the process, not an error)."""
+            try:
+                b = reader.get_batch(i)
+                b.validate(full=True)
+                return b
+            except P.ARROW_ERRORS as e:
+                raise FormatError(f"{path}: corrupt Arrow batch {i} ({e})", ErrorKind.BAD_FILE) from None
+
         try:
             nb = reader.num_record_batches
-            sizes = [reader.get_batch(i).num_rows for i in range(nb)]
+            sizes = [batch(i).num_rows for i in range(nb)]
             if dim is None:
-                dim = next((P.list_len(path, vcol, reader.get_batch(i).column(vi)[0])
-                            for i in range(nb) if sizes[i]), 0)
+                dim = next((P.list_len(path, vcol, batch(i).column(vi)[0]) for i in range(nb) if sizes[i]), 0)
             keys = None
             if kcol is not None:
                 ki = schema.get_field_index(kcol)
-                keys = P.read_keys(path, pa.chunked_array([reader.get_batch(i).column(ki) for i in range(nb)],
+                keys = P.read_keys(path, pa.chunked_array([batch(i).column(ki) for i in range(nb)],
                                                           type=schema.field(kcol).type), kcol)
         except EmbfmtError:
             raise
@@ -57,10 +68,7 @@ def read(path: str, dataset: str | None = None, *, vector_column: str | None = N
 
         def batches() -> Iterator[Any]:
             for i in range(nb):
-                try:
-                    yield reader.get_batch(i).select([vi])
-                except P.ARROW_ERRORS as e:
-                    raise FormatError(f"{path}: corrupt Arrow batch {i} ({e})", ErrorKind.BAD_FILE) from None
+                yield batch(i).select([vi])
 
         rows = P.BatchRows(path, sum(sizes), dim, dt, vcol, batches)
         yield Source(Matrix(rows, sum(sizes), dim, dt, kind="arrow"), keys, NAME, path, vcol)

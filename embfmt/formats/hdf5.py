@@ -45,25 +45,39 @@ def read(path: str, dataset: str | None = None, **opts: Any) -> Iterator[Source]
         fh = h5py.File(path, "r")
     except OSError as e:
         raise FormatError(f"{path}: not a readable HDF5 file ({e})", ErrorKind.BAD_FILE) from None
+    # h5py raises RuntimeError, KeyError, ValueError or TypeError as well as OSError from
+    # damaged files (bad B-tree nodes, soft-link loops, a dataset without a dataspace).
+    damaged = (OSError, RuntimeError, KeyError, ValueError, TypeError)
     try:
         if dataset is None:
             found: list[str] = []
-            fh.visititems(lambda n, o: found.append(n) if isinstance(o, h5py.Dataset) and o.ndim == 2 else None)
+            try:
+                fh.visititems(lambda n, o: found.append(n) if isinstance(o, h5py.Dataset) and o.ndim == 2 else None)
+            except damaged as e:
+                raise FormatError(f"{path}: cannot list its datasets ({type(e).__name__}: {e})",
+                                  ErrorKind.BAD_FILE) from None
             if len(found) != 1:
                 raise InputError(f"{path}: choose a dataset with --dataset or FILE:DATASET; 2-D "
                                  f"datasets: {', '.join(found) or '(none)'}", ErrorKind.BAD_ARGUMENT)
             dataset = found[0]
         try:
             obj = fh.get(dataset)
-        except (OSError, KeyError, ValueError) as e:
-            raise FormatError(f"{path}: cannot open {dataset!r} ({e})", ErrorKind.BAD_FILE) from None
+            if obj is not None and isinstance(obj, h5py.Dataset):
+                shape, marker = obj.shape, obj.attrs.get(DTYPE_ATTR)
+        except damaged as e:
+            raise FormatError(f"{path}: cannot open {dataset!r} ({type(e).__name__}: {e})",
+                              ErrorKind.BAD_FILE) from None
         if obj is None:
             raise NotFoundError(f"{path}: no dataset {dataset!r}")
         if not isinstance(obj, h5py.Dataset):
             raise InputError(f"{path}: {dataset!r} is a group, not a dataset", ErrorKind.NOT_A_MATRIX)
-        marker = obj.attrs.get(DTYPE_ATTR)
+        if shape is None:  # a null dataspace: no shape at all
+            raise FormatError(f"{path}: dataset {dataset!r} has no dataspace (no shape)", ErrorKind.BAD_FILE)
         if isinstance(marker, bytes):
             marker = marker.decode("utf-8", "replace")
+        if marker is not None and not isinstance(marker, str):
+            raise FormatError(f"{path}: dataset {dataset!r} has a {DTYPE_ATTR} attribute that is not "
+                              f"a string ({type(marker).__name__})", ErrorKind.BAD_FILE)
         if marker == "bfloat16":
             if obj.dtype.kind != "u" or obj.dtype.itemsize != 2 or obj.ndim != 2:
                 raise FormatError(f"{path}: dataset {dataset!r} is marked bfloat16 but holds "

@@ -26,8 +26,11 @@ def read(path: str, dataset: str | None = None, **opts: Any) -> Iterator[Source]
     """Memory-map ``path``; the matrix is served as zero-copy views of the mapping."""
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        raise FormatError(f"{path}: not a readable .npy file ({e})", ErrorKind.BAD_FILE) from None
+    except Exception as e:  # noqa: BLE001 - numpy's header parser raises whatever the text provokes
+        # (ValueError, OSError, EOFError, and from a damaged header dict tokenize.TokenError,
+        # IndexError, TypeError, SyntaxError): every one means "this is not a readable .npy".
+        raise FormatError(f"{path}: not a readable .npy file ({type(e).__name__}: {str(e)[:200]})",
+                          ErrorKind.BAD_FILE) from None
     if not isinstance(arr, np.ndarray):
         raise FormatError(f"{path}: not a .npy array", ErrorKind.BAD_FILE)
     yield Source(named_matrix(path, arr), None, NAME, path)

@@ -59,6 +59,10 @@ def pick_columns(path: str, schema: Any, vector_column: str | None,
     """Choose the vector column and the key column of ``schema`` (see module docstring)."""
     pa = pyarrow(path)
     names = list(schema.names)
+    twice = sorted({x for x in names if names.count(x) > 1})
+    if twice:
+        raise FormatError(f"{path}: columns named more than once: {', '.join(map(repr, twice))}",
+                          ErrorKind.BAD_FILE)
     if vector_column is None:
         lists = [f.name for f in schema if pa.types.is_fixed_size_list(f.type)]
         if not lists:
@@ -190,6 +194,11 @@ class BatchRows:
         # Drop what was served so memory stays at one batch.
         done = start - self._pos
         self._pos, self._buf = self._pos + done, self._buf[done:]
+        if stop == self.shape[0] and (len(self._buf) or self._next()):
+            # The last row served: the column must end here too, or the metadata undercounts
+            # it and the rows past its count would be dropped without a word.
+            raise FormatError(f"{self.path}: column {self.column!r} has more rows than the "
+                              f"{self.shape[0]} its metadata says", ErrorKind.BAD_FILE)
         if not out:
             return np.empty((0, self.shape[1]), dtype=self.dtype)
         return out[0] if len(out) == 1 else np.concatenate(out)
@@ -229,6 +238,9 @@ def read(path: str, dataset: str | None = None, *, vector_column: str | None = N
     vcol, kcol = pick_columns(path, schema, vector_column or dataset, key_column)
     dt, dim = vector_type(path, schema.field(vcol))
     n = pf.metadata.num_rows
+    groups = sum(pf.metadata.row_group(i).num_rows for i in range(pf.metadata.num_row_groups))
+    if n != groups:
+        raise FormatError(f"{path}: its footer says {n} rows, its row groups hold {groups}", ErrorKind.BAD_FILE)
     try:
         if dim is None:  # a plain list column: the first row gives D
             dim = 0

@@ -63,8 +63,10 @@ def read_safetensors_header(path: str) -> tuple[dict[str, Any], int]:
             continue
         try:
             b, e = info["data_offsets"]
-            shape = [int(s) for s in info["shape"]]
-            ok = isinstance(b, int) and isinstance(e, int) and 0 <= b <= e <= data_len
+            shape = info["shape"]
+            # JSON integers only: int() would read 1.9 as 1, "12" as (1, 2) and fail on 1e400
+            ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (b, e, *shape))
+            ok = ok and isinstance(shape, list) and 0 <= b <= e <= data_len
             ok = ok and all(s >= 0 for s in shape) and isinstance(info["dtype"], str)
         except (KeyError, TypeError, ValueError):
             ok = False

@@ -45,7 +45,14 @@ def parse_values(tokens: Any, dt: DType) -> np.ndarray:
     """Parse decimal text into ``dt``: via float64 for floats (the writer checks that its
     output reads back through exactly this path), via int64 with a range check for ints."""
     if dt.is_float:
-        wide = np.asarray(tokens, dtype=np.str_).astype(np.float64)
+        text = np.asarray(tokens, dtype=np.str_)
+        wide = text.astype(np.float64)
+        inf = np.isinf(wide)
+        if inf.any():  # "1e400" overflows float64 itself: only a spelled infinity may be inf
+            spelled = np.char.lstrip(np.char.lower(text[inf]), "+-")
+            bad = ~np.isin(spelled, ["inf", "infinity"])
+            if bad.any():
+                raise OverflowError(str(text[inf][bad][0]))
         with np.errstate(over="ignore"):
             out = wide.astype(dt.numpy)
         over = np.isinf(out.astype(np.float64)) & np.isfinite(wide)
