@@ -881,6 +881,10 @@ class Repo:
                       + list(self.refs.list("tags", bad_refs).values()))
             for ref, e in bad_refs:
                 report.errors.append({"object": ref, "kind": e.kind.value, "error": str(e)})
+            try:  # HEAD names the current branch: a damaged HEAD is damage too
+                self.refs.head_branch()
+            except FormatError as e:
+                report.errors.append({"object": "HEAD", "kind": e.kind.value, "error": str(e)})
         tv_ids: set[str] = set()
         change_ids: set[str] = set()
         for cid in self._reachable_commits(starts, report):

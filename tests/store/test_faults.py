@@ -445,6 +445,9 @@ def test_corrupt_head_file(template: dict, tmp_path: Path) -> None:
             r.read("emb")
         assert e.value.kind == ErrorKind.BAD_REF
         assert_bits_equal(r.read("emb", "main"), _emb(2))
+        rep = r.verify()  # the whole-repository check reports it too; the history is fine
+        assert not rep.ok and rep.errors == [{"object": "HEAD", "kind": "bad-ref", "error": rep.errors[0]["error"]}]
+        assert "HEAD is corrupt" in rep.errors[0]["error"]
 
 
 # --- no pickle anywhere ----------------------------------------------------------------------
