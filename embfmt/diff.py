@@ -307,8 +307,11 @@ class Diff:
             order = np.argsort(~v.astype(np.uint64), kind="stable")[:k]
         else:
             v = v.astype(np.float64)
-            key = np.where(np.isnan(v), np.inf, v if by != "cosine" else -v)
-            order = np.argsort(-key, kind="stable")[:k]
+            nan = np.isnan(v)
+            key = np.where(nan, 0.0, v if by != "cosine" else -v)
+            # NaN first (its own tier, above +inf: spec/diff-json.md), then descending; lexsort
+            # is stable, so ties keep row order.
+            order = np.lexsort((-key, ~nan))[:k]
         out = []
         for i in order:
             row: dict[str, Any] = {"a": int(self.changed_a[i]), "b": int(self.changed_b[i])}

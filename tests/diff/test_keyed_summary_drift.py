@@ -118,6 +118,24 @@ def test_summary_and_top_k() -> None:
     assert ns.summary() == {} and ns.top(5) == [] and ns.to_dict()["summary"] == {}
 
 
+def test_top_ranks_nan_above_inf_for_every_metric() -> None:
+    """spec/diff-json.md: NaN first, then +inf, then descending; ties keep row order. A row
+    moved to +inf must not outrank a NaN row because it comes first."""
+    x = np.ones((5, 2), np.float32)
+    y = x.copy()
+    y[0, 0] = np.inf          # l2 and max_abs +inf
+    y[1, 0] = np.nan          # every float statistic NaN
+    y[2, 0] = 6.0
+    y[3, 0] = -3.0e38         # the largest finite l2
+    y[4, 0] = 2.0
+    d = embfmt.diff(x, y)
+    assert [t["b"] for t in d.top(5)] == [1, 0, 3, 2, 4]
+    assert [t["b"] for t in d.top(5, by="max_abs")] == [1, 0, 3, 2, 4]
+    assert d.top(5)[0]["l2"] == "nan"
+    # cosine of the +inf row is NaN too (inf / inf): two NaN rows tie, in row order
+    assert [(t["b"], t["cosine"]) for t in d.top(2, by="cosine")] == [(0, "nan"), (1, "nan")]
+
+
 def test_summary_empty_and_all_nonfinite() -> None:
     s = _summary(np.array([np.nan, np.inf]), 4)
     assert s["count"] == 2 and s["nonfinite"] == 2 and s["fraction"] == 0.5
