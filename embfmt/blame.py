@@ -189,7 +189,8 @@ class _Walker:
     def raw_row(self, s: _State) -> np.ndarray:
         c, off = divmod(s.idx, s.tv.chunk_rows)
         self.report.chunks_decoded += 1
-        return np.ascontiguousarray(self.repo.reader.rows(self.repo.reader.chunk_of(s.tv, c))[off])
+        reader = self.repo.reader
+        return np.ascontiguousarray(reader.rows(s.tv.digests[c], fits=reader.expected(s.tv, c))[off])
 
 
 def _find_key(keys: np.ndarray, key: Any) -> int | None:

@@ -27,6 +27,7 @@ from .errors import ErrorKind, FormatError, IntegrityError
 
 __all__ = ["ChunkHeader", "Encoded", "Scratch", "thread_scratch", "parse_header", "encode_full",
            "encode_dense", "encode_sparse", "decode_chunk", "decode_rows", "chunk_rowprints", "check_base",
+           "check_fits",
            "header_checksum"]
 
 _ZERO32 = bytes(32)
@@ -374,6 +375,16 @@ def check_base(delta: ChunkHeader, base: ChunkHeader, delta_name: str, base_name
                           f"{want[1]} bytes (itemsize {want[2]}, depth {want[3]})", ErrorKind.BAD_HEADER)
 
 
+def check_fits(h: ChunkHeader, want: tuple[int, int, int], name: str) -> None:
+    """A chunk used by a table version must hold the ``(n_rows, row_bytes, itemsize)`` the table
+    puts at its position (spec §18.2): the same bytes split into other rows, or words of another
+    size, hash to the same id, so the digest check cannot see it. Else ``bad-header``."""
+    if (h.n_rows, h.row_bytes, h.itemsize) != want:
+        raise FormatError(f"{name}: holds {h.n_rows} rows of {h.row_bytes} bytes of itemsize {h.itemsize}; "
+                          f"the table version puts {want[0]} rows of {want[1]} bytes of itemsize "
+                          f"{want[2]} there", ErrorKind.BAD_HEADER)
+
+
 def decode_rows(buf: bytes | memoryview, name: str, idx: np.ndarray,
                 base_rows_of: Callable[..., np.ndarray], kernels: object,
                 level: int = 0, *, delta: ChunkHeader | None = None,
@@ -461,13 +472,15 @@ def decode_chunk(buf: bytes | memoryview, digest: bytes, name: str,
                  base_rows_of: Callable[..., np.ndarray], kernels: object,
                  *, verify: bool = True, out: np.ndarray | None = None,
                  scratch: Scratch | None = None, level: int = 0,
-                 delta: ChunkHeader | None = None, delta_name: str = "") -> np.ndarray:
+                 delta: ChunkHeader | None = None, delta_name: str = "",
+                 fits: tuple[int, int, int] | None = None) -> np.ndarray:
     """Decode a chunk object to its canonical rows, ``(n_rows, row_bytes)`` uint8.
 
     ``base_rows_of(digest, out=..., level=..., delta=h, delta_name=name)`` writes the decoded
     rows of the base of delta ``h`` into ``out`` and returns them as ``out`` viewed ``(rows,
     row_bytes)``; ``delta``/``delta_name``, when this call decodes a base, are the header and
-    name of the delta above it, which this object must fit (:func:`check_base`). With ``verify`` (the
+    name of the delta above it, which this object must fit (:func:`check_base`); ``fits``: the
+    ``(n_rows, row_bytes, itemsize)`` its table version expects (:func:`check_fits`). With ``verify`` (the
     default) the result's BLAKE3 must equal ``digest``, else :class:`IntegrityError` names
     the object. ``out`` (a writable C-contiguous
     uint8 array of ``n_rows * row_bytes`` bytes) receives the rows instead of a fresh array;
@@ -481,6 +494,8 @@ def decode_chunk(buf: bytes | memoryview, digest: bytes, name: str,
     h = parse_header(mv, name)
     if delta is not None:
         check_base(delta, h, delta_name, name)
+    if fits is not None:
+        check_fits(h, fits, name)
     _check_sum(mv, h, name)
     size = h.n_rows * h.row_bytes
     if out is None:

@@ -139,8 +139,8 @@ def changed_rows(reader: ChunkReader, a: TableVersion, b: TableVersion, *, exact
     def decode_compare(c: int) -> np.ndarray:
         lo = c * cr
         m = min(m_all, lo + cr) - lo
-        ra = np.ascontiguousarray(reader.rows(reader.chunk_of(a, c))[:m])
-        rb = np.ascontiguousarray(reader.rows(reader.chunk_of(b, c))[:m])
+        ra = np.ascontiguousarray(reader.rows(a.digests[c], fits=reader.expected(a, c))[:m])
+        rb = np.ascontiguousarray(reader.rows(b.digests[c], fits=reader.expected(b, c))[:m])
         from ._kernels import cpu
 
         return np.flatnonzero(~cpu.rows_equal(ra, rb)) + lo

@@ -10,8 +10,8 @@ import numpy as np
 
 from . import _layout as L
 from .cache import RowprintCache
-from .chunk import (ChunkHeader, Scratch, check_base, chunk_rowprints, decode_chunk, decode_rows, parse_header,
-                    thread_scratch)
+from .chunk import (ChunkHeader, Scratch, check_base, check_fits, chunk_rowprints, decode_chunk, decode_rows,
+                    parse_header, thread_scratch)
 from .errors import ErrorKind, FormatError, IntegrityError, NotFoundError
 from .manifest import TableVersion
 from .store import Store
@@ -95,9 +95,8 @@ class ChunkReader:
                    delta: ChunkHeader | None = None, delta_name: str = "") -> np.ndarray:
         """A delta base for an in-progress decode, written into ``out``: copied from the cache
         if verified before, else decoded without its own digest check (the final chunk's
-        check covers the whole chain). Either way it must fit ``delta`` (spec §13.3)."""
-        if level > L.MAX_CHAIN_DEPTH:  # a cached base must not let a chain grow unbounded
-            raise IntegrityError(f"chunk object {digest.hex()}: delta chain longer than {L.MAX_CHAIN_DEPTH}")
+        check covers the whole chain). Either way it must fit ``delta`` (spec §13.3): its depth
+        one less, so a chain through cached bases is bounded like a decoded one."""
         with self._lock:
             cached = digest in self._rows
         if cached:
@@ -133,19 +132,24 @@ class ChunkReader:
                             self._checked_base_rows, self.kernels, verify=True, out=out,
                             scratch=Scratch(), level=level, delta=delta, delta_name=delta_name)
 
-    def rows(self, digest: bytes, *, verify: bool = True) -> np.ndarray:
+    def rows(self, digest: bytes, *, verify: bool = True,
+             fits: tuple[int, int, int] | None = None) -> np.ndarray:
         """The decoded canonical rows of chunk ``digest`` (read-only array).
 
         The BLAKE3 of the result is checked against ``digest``. Bases on its delta chain are not
         hashed one by one (a wrong base cannot produce the right digest); when the check fails,
         the chain is decoded again with every base checked, so the error names the culprit.
+        ``fits``: what the table version reading it expects (:meth:`expected`), checked from
+        the header the decode parses anyway, or from memory for a cached chunk.
         """
         with self._lock:
             hit = self._rows.get(digest)
             if hit is not None:
                 self._rows.move_to_end(digest)
-                return hit
-        out = self._decode(digest, None, verify)
+        if hit is not None:
+            self._check_cached_fits(digest, fits)
+            return hit
+        out = self._decode(digest, None, verify, fits)
         out.flags.writeable = False
         if verify:
             with self._lock:
@@ -157,12 +161,38 @@ class ChunkReader:
                         self._held -= old.nbytes
         return out
 
-    def rows_into(self, digest: bytes, out: np.ndarray) -> None:
+    def rows_into(self, digest: bytes, out: np.ndarray,
+                  fits: tuple[int, int, int] | None = None) -> None:
         """Decode chunk ``digest`` (digest checked) straight into ``out``, a writable
         C-contiguous uint8 array of its ``n_rows * row_bytes`` bytes; the cache is consulted
-        but not filled (a whole-table read would only churn it)."""
+        but not filled (a whole-table read would only churn it). ``fits`` as for :meth:`rows`."""
         if self._copy_cached(digest, out) is None:
-            self._decode(digest, out, True)
+            self._decode(digest, out, True, fits)
+        else:
+            self._check_cached_fits(digest, fits)
+
+    @staticmethod
+    def expected(tv: TableVersion, c: int) -> tuple[int, int, int]:
+        """``(n_rows, row_bytes, itemsize)`` of chunk ``c`` of table version ``tv``."""
+        k = tv.dtype.itemsize
+        return min(tv.chunk_rows, tv.n_rows - c * tv.chunk_rows), tv.dim * k, k
+
+    def _remember_fit(self, digest: bytes, fits: tuple[int, int, int]) -> None:
+        with self._lock:
+            self._fits[digest] = fits
+            if len(self._fits) > 1 << 16:
+                self._fits.popitem(last=False)
+
+    def _check_cached_fits(self, digest: bytes, fits: tuple[int, int, int] | None) -> None:
+        """:func:`check_fits` for a chunk served from memory: from the memo of chunks already
+        checked, else from its (cached) header."""
+        if fits is None:
+            return
+        with self._lock:
+            if self._fits.get(digest) == fits:
+                return
+        check_fits(self.header(digest), fits, f"chunk object {digest.hex()}")
+        self._remember_fit(digest, fits)
 
     def rows_subset(self, digest: bytes, idx: np.ndarray) -> np.ndarray:
         """Rows ``idx`` (sorted, unique) of chunk ``digest`` without decoding the others.
@@ -201,16 +231,20 @@ class ChunkReader:
                                  "its stored rowprint")
         return rows
 
-    def _decode(self, digest: bytes, out: np.ndarray | None, verify: bool) -> np.ndarray:
+    def _decode(self, digest: bytes, out: np.ndarray | None, verify: bool,
+                fits: tuple[int, int, int] | None = None) -> np.ndarray:
         sc = thread_scratch()
         buf = self._get(digest, sc, 0)
         name = f"chunk object {digest.hex()}"
         try:
-            return decode_chunk(buf, digest, name, self._base_rows, self.kernels, verify=verify,
-                                out=out, scratch=sc)
+            rows = decode_chunk(buf, digest, name, self._base_rows, self.kernels, verify=verify,
+                                out=out, scratch=sc, fits=fits)
         except IntegrityError:
-            return decode_chunk(buf, digest, name, self._checked_base_rows, self.kernels,
-                                verify=verify, out=out, scratch=sc)
+            rows = decode_chunk(buf, digest, name, self._checked_base_rows, self.kernels,
+                                verify=verify, out=out, scratch=sc, fits=fits)
+        if fits is not None:
+            self._remember_fit(digest, fits)
+        return rows
 
     def rowprints(self, digest: bytes, rows_hint: int = 0, *, _level: int = 0) -> np.ndarray:
         """The rowprints of chunk ``digest`` from rowprint sections (payloads are not decoded)."""
@@ -329,26 +363,18 @@ class ChunkReader:
         return out
 
     def chunk_of(self, tv: TableVersion, c: int) -> bytes:
-        """The id of chunk ``c`` of table version ``tv``, once its header is known to hold the
-        rows the table version puts there: ``min(chunk_rows, N - c·chunk_rows)`` rows of
-        ``D·itemsize`` bytes, of the table's itemsize (spec §18.2); else ``bad-header``. The
-        same bytes split otherwise hash to the same id, so the digest check cannot see it."""
+        """The id of chunk ``c`` of table version ``tv``, once its header is known to hold what
+        the table version puts there (:meth:`expected`, :func:`check_fits`). For the rowprint
+        paths: the header read brings the rowprint section along. Decoders pass ``fits`` to
+        :meth:`rows` / :meth:`rows_into` instead, which check the header they parse anyway."""
         d = tv.digests[c]
-        k = tv.dtype.itemsize
-        want = (min(tv.chunk_rows, tv.n_rows - c * tv.chunk_rows), tv.dim * k, k)
+        want = self.expected(tv, c)
         with self._lock:
             if self._fits.get(d) == want:
                 return d
-        h = self.header(d, want[0])
-        if (h.n_rows, h.row_bytes, h.itemsize) != want:
-            raise FormatError(f"chunk object {d.hex()} (chunk {c} of a {tv.dtype.name} table of "
-                              f"{tv.n_rows} x {tv.dim}): holds {h.n_rows} rows of {h.row_bytes} bytes "
-                              f"of itemsize {h.itemsize}; the table version puts {want[0]} rows of "
-                              f"{want[1]} bytes of itemsize {k} there", ErrorKind.BAD_HEADER)
-        with self._lock:
-            self._fits[d] = want
-            if len(self._fits) > 1 << 16:
-                self._fits.popitem(last=False)
+        check_fits(self.header(d, want[0]), want,
+                   f"chunk object {d.hex()} (chunk {c} of a {tv.dtype.name} table of {tv.n_rows} x {tv.dim})")
+        self._remember_fit(d, want)
         return d
 
     def clear(self) -> None:

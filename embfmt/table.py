@@ -83,7 +83,7 @@ class TableView:
 
     # --- reading ----------------------------------------------------------------------------
     def _chunk(self, c: int) -> np.ndarray:
-        raw = self._reader.rows(self._reader.chunk_of(self.version, c))
+        raw = self._reader.rows(self.version.digests[c], fits=self._reader.expected(self.version, c))
         return raw.view(self.dtype).reshape(raw.shape[0], self.shape[1])
 
     def read(self) -> np.ndarray:
@@ -99,7 +99,8 @@ class TableView:
         def run(first: int, stop: int) -> None:
             for c in range(first, stop):
                 # Decoded straight into the result: no per-chunk array, no copy.
-                self._reader.rows_into(self._reader.chunk_of(tv, c), flat[c * chunk_bytes:(c + 1) * chunk_bytes])
+                self._reader.rows_into(tv.digests[c], flat[c * chunk_bytes:(c + 1) * chunk_bytes],
+                                       self._reader.expected(tv, c))
 
         map_runs(self._pool, run, tv.n_chunks, _threads())
         return out

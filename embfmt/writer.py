@@ -131,15 +131,13 @@ class TableWriter:
             # A damaged parent chunk fails the commit with its typed error (nothing is
             # committed): `verify` names it, and the user decides, as for any damaged object.
             assert parent is not None
-            self.reader.chunk_of(parent, c)
             h = self.reader.header(pd)
             depth = h.depth
             # Decoded (digest-checked) into this thread's scratch, not the reader's cache: each
             # parent chunk is read once per commit, and a fresh 1 MiB array per chunk costs
             # page faults. The buffer is reused after this function returns: nothing keeps it.
             base = thread_scratch().get("writer-base", 0, h.n_rows * h.row_bytes).reshape(h.n_rows, h.row_bytes)
-            self.reader.rows_into(pd, base)
-        if base is not None:
+            self.reader.rows_into(pd, base, self.reader.expected(parent, c))
             m = min(n, base.shape[0])
             eq = np.empty(m, dtype=np.bool_)
             self.kernels.rows_equal_into(rows[:m], base[:m], eq)

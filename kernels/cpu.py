@@ -1304,6 +1304,9 @@ def _delta_decode_planes8(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: np
 
 
 _WORD = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+# The kernel per itemsize (itemsize 1 needs none: its one plane is the bytes themselves).
+_UNSHUFFLE_PLANES = {2: _unshuffle_planes2, 4: _unshuffle_planes4, 8: _unshuffle_planes8}
+_DELTA_DECODE_PLANES = {2: _delta_decode_planes2, 4: _delta_decode_planes4, 8: _delta_decode_planes8}
 
 
 def _readonly_view(x: np.ndarray) -> np.ndarray:
@@ -1383,12 +1386,8 @@ def unshuffle(data: np.ndarray | Sequence[np.ndarray], itemsize: int,
         out[:] = planes[0]
     elif w is None:  # an unaligned ``out``: join the planes and take the one-buffer path
         _unshuffle_into(np.concatenate(planes), out, k)
-    elif k == 2:
-        _unshuffle_planes2(*planes, w)
-    elif k == 4:
-        _unshuffle_planes4(*planes, w)
     else:
-        _unshuffle_planes8(*planes, w)
+        _UNSHUFFLE_PLANES[k](*planes, w)
     return out
 
 
@@ -1458,12 +1457,8 @@ def delta_decode(shuffled: np.ndarray | Sequence[np.ndarray], base: np.ndarray, 
     w, bw = _word_view(out, k), _word_view(base, k)
     if w is None or bw is None:  # unaligned: join the planes and take the one-buffer path
         _delta_decode_into(np.concatenate(planes), base, out, k, m)
-    elif k == 2:
-        _delta_decode_planes2(*planes, _readonly_view(bw), w, m)
-    elif k == 4:
-        _delta_decode_planes4(*planes, _readonly_view(bw), w, m)
     else:
-        _delta_decode_planes8(*planes, _readonly_view(bw), w, m)
+        _DELTA_DECODE_PLANES[k](*planes, _readonly_view(bw), w, m)
     return out
 
 
