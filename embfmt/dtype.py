@@ -7,9 +7,8 @@ bit patterns they are.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-import ml_dtypes
 import numpy as np
 
 from .errors import ErrorKind, InputError
@@ -27,29 +26,45 @@ class DType:
     """Stable one-byte code written into descriptors and objects (spec §3)."""
     itemsize: int
     """Bytes per element."""
-    numpy: np.dtype
-    """The little-endian numpy dtype of the canonical form."""
     bits: np.dtype
     """The little-endian unsigned integer dtype of the same width (the bit-pattern view)."""
     is_float: bool
     """Whether values are IEEE-754-style floats (ULP distances apply)."""
+    _numpy: list[np.dtype] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def numpy(self) -> np.dtype:
+        """The little-endian numpy dtype of the canonical form.
+
+        Resolved on first use: numpy has no bfloat16, and importing ``ml_dtypes`` for it costs
+        ~1 s (measured with ``python -X importtime``), which commands that never touch values
+        (``--help``, ``log``, ``show``) must not pay.
+        """
+        if not self._numpy:
+            self._numpy.append(_numpy_dtype(self.name))
+        return self._numpy[0]
 
 
-def _mk(name: str, code: int, npdt: np.dtype, is_float: bool) -> DType:
-    npdt = np.dtype(npdt)
-    bits = np.dtype(f"<u{npdt.itemsize}")
-    return DType(name, code, npdt.itemsize, npdt.newbyteorder("<") if npdt.itemsize > 1 else npdt,
-                 bits, is_float)
+def _numpy_dtype(name: str) -> np.dtype:
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name).newbyteorder("<")
+
+
+def _mk(name: str, code: int, itemsize: int, is_float: bool) -> DType:
+    return DType(name, code, itemsize, np.dtype(f"<u{itemsize}"), is_float)
 
 
 # Codes are append-only; 0 is never a valid code so that a zeroed field is always an error.
 DTYPES: tuple[DType, ...] = (
-    _mk("float64", 1, np.dtype("<f8"), True),
-    _mk("float32", 2, np.dtype("<f4"), True),
-    _mk("float16", 3, np.dtype("<f2"), True),
-    _mk("bfloat16", 4, np.dtype(ml_dtypes.bfloat16), True),
-    _mk("int8", 5, np.dtype("i1"), False),
-    _mk("uint8", 6, np.dtype("u1"), False),
+    _mk("float64", 1, 8, True),
+    _mk("float32", 2, 4, True),
+    _mk("float16", 3, 2, True),
+    _mk("bfloat16", 4, 2, True),
+    _mk("int8", 5, 1, False),
+    _mk("uint8", 6, 1, False),
 )
 _BY_CODE = {d.code: d for d in DTYPES}
 _BY_NAME = {d.name: d for d in DTYPES}

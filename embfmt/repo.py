@@ -43,7 +43,6 @@ from .cache import RowprintCache
 from .change import ChangeRecord
 from .commit import Commit
 from .diff import RowChanges, changed_rows
-from .environment import capture_environment
 from .errors import (ConflictError, EmbfmtError, ErrorKind, FormatError, InputError,
                      IntegrityError, NotFoundError)
 from .keys import decode_keys, encode_keys, normalize_keys
@@ -156,6 +155,14 @@ class _LazyKernels:
         from ._kernels import cpu
 
         return getattr(cpu, name)
+
+
+def capture_environment(backend: str | None) -> dict[str, Any]:
+    """:func:`.environment.capture_environment`, imported on first use: it needs
+    importlib.metadata (~20 ms), which log, show, branch and tag never do."""
+    from .environment import capture_environment as capture
+
+    return capture(backend)
 
 
 def _now_utc() -> str:
