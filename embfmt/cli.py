@@ -345,8 +345,6 @@ def cmd_checkout(args: argparse.Namespace) -> int:
     out, dataset = _split_output(args, _path(args, args.output))
     if os.path.isdir(out):
         raise InputError(f"{out}: is a directory; give an output file", ErrorKind.BAD_ARGUMENT)
-    if os.path.exists(out) and not args.force:
-        raise InputError(f"{out} already exists; pass --force to overwrite it", ErrorKind.BAD_ARGUMENT)
     try:
         fmt = format_for_output(out, args.format)
     except InputError:
@@ -362,8 +360,10 @@ def cmd_checkout(args: argparse.Namespace) -> int:
         # safetensors and HDF5 name the tensor after the table unless told otherwise.
         if dataset is None and fmt in ("safetensors", "hdf5"):
             dataset = args.table
-        fmt = write(out, view, dataset=dataset, fmt=fmt, vector_column=args.vector_column,
-                    key_column=args.key_column)
+        # Into an existing HDF5 / safetensors file only this dataset is written (the others are
+        # kept); an existing dataset of that name, or file of another format, needs --force.
+        fmt = write(out, view, dataset=dataset, fmt=fmt, overwrite=args.force,
+                    vector_column=args.vector_column, key_column=args.key_column)
         if args.json:
             _print_json({"id": cid, "table": args.table, "file": out, "format": fmt,
                          "rows": view.shape[0], "dim": view.shape[1],
@@ -968,12 +968,15 @@ def build_parser() -> argparse.ArgumentParser:
                       ".npy (the default), HDF5 (.h5, OUT:DATASET), .safetensors, Parquet, Arrow, "
                       "word2vec text (.vec/.txt), GloVe text, word2vec binary (.bin). Row keys go "
                       "to Parquet/Arrow key columns and word-vector words (the row index when "
-                      "the table has no keys). Copies block by block into a temporary file "
-                      "renamed into place.")
+                      "the table has no keys). Into an existing HDF5 or safetensors file, only DATASET is "
+                      "added (or replaced, with --force); everything else in it is kept. Copies "
+                      "block by block into a temporary file renamed into place.")
     co.add_argument("rev")
     co.add_argument("table")
     co.add_argument("-o", "--output", required=True, metavar="OUT")
-    co.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    co.add_argument("--force", action="store_true",
+                    help="replace OUT if it exists; in an HDF5 or safetensors OUT, replace only "
+                         "DATASET (the file's other datasets and tensors are always kept)")
     co.add_argument("--format", choices=_FORMAT_CHOICES, help="default: by the extension of OUT")
     co.add_argument("--dataset", metavar="NAME",
                     help="HDF5 dataset / safetensors tensor (default: the table name) or "

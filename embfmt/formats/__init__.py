@@ -66,6 +66,9 @@ class _Format:
     writer: str = "write"
     checker: str = "check"
     opts: tuple[tuple[str, Any], ...] = ()
+    # A file that holds many named tables (HDF5 datasets, safetensors tensors): writing one
+    # into an existing file goes through this function, which keeps all the others.
+    merger: str | None = None
 
     def _mod(self) -> Any:
         import importlib
@@ -81,11 +84,15 @@ class _Format:
     def check(self) -> Callable[..., Any]:
         return getattr(self._mod(), self.checker)  # type: ignore[no-any-return]
 
+    def merge(self) -> Callable[..., Any]:
+        assert self.merger is not None
+        return getattr(self._mod(), self.merger)  # type: ignore[no-any-return]
+
 
 _REGISTRY: dict[str, _Format] = {f.name: f for f in (
     _Format("npy", (".npy",), "npy"),
-    _Format("hdf5", (".h5", ".hdf5", ".hdf", ".he5"), "hdf5"),
-    _Format("safetensors", (".safetensors",), "safetensors"),
+    _Format("hdf5", (".h5", ".hdf5", ".hdf", ".he5"), "hdf5", merger="write_into"),
+    _Format("safetensors", (".safetensors",), "safetensors", merger="write_into"),
     _Format("parquet", (".parquet", ".pq"), "parquet"),
     _Format("arrow", (".arrow", ".feather", ".ipc"), "arrow"),
     _Format("word2vec", (".vec", ".txt"), "word2vec", "read_text", "write_text", "check_text"),
@@ -216,8 +223,13 @@ def open_matrix(path: str | os.PathLike[str], dataset: str | None = None, fmt: s
 
 
 def write(path: str | os.PathLike[str], data: Any, keys: Any = None, dataset: str | None = None,
-          fmt: str | None = None, **opts: Any) -> str:
+          fmt: str | None = None, *, overwrite: bool = True, **opts: Any) -> str:
     """Write a table to ``path`` atomically; returns the format name used.
+
+    HDF5 and safetensors files hold many named tables: into an existing one, only ``dataset``
+    is written (added, or replaced when ``overwrite``) and every other dataset / tensor, group,
+    attribute and ``__metadata__`` entry is copied bit for bit. Every other format holds one
+    table, so an existing file is replaced as a whole (refused unless ``overwrite``).
 
     Parameters
     ----------
@@ -232,11 +244,15 @@ def write(path: str | os.PathLike[str], data: Any, keys: Any = None, dataset: st
         ``embeddings``) or Parquet/Arrow vector column (default ``embedding``).
     fmt
         The format; by default chosen by the extension of ``path``.
+    overwrite
+        Replace an existing dataset / tensor of that name, or an existing single-table file;
+        when False either is refused (:class:`~embfmt.errors.InputError`, ``bad-argument``).
     **opts
         ``vector_column`` / ``key_column`` (Parquet/Arrow), ``header`` (text).
 
     A dtype the format cannot hold raises :class:`~embfmt.errors.InputError` of kind
-    ``unsupported-dtype`` before any file is created; any error leaves no file behind.
+    ``unsupported-dtype`` before any file is created; any error leaves no file behind and an
+    existing file as it was (the new file is written next to it, fsynced, then renamed over it).
 
     Examples
     --------
@@ -258,6 +274,14 @@ def write(path: str | os.PathLike[str], data: Any, keys: Any = None, dataset: st
     f.check()(p, rows)
     kw = dict(f.opts)
     kw.update({k: v for k, v in opts.items() if v is not None})
+    if os.path.exists(p) and f.merger is not None:
+        merge = f.merge()
+        atomic_output(p, lambda tmp: _named_errors(p, tmp, lambda: merge(
+            p, tmp, rows, keys, dataset, overwrite=overwrite, **kw)), like=p)
+        return f.name
+    if os.path.exists(p) and not overwrite:
+        raise InputError(f"{p} already exists; pass --force (overwrite=True) to overwrite it",
+                         ErrorKind.BAD_ARGUMENT)
     writer = f.write()
     atomic_output(p, lambda tmp: _named_errors(p, tmp, lambda: writer(tmp, rows, keys, dataset, **kw)))
     return f.name

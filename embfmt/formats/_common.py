@@ -4,6 +4,7 @@ streams from, atomic output files, and the errors for missing extras and unsuppo
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -144,17 +145,32 @@ def unsupported_dtype(path: str, fmt: str, dtype: str, supported: tuple[str, ...
                       ErrorKind.UNSUPPORTED_DTYPE)
 
 
-def atomic_output(path: str, write: Callable[[str], None]) -> None:
+def atomic_output(path: str, write: Callable[[str], None], like: str | None = None) -> None:
     """Run ``write(tmp)`` on a temporary file next to ``path``, then rename it into place.
 
     A reader never sees a half-written file, and on any error (or Ctrl-C) nothing is left
-    behind: the temporary file is removed and ``path`` is untouched.
+    behind: the temporary file is removed and ``path`` is untouched. The temporary file is
+    fsynced before the rename and the directory after it, so a crash leaves either the old
+    file or the whole new one. ``like`` names a file whose permission bits the new one takes
+    (a file rewritten in place keeps its mode).
     """
     d = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(d, f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
     try:
         write(tmp)
+        if like is not None:
+            shutil.copymode(like, tmp)
+        _fsync(tmp, os.O_RDONLY)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    _fsync(d, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+
+
+def _fsync(path: str, flags: int) -> None:
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

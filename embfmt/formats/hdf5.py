@@ -7,6 +7,7 @@ attribute (without it, a ``uint16`` dataset is refused like any other unsupporte
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..dtype import dtype_from_name
-from ..errors import ErrorKind, FormatError, InputError, NotFoundError
+from ..errors import EmbfmtError, ErrorKind, FormatError, InputError, NotFoundError
 from ..matrix import Matrix
 from ._common import Rows, Source, missing_extra, named_matrix
 
@@ -97,6 +98,28 @@ def check(path: str, rows: Rows) -> None:
     """Every embfmt dtype fits (bfloat16 as marked uint16 bits)."""
 
 
+def _dataset_name(dataset: str | None) -> str:
+    return (dataset or DEFAULT_DATASET).strip("/") or DEFAULT_DATASET
+
+
+def _fill(ds: Any, rows: Rows) -> None:
+    """Copy every row into ``ds``; bfloat16 is stored as its uint16 bits, marked."""
+    bf16 = rows.dtype.name == "bfloat16"
+    if bf16:
+        ds.attrs[DTYPE_ATTR] = "bfloat16"
+    elif DTYPE_ATTR in ds.attrs:
+        del ds.attrs[DTYPE_ATTR]
+    for lo, hi, block in rows.blocks():
+        ds[lo:hi] = block.view("<u2") if bf16 else block
+
+
+def _create(fh: Any, name: str, rows: Rows) -> Any:
+    n, d = rows.shape
+    store = np.dtype("<u2") if rows.dtype.name == "bfloat16" else rows.dtype.numpy
+    chunk_rows = max(1, min(max(n, 1), CHUNK_BYTES // max(1, rows.row_bytes)))
+    return fh.create_dataset(name, shape=(n, d), dtype=store, chunks=(chunk_rows, d) if n else None)
+
+
 def write(path: str, rows: Rows, keys: Any = None, dataset: str | None = None, **opts: Any) -> None:
     """Write a new HDF5 file with one chunked dataset ``dataset`` (default ``"embeddings"``).
 
@@ -104,15 +127,71 @@ def write(path: str, rows: Rows, keys: Any = None, dataset: str | None = None, *
     ``embfmt.dtype`` attribute. Keys are not stored.
     """
     h5py = _h5py(path)
-    name = (dataset or DEFAULT_DATASET).strip("/") or DEFAULT_DATASET
-    n, d = rows.shape
-    bf16 = rows.dtype.name == "bfloat16"
-    store = np.dtype("<u2") if bf16 else rows.dtype.numpy
-    chunk_rows = max(1, min(max(n, 1), CHUNK_BYTES // max(1, rows.row_bytes)))
     with h5py.File(path, "w") as fh:
-        ds = fh.create_dataset(name, shape=(n, d), dtype=store,
-                               chunks=(chunk_rows, d) if n else None)
-        if bf16:
-            ds.attrs[DTYPE_ATTR] = "bfloat16"
-        for lo, hi, block in rows.blocks():
-            ds[lo:hi] = block.view(store) if bf16 else block
+        _fill(_create(fh, _dataset_name(dataset), rows), rows)
+
+
+def write_into(path: str, tmp: str, rows: Rows, keys: Any = None, dataset: str | None = None, *,
+               overwrite: bool = True, **opts: Any) -> None:
+    """Write ``tmp`` as a copy of the existing HDF5 file ``path`` in which only dataset
+    ``dataset`` is new: every other group, dataset, link and attribute keeps its bytes.
+
+    The copy is byte for byte (userblock, layout and free space included) and only the one
+    dataset is then written through HDF5, so nothing else is re-encoded. An existing dataset of
+    that name is refused unless ``overwrite``; when replaced, it keeps its own attributes (other
+    than the bfloat16 marker, set from the new dtype) and, when shape and stored dtype are
+    unchanged, its storage (chunks, compression) as well, since its values are written in place.
+    A replacement of another shape or dtype is a new dataset: HDF5 does not reclaim the old
+    one's space (``h5repack`` does).
+    """
+    h5py = _h5py(path)
+    name = _dataset_name(dataset)
+    store = np.dtype("<u2") if rows.dtype.name == "bfloat16" else rows.dtype.numpy
+    damaged = (OSError, RuntimeError, KeyError, ValueError, TypeError)
+    try:
+        with h5py.File(path, "r") as fh:
+            _check_target(h5py, fh, path, name, overwrite)
+    except EmbfmtError:
+        raise
+    except damaged as e:
+        raise FormatError(f"{path}: not a readable HDF5 file ({type(e).__name__}: {e}); it is "
+                          "kept as it is: remove it or choose another output", ErrorKind.BAD_FILE) from None
+    shutil.copyfile(path, tmp)
+    with h5py.File(tmp, "r+") as fh:
+        old = fh.get(name)
+        # In place only when its bytes live in this file: a virtual or external dataset's
+        # values are in other files, which this write must not touch.
+        if (old is not None and old.shape == rows.shape and old.dtype == store
+                and not old.is_virtual and not old.external):
+            _fill(old, rows)
+            return
+        attrs = {}
+        if old is not None:
+            attrs = {k: old.attrs[k] for k in old.attrs if k != DTYPE_ATTR}
+            del fh[name]
+        ds = _create(fh, name, rows)
+        for k, v in attrs.items():
+            ds.attrs[k] = v
+        _fill(ds, rows)
+
+
+def _check_target(h5py: Any, fh: Any, path: str, name: str, overwrite: bool) -> None:
+    """Refuse a dataset path that names a group, passes through a dataset, or (without
+    ``overwrite``) names an existing dataset."""
+    parts = name.split("/")
+    for i in range(1, len(parts)):
+        obj = fh.get("/".join(parts[:i]))
+        if obj is None:
+            return
+        if not isinstance(obj, h5py.Group):
+            raise InputError(f"{path}: {'/'.join(parts[:i])!r} is a dataset, so it cannot hold "
+                             f"{name!r}", ErrorKind.BAD_ARGUMENT)
+    obj = fh.get(name)
+    if obj is None:
+        return
+    if not isinstance(obj, h5py.Dataset):
+        raise InputError(f"{path}: {name!r} is a group, not a dataset; give a dataset path",
+                         ErrorKind.BAD_ARGUMENT)
+    if not overwrite:
+        raise InputError(f"{path} already holds dataset {name!r}; pass --force (overwrite=True) "
+                         "to replace it (the file's other datasets are kept)", ErrorKind.BAD_ARGUMENT)

@@ -1,4 +1,4 @@
-"""``.safetensors`` files holding one named tensor.
+"""``.safetensors`` files: one named tensor read or written among any others.
 
 The header is parsed by our own bounded reader (no dependency, no code execution): its length is
 capped before anything is read and every entry's offsets and shape are checked against the
@@ -12,14 +12,14 @@ import os
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from .. import _layout as L
 from ..dtype import dtype_from_name
 from ..errors import ErrorKind, FormatError, InputError, NotFoundError
-from ._common import Rows, Source, named_matrix
+from ._common import WRITE_BLOCK_BYTES, Rows, Source, named_matrix
 
 NAME = "safetensors"
 EXTENSIONS = (".safetensors",)
@@ -121,19 +121,85 @@ def check(path: str, rows: Rows) -> None:
     """Every embfmt dtype has a safetensors code; nothing to refuse."""
 
 
+def _entry(rows: Rows, begin: int) -> dict[str, Any]:
+    return {"dtype": ST_NAMES[rows.dtype.name], "shape": list(rows.shape),
+            "data_offsets": [begin, begin + rows.n_rows * rows.row_bytes]}
+
+
+def _header_bytes(header: dict[str, Any]) -> bytes:
+    """The JSON header, padded with spaces to a multiple of 8 bytes as the reference writer
+    does, so the data (and every 8-byte-aligned offset in it) starts aligned."""
+    hb = json.dumps(header, separators=(",", ":")).encode()
+    return struct.pack("<Q", len(hb) + (-len(hb) % 8)) + hb + b" " * (-len(hb) % 8)
+
+
 def write(path: str, rows: Rows, keys: Any = None, dataset: str | None = None, **opts: Any) -> None:
     """Write one tensor named ``dataset`` (default ``"embeddings"``), streaming block by block.
 
-    The data starts 8-byte aligned (the header is padded with spaces, as the reference writer
-    does), so readers can map it directly. Keys are not stored.
+    The data starts 8-byte aligned, so readers can map it directly. Keys are not stored.
+    """
+    with open(path, "wb") as f:
+        write_stream(f, rows, keys, dataset)
+
+
+def write_stream(f: BinaryIO, rows: Rows, keys: Any = None, dataset: str | None = None,
+                 **opts: Any) -> None:
+    """:func:`write` to an open binary stream (the header needs no seeking back)."""
+    f.write(_header_bytes({dataset or "embeddings": _entry(rows, 0)}))
+    f.writelines(block.tobytes() for _, _, block in rows.blocks())
+
+
+def write_into(path: str, tmp: str, rows: Rows, keys: Any = None, dataset: str | None = None, *,
+               overwrite: bool = True, **opts: Any) -> None:
+    """Write ``tmp`` as the existing safetensors file ``path`` with tensor ``dataset`` added or
+    (with ``overwrite``) replaced; every other tensor's bytes and the ``__metadata__`` entry are
+    copied unchanged.
+
+    safetensors requires the data of all tensors to be contiguous, without holes, so the others
+    keep their order; a replaced tensor takes its old place (one of the same byte size leaves
+    every other offset unchanged) and a new one goes at the end.
     """
     tensor = dataset or "embeddings"
-    nbytes = rows.n_rows * rows.row_bytes
-    header = {tensor: {"dtype": ST_NAMES[rows.dtype.name], "shape": list(rows.shape),
-                       "data_offsets": [0, nbytes]}}
-    hb = json.dumps(header, separators=(",", ":")).encode()
-    hb += b" " * (-len(hb) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(hb)))
-        f.write(hb)
-        f.writelines(block.tobytes() for _, _, block in rows.blocks())
+    if tensor == "__metadata__":
+        raise InputError(f"{path}: '__metadata__' is the safetensors metadata entry, not a "
+                         "tensor name", ErrorKind.BAD_ARGUMENT)
+    try:
+        header, base = read_safetensors_header(path)
+    except FormatError as e:
+        raise FormatError(f"{e.message}; it is kept as it is: remove it or choose another output",
+                          e.kind) from None
+    if tensor in header and not overwrite:
+        raise InputError(f"{path} already holds tensor {tensor!r}; pass --force (overwrite=True) "
+                         "to replace it (the file's other tensors are kept)", ErrorKind.BAD_ARGUMENT)
+    order = sorted((k for k in header if k != "__metadata__"), key=lambda k: header[k]["data_offsets"])
+    if tensor not in header:
+        order.append(tensor)
+    new: dict[str, Any] = dict(header)  # keeps the entries' order and __metadata__ as they were
+    pos = 0
+    for k in order:
+        if k == tensor:
+            new[k] = _entry(rows, pos)
+            size = rows.n_rows * rows.row_bytes
+        else:
+            b, e = header[k]["data_offsets"]
+            new[k] = dict(header[k], data_offsets=[pos, pos + e - b])
+            size = e - b
+        pos += size
+    with open(path, "rb") as src, open(tmp, "wb") as f:
+        f.write(_header_bytes(new))
+        for k in order:
+            if k == tensor:
+                f.writelines(block.tobytes() for _, _, block in rows.blocks())
+                continue
+            b, e = header[k]["data_offsets"]
+            _copy_range(src, f, base + b, e - b)
+
+
+def _copy_range(src: BinaryIO, dst: BinaryIO, offset: int, size: int) -> None:
+    src.seek(offset)
+    while size:
+        buf = src.read(min(size, WRITE_BLOCK_BYTES))
+        if not buf:  # the header was checked against the file size; it shrank since
+            raise FormatError(f"{src.name}: ended while copying its tensors", ErrorKind.TRUNCATED)
+        dst.write(buf)
+        size -= len(buf)
