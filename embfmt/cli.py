@@ -271,9 +271,12 @@ def _print_commit(shown: dict[str, Any], deco: list[str], parent: dict[str, str]
     meta = _user_meta(shown["metadata"])
     if meta:
         print(f"Meta:    {json.dumps(meta, sort_keys=True)}")
-    reverted = shown["metadata"].get("embfmt", {}).get("reverted_to")
-    if reverted:
-        print(f"Revert:  tables of {reverted}")
+    written = shown["metadata"].get("embfmt", {})
+    restored = written.get("restored_from") or written.get("reverted_to")  # reverted_to: older writers
+    if restored:
+        print(f"Restore: tables of {restored}")
+    if written.get("reverts"):
+        print(f"Reverts: {written['reverts']}")
     print()
     for line in (shown["message"] or "(no message)").splitlines() or [""]:
         print(f"    {line}")
@@ -300,15 +303,21 @@ def cmd_log(args: argparse.Namespace) -> int:
     if args.max_count is not None and args.max_count < 0:
         raise InputError(f"-n must be >= 0, got {args.max_count}", ErrorKind.BAD_ARGUMENT)
     with _open_repo(args) as repo:
-        commits = repo.log(args.rev, max_count=args.max_count)
-        shown = [repo.show(c.id) for c in commits]
+        commits = repo.log(args.rev, max_count=args.max_count, table=args.table)
         if args.json:
-            _print_json(shown)
+            _print_json([repo.show(c.id) for c in commits])
             return EXIT_OK
         deco = _decorations(repo)
-        for i, s in enumerate(shown):
+        if args.oneline:
+            for c in commits:
+                refs = f" ({', '.join(deco[c.id])})" if c.id in deco else ""
+                first = c.message.splitlines()[0] if c.message else "(no message)"
+                print(f"{c.id[:12]}{refs} {first}")
+            return EXIT_OK
+        for i, c in enumerate(commits):
             if i:
                 print()
+            s = repo.show(c.id)
             _print_commit(s, deco.get(s["id"], []), _parent_tables(repo, s), full=False)
     return EXIT_OK
 
@@ -435,15 +444,34 @@ def cmd_reset(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_restore(args: argparse.Namespace) -> int:
+    if args.branch:
+        _check_name(args.branch, "branch")
+    with _open_repo(args) as repo:
+        target = repo.resolve(args.rev)
+        cid = repo.restore(args.rev, branch=args.branch, message=args.message)
+        branch = args.branch or repo.head_branch
+    if args.json:
+        _print_json({"id": cid, "branch": branch, "restored_from": target})
+    else:
+        print(cid)
+    return EXIT_OK
+
+
 def cmd_revert(args: argparse.Namespace) -> int:
     if args.branch:
         _check_name(args.branch, "branch")
     with _open_repo(args) as repo:
         target = repo.resolve(args.rev)
-        cid = repo.revert(args.rev, branch=args.branch, message=args.message)
+        cid = repo.revert(args.rev, branch=args.branch, message=args.message, author=args.author)
         branch = args.branch or repo.head_branch
+        after = repo.get_commit(cid)
+        before = dict(repo.get_commit(after.parents[0]).tables)
     if args.json:
-        _print_json({"id": cid, "branch": branch, "reverted_to": target})
+        changed = {t: ("removed" if t not in after.tables else "added" if t not in before else "changed")
+                   for t in sorted(set(before) | set(after.tables))
+                   if before.get(t) != after.tables.get(t)}
+        _print_json({"id": cid, "branch": branch, "reverts": target, "tables": changed})
     else:
         print(cid)
     return EXIT_OK
@@ -957,8 +985,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--author", help="default: $EMBFMT_AUTHOR or user@host")
 
     lg = add("log", cmd_log, "list commits, newest first")
-    lg.add_argument("rev", nargs="?", default="HEAD")
-    lg.add_argument("-n", "--max-count", type=int, metavar="N")
+    lg.add_argument("rev", nargs="?", default="HEAD", metavar="REV",
+                    help="a revision (default HEAD) or a range A..B: the commits reachable from B "
+                         "and not from A, as in git (an empty side is HEAD)")
+    lg.add_argument("-n", "--max-count", type=int, metavar="N", help="show at most N commits")
+    lg.add_argument("--oneline", action="store_true",
+                    help="one line per commit: short id, refs, first line of the message")
+    lg.add_argument("--table", metavar="TABLE",
+                    help="only commits that changed TABLE (added, removed or a new version)")
 
     s = add("show", cmd_show, "show one commit and its tables")
     s.add_argument("rev", nargs="?", default="HEAD")
@@ -999,11 +1033,24 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("branch")
     r.add_argument("rev")
 
-    rv = add("revert", cmd_revert, "commit the tables of REV again on top of the branch "
-                                   "(rollback that keeps history)")
+    rs = add("restore", cmd_restore, "commit the tables of REV again on top of the branch "
+                                     "(rollback that keeps history)")
+    rs.add_argument("rev")
+    rs.add_argument("-m", "--message")
+    rs.add_argument("--branch", help="default: HEAD's")
+
+    rv = add("revert", cmd_revert, "undo the change commit REV made, as a new commit on the "
+                                   "branch (git revert; exit 2 on a conflict, nothing committed)")
+    rv.description = ("Apply the inverse of REV's change against its parent to the branch head: "
+                      "tables REV added are removed, tables it removed come back, rows it "
+                      "changed get their old values, rows it appended are removed. A row "
+                      "changed again since REV is a conflict (revert-conflict, naming table "
+                      "and rows): nothing is committed. To make a commit whose content is "
+                      "REV's instead, use `embfmt restore REV`.")
     rv.add_argument("rev")
-    rv.add_argument("-m", "--message")
+    rv.add_argument("-m", "--message", help='default: Revert "<REV\'s message>"')
     rv.add_argument("--branch", help="default: HEAD's")
+    rv.add_argument("--author", help="default: from config, $EMBFMT_AUTHOR or user@host")
 
     v = add("verify", cmd_verify, "recompute every digest reachable from REV or from every ref "
                                   "(exit 1 on corruption)")

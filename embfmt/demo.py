@@ -172,9 +172,9 @@ def run_demo(directory: str | None = None, *, quiet: bool = False, n_rows: int =
         repo.reset(branch, ids["v4"])
         say(f"reset {branch} back to v4: HEAD is {repo.resolve('HEAD')[:12]}, "
             f"{len(repo.log())} commits")
-        rid = repo.revert("v1", message="roll back to v1 (keeping history)")
+        rid = repo.restore("v1", message="roll back to v1 (keeping history)")
         same = repo.open(DEMO_TABLE).fingerprint == repo.open(DEMO_TABLE, "v1").fingerprint
-        say(f"revert to v1: new commit {rid[:12]} on {branch}, {len(repo.log())} commits, "
+        say(f"restore v1: new commit {rid[:12]} on {branch}, {len(repo.log())} commits, "
             f"table equals v1: {same}")
         say()
         say("== final log ==")

@@ -74,6 +74,8 @@ class ErrorKind(str, Enum):
     LOCKED = "locked"
     # BackendUnavailableError
     BACKEND_UNAVAILABLE = "backend-unavailable"
+    # ConflictError: revert found rows changed since the commit it undoes (``.conflicts``).
+    REVERT_CONFLICT = "revert-conflict"
 
 
 class EmbfmtError(Exception):

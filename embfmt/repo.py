@@ -165,6 +165,14 @@ def capture_environment(backend: str | None) -> dict[str, Any]:
     return capture(backend)
 
 
+def _epoch(when: str) -> float:
+    """Seconds since 1970 of a commit time (0 for a time that does not parse)."""
+    try:
+        return datetime.strptime(when, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return 0.0
+
+
 def _now_utc() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -178,6 +186,18 @@ def _default_author() -> str:
     except Exception:  # no passwd entry in some containers
         user = "unknown"
     return f"{user}@{socket.gethostname()}"
+
+
+def _bits(rows: np.ndarray, u: Any) -> np.ndarray:
+    """Rows as unsigned words of their itemsize: equality of bits (NaN payloads, -0.0)."""
+    return np.ascontiguousarray(rows).view(u).reshape(rows.shape[0], -1)
+
+
+def _conflict_text(what: Any) -> str:
+    if isinstance(what, str):
+        return what
+    rows = ", ".join(map(str, what[:10])) + (f" ... ({len(what)} rows in all)" if len(what) > 10 else "")
+    return f"rows {rows} changed since"
 
 
 def _commit_meta(message: Any, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -477,32 +497,42 @@ class Repo:
             prepared.append((name, ptv, self._prepare_table(
                 name, x, ptv, keys.get(name), identity.get(name), allow_identity_change,
                 allow_schema_change)))
-        new_tables: dict[str, str] = {}
-        write_info: dict[str, Any] = {}
         # Each stream holds its write lease until the commit has landed (or failed), so gc
         # keeps every object this commit wrote, however long it takes.
         streams: list[RowStream] = []
         try:
-            for name, ptv, (m, key_arr, ident) in prepared:
-                stream = RowStream(self, name, m.dtype, m.n_rows, m.dim, ptv, backend_name)
-                streams.append(stream)
-                for block in m.blocks():  # the same streaming path as writer(), in row order
-                    stream.feed(block)
-                new_tables[name], write_info[name] = self._finish_table(stream, ptv, key_arr, ident)
+            new_tables, write_info = self._store_tables(prepared, backend_name, streams)
             return self._commit_snapshot(branch, parent_id, new_tables, write_info, remove, message,
                                          meta, author, time_utc, environment, backend_name)
         finally:
             for stream in streams:
                 stream.close()
 
+    def _store_tables(self, prepared: list[Any], backend_name: str | None,
+                      streams: list[RowStream]) -> tuple[dict[str, str], dict[str, Any]]:
+        """Write the table versions of ``prepared`` (name, parent version, checked table) through
+        one :class:`RowStream` each, appended to ``streams`` (the caller closes them once the
+        commit has landed); returns their ids and write statistics."""
+        new_tables: dict[str, str] = {}
+        write_info: dict[str, Any] = {}
+        for name, ptv, (m, key_arr, ident) in prepared:
+            stream = RowStream(self, name, m.dtype, m.n_rows, m.dim, ptv, backend_name)
+            streams.append(stream)
+            for block in m.blocks():  # the same streaming path as writer(), in row order
+                stream.feed(block)
+            new_tables[name], write_info[name] = self._finish_table(stream, ptv, key_arr, ident)
+        return new_tables, write_info
+
     def _commit_snapshot(self, branch: str, parent_id: bytes | None, new_tables: dict[str, str],
                          write_info: dict[str, Any], remove: tuple[str, ...], message: str,
                          meta: dict[str, Any], author: str | None, time_utc: str | None,
-                         environment: Mapping[str, Any] | None, backend_name: str | None) -> str:
+                         environment: Mapping[str, Any] | None, backend_name: str | None,
+                         embfmt_meta: Mapping[str, Any] | None = None) -> str:
         """Write the commit object for already-stored table versions and move ``branch`` to it
-        (compare-and-swap; re-parents onto a concurrent commit that touched other tables)."""
+        (compare-and-swap; re-parents onto a concurrent commit that touched other tables).
+        ``embfmt_meta`` adds members to ``metadata.embfmt`` (spec §16)."""
         meta = dict(meta)
-        meta["embfmt"] = {"tables": write_info}
+        meta["embfmt"] = {"tables": write_info, **(embfmt_meta or {})}
         parent_tables = dict(self.get_commit(parent_id).tables) if parent_id else {}
         env = dict(environment) if environment is not None else capture_environment(backend_name)
         when = time_utc or _now_utc()
@@ -646,9 +676,10 @@ class Repo:
                             allow_identity_change=allow_identity_change,
                             allow_schema_change=allow_schema_change, backend=backend)
 
-    def revert(self, rev: str, *, branch: str | None = None, message: str | None = None) -> str:
+    def restore(self, rev: str, *, branch: str | None = None, message: str | None = None) -> str:
         """A new commit on ``branch`` whose tables are exactly those of ``rev`` (no chunk is
-        written; history is kept, unlike :meth:`reset`).
+        written; history is kept, unlike :meth:`reset`). To undo the change one commit made
+        instead, see :meth:`revert`.
 
         ``rev`` may be a commit no ref reaches any more (one a :meth:`reset` left behind), so
         the objects the new commit references are refreshed first, under a write lease, as a
@@ -661,9 +692,150 @@ class Repo:
         lease = WriteLease(self.store.tmp)
         try:
             self._refresh_tables(c.tables)
-            return self._revert_commit(c, target, rev, branch, message)
+            return self._restore_commit(c, target, rev, branch, message)
         finally:
             lease.release()
+
+    def revert(self, rev: str, *, branch: str | None = None, message: str | None = None,
+               author: str | None = None, backend: str = "auto") -> str:
+        """Undo the change commit ``rev`` made, as a new commit on ``branch`` (git's revert):
+        the inverse of ``rev``'s change against its first parent, applied to the branch head.
+
+        Per table: a table ``rev`` added is removed, one it removed comes back, and one it
+        changed goes back to the parent's version when the head still holds ``rev``'s
+        version (no chunk is written). When the table changed again since, the revert works
+        row by row, by position: rows ``rev`` changed get their parent values back, rows it
+        appended are removed and rows it truncated come back, provided the head still holds
+        ``rev``'s values for them. A row (or table) changed since is a conflict:
+        :class:`ConflictError` (``revert-conflict``) whose ``conflicts`` maps each table to
+        the rows at fault (or to a reason), and nothing is committed.
+
+        Examples
+        --------
+        >>> import numpy as np, tempfile, embfmt
+        >>> repo = embfmt.Repo.init(tempfile.mkdtemp())
+        >>> x = np.zeros((4, 2), np.float32)
+        >>> _ = repo.commit({"t": x}, message="zeros")
+        >>> x[1] = 1
+        >>> bad = repo.commit({"t": x}, message="row 1 set")
+        >>> x[3] = 3
+        >>> _ = repo.commit({"t": x}, message="row 3 set")
+        >>> _ = repo.revert(bad)
+        >>> repo.read("t")[:, 0].tolist()
+        [0.0, 0.0, 0.0, 3.0]
+        """
+        target = self.resolve(rev)
+        branch = check_ref_name(self.head_branch if branch is None else branch, "branch")
+        c = self.get_commit(target)
+        parent = c.parents[0] if c.parents else None
+        p_tables = dict(self.get_commit(parent).tables) if parent else {}
+        head_id = self.refs.read("heads", branch)
+        if head_id is None:
+            raise NotFoundError(f"branch {branch!r} has no commits to revert {rev!r} on")
+        h_tables = dict(self.get_commit(head_id).tables)
+        reuse: dict[str, str] = {}  # table -> an existing version that comes back
+        remove: list[str] = []
+        rows_back: list[tuple[str, TableVersion, TableVersion, TableVersion]] = []
+        conflicts: dict[str, Any] = {}
+        for t in sorted(set(c.tables) | set(p_tables)):
+            pv, rv, hv = p_tables.get(t), c.tables.get(t), h_tables.get(t)
+            if pv == rv:
+                continue  # rev did not touch t
+            if hv == rv:  # the head holds what rev made: the parent's state comes back whole
+                if pv is None:
+                    remove.append(t)
+                else:
+                    reuse[t] = pv
+            elif pv is None:
+                if hv is not None:
+                    conflicts[t] = "added by the commit and changed since"
+            elif rv is None:
+                conflicts[t] = "removed by the commit and added again since"
+            elif hv is None:
+                conflicts[t] = "changed by the commit and removed since"
+            else:
+                rows_back.append((t, self.get_table_version(pv), self.get_table_version(rv),
+                                  self.get_table_version(hv)))
+        prepared = []
+        for t, ptv, rtv, htv in rows_back:
+            res = self._revert_rows(t, parent, target, ptv, rtv, htv)
+            if isinstance(res, tuple):
+                out, keys, ident = res
+                prepared.append((t, htv, self._prepare_table(t, out, htv, keys, ident, True, False)))
+            else:
+                conflicts[t] = res
+        if conflicts:
+            named = target[:12] + (f" ({rev})" if rev != target else "")
+            e = ConflictError(f"cannot revert {named}: "
+                              + "; ".join(f"table {t!r} {_conflict_text(v)}" for t, v in sorted(conflicts.items()))
+                              + "; nothing was committed", ErrorKind.REVERT_CONFLICT)
+            e.conflicts = conflicts  # type: ignore[attr-defined]
+            raise e
+        if not reuse and not remove and not prepared:
+            raise InputError(f"commit {target[:12]} changed no table: nothing to revert",
+                             ErrorKind.BAD_ARGUMENT)
+        first = c.message.splitlines()[0] if c.message else target[:12]
+        text = message if message is not None else f'Revert "{first}"\n\nThis reverts commit {target}.'
+        meta = _commit_meta(text, None)
+        backend_name = resolve_name(backend)
+        lease = WriteLease(self.store.tmp)  # versions that come back are reused objects (§18.4)
+        streams: list[RowStream] = []
+        try:
+            self._refresh_tables(reuse)
+            new_tables, write_info = self._store_tables(prepared, backend_name, streams)
+            new_tables.update(reuse)
+            return self._commit_snapshot(branch, head_id, new_tables, write_info, tuple(remove), text,
+                                         meta, author, None, None, backend_name,
+                                         embfmt_meta={"reverts": target})
+        finally:
+            for stream in streams:
+                stream.close()
+            lease.release()
+
+    def _revert_rows(self, table: str, parent: str | None, target: str, ptv: TableVersion,
+                     rtv: TableVersion, htv: TableVersion) -> Any:
+        """The head's rows of ``table`` with the change ``target`` made undone, by position:
+        (rows, keys, identity); or what conflicts (a list of rows, or a reason)."""
+        if len({(v.dtype, v.dim) for v in (ptv, rtv, htv)}) > 1:
+            return "changed dtype or D (revert it by hand)"
+        np_, nr, nh = ptv.n_rows, rtv.n_rows, htv.n_rows
+        kp, kr, kh = (self._keys(v.keys_id) if v.keys_id is not None else None for v in (ptv, rtv, htv))
+        m = min(np_, nr)
+        if kp is not None and kr is not None and not np.array_equal(kp[:m], kr[:m]):
+            return "changed row keys (revert it by hand)"
+        if kh is not None and kr is not None and not np.array_equal(kh[:min(nh, nr)], kr[:min(nh, nr)]):
+            return "has row keys changed since"
+        ch = self.changed_rows(table, parent, target) if parent else None
+        assert ch is not None  # a changed table has a parent version, so the commit a parent
+        rv = TableView(rtv, self.reader, name=table, pool=self._pool)
+        hv = TableView(htv, self.reader, name=table, pool=self._pool)
+        pview = TableView(ptv, self.reader, name=table, pool=self._pool)
+        mine = np.concatenate([ch.changed, ch.added]).astype(np.int64)  # rows rev wrote
+        bad = mine[mine >= nh].tolist()
+        have = mine[mine < nh]
+        if len(have):
+            u = np.dtype(f"u{htv.dtype.itemsize}")
+            same = (_bits(hv.rows(have), u) == _bits(rv.rows(have), u)).all(axis=1)
+            bad = sorted(bad + have[~same].tolist())
+        if len(ch.removed) and nh < nr:
+            bad += list(range(nh, nr))  # rows rev kept that the head no longer has
+        if bad:
+            return bad
+        out = hv.read()  # a fresh array: ours to change
+        if len(ch.changed):
+            out[ch.changed] = pview.rows(ch.changed)
+        keys = kh
+        if len(ch.added):  # rows rev appended go; rows appended after them move up
+            out = np.concatenate([out[:np_], out[nr:]])
+            keys = None if kh is None else np.concatenate([kh[:np_], kh[nr:]])
+        elif len(ch.removed):  # rows rev truncated come back where they were
+            out = np.concatenate([out[:nr], pview[nr:np_], out[nr:]])
+            if kh is not None:
+                if kp is None:
+                    return "has row keys, but the rows it removed had none"
+                keys = np.concatenate([kh[:nr], kp[nr:np_], kh[nr:]])
+        ident = ptv.identity if htv.identity == rtv.identity else htv.identity
+        return out, (keys.tolist() if keys is not None and keys.dtype == object else keys), ident
 
     def _refresh_tables(self, tables: Mapping[str, str]) -> None:
         """Refresh the modification time of every object the table versions ``tables`` reach
@@ -678,12 +850,12 @@ class Repo:
                                         "by a garbage collection running now, or lost); nothing was "
                                         "committed", ErrorKind.CONFLICT)
 
-    def _revert_commit(self, c: Commit, target: str, rev: str, branch: str, message: str | None) -> str:
+    def _restore_commit(self, c: Commit, target: str, rev: str, branch: str, message: str | None) -> str:
         for _ in range(100):
             parent_id = self.refs.read("heads", branch)
             new = Commit(dict(c.tables), (parent_id.hex(),) if parent_id else (), _default_author(),
-                         _now_utc(), message or f"Revert to {target[:12]} ({rev})",
-                         {"embfmt": {"reverted_to": target}}, capture_environment(None))
+                         _now_utc(), message or f"Restore {target[:12]} ({rev})",
+                         {"embfmt": {"restored_from": target}}, capture_environment(None))
             cid = self._put_hashed(new.to_bytes())
             with self.refs.locked():
                 if self.refs.read("heads", branch) == parent_id:
@@ -692,15 +864,65 @@ class Repo:
         raise ConflictError(f"branch {branch!r} kept moving")
 
     # --- reading ----------------------------------------------------------------------------
-    def log(self, rev: str = "HEAD", max_count: int | None = None) -> list[CommitInfo]:
-        """Commits from ``rev`` back along first parents, newest first."""
-        out = []
-        cid: str | None = self.resolve(rev)
-        while cid is not None and (max_count is None or len(out) < max_count):
-            c = self.get_commit(cid)
-            out.append(CommitInfo(cid, c))
-            cid = c.parents[0] if c.parents else None
+    def log(self, rev: str = "HEAD", max_count: int | None = None, *,
+            table: str | None = None) -> list[CommitInfo]:
+        """Commits reachable from ``rev``, newest first (by commit time; a commit always comes
+        before its parents), at most ``max_count`` of them.
+
+        ``rev`` may be a range ``A..B``: the commits reachable from ``B`` and not from ``A``,
+        as in git (an empty side means ``HEAD``). With ``table``, only the commits that
+        changed that table (added it, removed it, or stored another version of it) against
+        their first parent.
+
+        >>> import numpy as np, tempfile
+        >>> repo = Repo.init(tempfile.mkdtemp())
+        >>> a = repo.commit({"t": np.zeros((2, 2), np.float32)}, message="t")
+        >>> b = repo.commit({"u": np.ones((2, 2), np.float32)}, message="u")
+        >>> [c.message for c in repo.log(f"{a}..")], [c.message for c in repo.log(table="t")]
+        (['u'], ['t'])
+        """
+        import heapq
+
+        from .lineage import is_stamp
+
+        if max_count is not None and max_count < 0:
+            raise InputError(f"max_count must be >= 0, got {max_count}", ErrorKind.BAD_ARGUMENT)
+        if table is not None:
+            check_ref_name(table, "table")
+        exclude: set[str] = set()
+        if isinstance(rev, str) and ".." in rev and not is_stamp(rev):
+            lo, _, hi = rev.partition("..")
+            if hi.startswith("."):
+                raise InputError(f"invalid revision range {rev!r}: A...B is not supported, use A..B",
+                                 ErrorKind.BAD_REVISION)
+            exclude = {c.hex() for c in self._reachable_commits([bytes.fromhex(self.resolve(lo or "HEAD"))])}
+            start = self.resolve(hi or "HEAD")
+        else:
+            start = self.resolve(rev)
+        out: list[CommitInfo] = []
+        if start in exclude:
+            return out
+        seq = 0
+        first = self.get_commit(start)
+        heap = [(-_epoch(first.time), seq, start, first)]
+        seen = {start}
+        while heap and (max_count is None or len(out) < max_count):
+            key, _, cid, c = heapq.heappop(heap)
+            if table is None or self._changed_table(c, table):
+                out.append(CommitInfo(cid, c))
+            for p in c.parents:
+                if p not in seen and p not in exclude:
+                    seen.add(p)
+                    seq += 1
+                    pc = self.get_commit(p)
+                    # A parent never before its child, whatever the clocks said.
+                    heapq.heappush(heap, (max(-_epoch(pc.time), key), seq, p, pc))
         return out
+
+    def _changed_table(self, c: Commit, table: str) -> bool:
+        """Whether commit ``c`` changed ``table`` against its first parent."""
+        before = self.get_commit(c.parents[0]).tables.get(table) if c.parents else None
+        return c.tables.get(table) != before
 
     def show(self, rev: str = "HEAD") -> dict[str, Any]:
         """A commit with each table's shape, dtype, fingerprint, identity and write stats."""

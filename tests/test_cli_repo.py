@@ -264,17 +264,17 @@ def test_tags_and_branches(built: dict[str, Any], tmp_path: Path) -> None:
     assert [c["id"] for c in json.loads(ok(r["exp_log"]).stdout)] == [first]
 
 
-def test_reset_revert_gc(built: dict[str, Any], files: dict[str, Any], tmp_path: Path) -> None:
+def test_reset_restore_gc(built: dict[str, Any], files: dict[str, Any], tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     shutil.copytree(built["repo"], repo)
     C = ("-C", str(repo))
     c3, c2, c1 = built["ids"]
     r = json.loads(ok(run(*C, "reset", "main", "HEAD~2", "--json")).stdout)
     assert r == {"branch": "main", "id": c1, "previous": c3}
-    rv = json.loads(ok(run(*C, "revert", c3[:16], "-m", "undo the reset", "--json")).stdout)
-    assert rv["reverted_to"] == c3 and rv["branch"] == "main"
+    rv = json.loads(ok(run(*C, "restore", c3[:16], "-m", "undo the reset", "--json")).stdout)
+    assert rv["restored_from"] == c3 and rv["branch"] == "main"
     g = json.loads(ok(run(*C, "gc", "--prune-now", "--json")).stdout)
-    # at least commits c2 and c3 and c2's version of `emb` (c3's is the revert's)
+    # at least commits c2 and c3 and c2's version of `emb` (c3's is the restore's)
     assert g["objects_removed"] >= 3 and g["bytes_freed"] > 0
     res = run_all({
         "log": (*C, "log", "--json"),
@@ -286,7 +286,7 @@ def test_reset_revert_gc(built: dict[str, Any], files: dict[str, Any], tmp_path:
     log = json.loads(ok(res["log"]).stdout)
     assert [c["id"] for c in log] == [rv["id"], c1]
     assert log[0]["message"] == "undo the reset"
-    assert log[0]["metadata"]["embfmt"]["reverted_to"] == c3
+    assert log[0]["metadata"]["embfmt"]["restored_from"] == c3
     ok(res["co"])
     assert bits_equal(np.load(tmp_path / "x.npy"), files["c"])
     assert ok(res["verify"]).stdout.startswith("ok")
@@ -334,7 +334,8 @@ def test_errors_exit_2_one_line(built: dict[str, Any], files: dict[str, Any], tm
         "no_dir": ("-C", str(tmp_path / "nope"), "log"),
         "not_repo": (("log",), tmp_path),
         "unknown_rev": (*C, "show", "nope"),
-        "range_rev": (*C, "log", "a..b"),
+        "range_rev": (*C, "show", "a..b"),
+        "range_unknown": (*C, "log", "a..b"),
         "no_table": (*C, "checkout", "HEAD", "nosuch", "-o", str(tmp_path / "n.npy")),
         "exists": (*C, "checkout", "HEAD", "emb", "-o", str(existing)),
         "bf_npy": (*C, "checkout", "HEAD", "bf", "-o", str(tmp_path / "bf.npy")),
@@ -354,6 +355,7 @@ def test_errors_exit_2_one_line(built: dict[str, Any], files: dict[str, Any], tm
     fails(res["not_repo"], "not-a-repository", str(tmp_path))
     fails(res["unknown_rev"], "not-found", "'nope'")
     fails(res["range_rev"], "bad-revision", "'a..b'")
+    fails(res["range_unknown"], "not-found", "'a'")
     fails(res["no_table"], "not-found", "'nosuch'")
     fails(res["exists"], "bad-argument", str(existing), "--force")
     assert existing.read_bytes() == b"x"

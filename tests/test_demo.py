@@ -75,7 +75,7 @@ def test_run_demo_repository_contents_and_determinism(tmp_path: Path) -> None:
 
     with Repo(tmp_path / "a") as repo:
         log = repo.log()
-        assert len(log) == 5 and log[0].metadata["embfmt"]["reverted_to"] == repo.resolve("v1")
+        assert len(log) == 5 and log[0].metadata["embfmt"]["restored_from"] == repo.resolve("v1")
         v1, v2, v3, v4 = (c.id for c in reversed(log[1:]))
         assert [c.metadata.get("run") for c in log[1:]] == ["demo-1"] * 4
         x1 = example_table(3000, 16)

@@ -1,6 +1,6 @@
 """Blame equals a brute-force scan of every version, by row and by key, over seeded random
 histories (row edits, appends, truncations, key reorderings, deletions, dtype changes, table
-removal, reverts, unrelated commits), and decodes no chunk where the row did not change."""
+removal, restores, unrelated commits), and decodes no chunk where the row did not change."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ class History:
         present = True
         for i in range(1, n_commits):
             op = str(rng.choice(["edit", "edit", "edit", "append", "truncate", "reorder", "delete",
-                                 "other", "finetune", "rekey", "same", "dtype", "drop", "revert"]))
+                                 "other", "finetune", "rekey", "same", "dtype", "drop", "restore"]))
             if not present:
                 op = "readd"
             self.ops.append(op)
@@ -58,11 +58,11 @@ class History:
                 repo.commit({}, remove=("t",), message=msg)
                 present = False
                 continue
-            if op == "revert" and i >= 2:
+            if op == "restore" and i >= 2:
                 target = repo.resolve(f"HEAD~{int(rng.integers(1, i))}")
                 if "t" not in repo.get_commit(target).tables:
                     target = repo.resolve("HEAD")
-                repo.revert(target, message=msg)
+                repo.restore(target, message=msg)
                 x = repo.read("t")
                 keys = list(repo.keys("t"))
                 continue

@@ -212,16 +212,16 @@ def test_commit_refuses_to_reuse_a_chunk_whose_base_gc_removed(repo: Repo) -> No
     assert_bits_equal(r.read("t"), x2)
 
 
-def test_revert_refreshes_what_it_references(repo: Repo) -> None:
-    """Reverting to a commit no ref reaches reuses its old objects: they must be refreshed, so
+def test_restore_refreshes_what_it_references(repo: Repo) -> None:
+    """Restoring a commit no ref reaches reuses its old objects: they must be refreshed, so
     a gc that computed its live set before the revert landed does not delete them."""
     c1 = repo.commit({"t": _data(70)}, keys={"t": np.arange(6)})
     x2 = _data(71)
     c2 = repo.commit({"t": x2}, keys={"t": np.arange(6) + 10})
     repo.reset("main", c1)  # c2 is unreachable (a rolled-back run) ...
     _age_all(repo.path, 7200)  # ... and old
-    live = repo._reachable_objects()  # a concurrent gc's live set, taken before the revert
-    cid = repo.revert(c2)
+    live = repo._reachable_objects()  # a concurrent gc's live set, taken before the restore
+    cid = repo.restore(c2)
     cutoff = time.time() - 3600
     for oid in list(repo.store.iter()):  # ... and its deletions, after it
         if oid not in live and repo.store.mtime(oid) <= cutoff:
@@ -232,13 +232,13 @@ def test_revert_refreshes_what_it_references(repo: Repo) -> None:
     assert np.array_equal(r.keys("t"), np.arange(6) + 10)
 
 
-def test_revert_to_a_commit_with_lost_objects_commits_nothing(repo: Repo) -> None:
+def test_restore_of_a_commit_with_lost_objects_commits_nothing(repo: Repo) -> None:
     c1 = repo.commit({"t": _data(72)})
     c2 = repo.commit({"t": _data(73)})
     repo.reset("main", c1)
     repo.store.delete(repo.table_version("t", c2).digests[0])
     with pytest.raises(NotFoundError, match="is missing") as e:
-        repo.revert(c2)
+        repo.restore(c2)
     assert e.value.kind == "missing-object" and repo.resolve("HEAD") == c1
 
 

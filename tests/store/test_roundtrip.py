@@ -1,5 +1,5 @@
 """Round trips through a real on-disk repository: every dtype bit-exact, delta chains, dedup,
-lazy indexing, keys, identity and schema rules, revisions, refs, reset, revert, log/show."""
+lazy indexing, keys, identity and schema rules, revisions, refs, reset, restore, revert, log/show."""
 
 from __future__ import annotations
 
@@ -483,7 +483,7 @@ def test_non_commit_id_is_not_a_revision(repo: Repo) -> None:
         repo.resolve(tid[:8])  # prefixes only match commits
 
 
-# --- tags, branches, reset, revert ---------------------------------------------------------
+# --- tags, branches, reset, restore ---------------------------------------------------------
 def test_tags_are_immutable(repo: Repo) -> None:
     c1 = repo.commit({"t": np.ones((2, 2), np.float32)})
     c2 = repo.commit({"t": np.zeros((2, 2), np.float32)})
@@ -537,18 +537,18 @@ def test_reset_then_read(repo: Repo) -> None:
     assert repo.resolve("HEAD") == ids[0]
 
 
-def test_revert_keeps_history(repo: Repo) -> None:
+def test_restore_keeps_history(repo: Repo) -> None:
     rng = np.random.default_rng(14)
     xs = [random_bits(rng, 5, WIDE_DIM["bfloat16"], DTYPES["bfloat16"]) for _ in range(3)]
     ids = [repo.commit({"t": x}, message=f"v{i}") for i, x in enumerate(xs)]
     chunks_before = objects_by_kind(repo.path)["chunk"]
-    rv = repo.revert("HEAD~2")
+    rv = repo.restore("HEAD~2")
     assert rv not in ids
     log = repo.log()
     assert [c.id for c in log] == [rv] + ids[::-1]
     assert log[0].tables == repo.get_commit(ids[0]).tables
     assert log[0].parents == (ids[2],)
-    assert log[0].metadata["embfmt"]["reverted_to"] == ids[0]
+    assert log[0].metadata["embfmt"]["restored_from"] == ids[0]
     assert_bits_equal(fresh(repo).read("t"), xs[0])
     assert_bits_equal(fresh(repo).read("t", "HEAD~1"), xs[2])
     assert objects_by_kind(repo.path)["chunk"] == chunks_before  # O(1): no chunk written

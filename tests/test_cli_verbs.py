@@ -1,0 +1,102 @@
+"""The git-like verbs of the CLI in real processes: log --oneline / A..B / --table, revert
+(undo one commit) and restore (commit REV's content again)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from embfmt.repo import Repo
+
+from .test_cli_repo import fails, ok, run, run_all
+
+
+def _x(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, 8)).astype(np.float32)
+
+
+@pytest.fixture()
+def hist(tmp_path: Path) -> dict[str, Any]:
+    """c0 adds t, c1 adds u, c2 changes rows 1 and 2 of t, c3 changes row 5 of t; tag v1 = c1."""
+    path = tmp_path / "repo"
+    x = _x(50, 0)
+    with Repo.init(path) as repo:
+        c0 = repo.commit({"t": x}, message="add t")
+        c1 = repo.commit({"u": _x(4, 1)}, message="add u\n\nmore words")
+        x2 = x.copy()
+        x2[[1, 2]] += 1
+        c2 = repo.commit({"t": x2}, message="edit t rows 1 2")
+        x3 = x2.copy()
+        x3[5] += 1
+        c3 = repo.commit({"t": x3}, message="edit t row 5")
+        repo.tag("v1", c1)
+    return {"path": path, "ids": [c0, c1, c2, c3], "x": x, "x3": x3}
+
+
+def test_log_oneline_ranges_and_table(hist: dict[str, Any]) -> None:
+    C = ("-C", str(hist["path"]))
+    c0, c1, c2, c3 = hist["ids"]
+    res = run_all({
+        "oneline": (*C, "log", "--oneline"),
+        "range": (*C, "log", "v1..HEAD", "--json"),
+        "open_range": (*C, "log", f"{c2[:10]}..", "--oneline"),
+        "empty": (*C, "log", "HEAD..v1", "--json"),
+        "table": (*C, "log", "--table", "t", "--oneline"),
+        "table_n": (*C, "log", "--table", "u", "-n", "1", "--json"),
+        "combined": (*C, "log", f"{c0}..HEAD", "--table", "t", "-n", "1", "--oneline"),
+        "sym": (*C, "log", "v1...HEAD"),
+        "bad_table": (*C, "log", "--table", "../x"),
+        "help": ("log", "--help"),
+    })
+    lines = ok(res["oneline"]).stdout.splitlines()
+    assert lines == [f"{c3[:12]} (HEAD -> main) edit t row 5", f"{c2[:12]} edit t rows 1 2",
+                     f"{c1[:12]} (tag: v1) add u", f"{c0[:12]} add t"]
+    assert [c["id"] for c in json.loads(ok(res["range"]).stdout)] == [c3, c2]  # like git: not v1's
+    assert ok(res["open_range"]).stdout.splitlines() == [lines[0]]  # A.. is A..HEAD
+    assert json.loads(ok(res["empty"]).stdout) == []
+    assert ok(res["table"]).stdout.splitlines() == [lines[0], lines[1], lines[3]]  # not c1 (u only)
+    assert [c["id"] for c in json.loads(ok(res["table_n"]).stdout)] == [c1]
+    assert ok(res["combined"]).stdout.splitlines() == [lines[0]]
+    fails(res["sym"], "bad-revision", "A..B")
+    fails(res["bad_table"], "bad-ref-name", "'../x'")
+    h = ok(res["help"]).stdout
+    assert "--oneline" in h and "A..B" in h and "--table" in h
+
+
+def test_revert_and_restore(hist: dict[str, Any]) -> None:
+    path = hist["path"]
+    C = ("-C", str(path))
+    c0, c1, c2, c3 = hist["ids"]
+    rv = json.loads(ok(run(*C, "revert", c2[:12], "--json")).stdout)
+    assert rv["reverts"] == c2 and rv["branch"] == "main" and rv["tables"] == {"t": "changed"}
+    with Repo(path) as repo:
+        want = hist["x3"].copy()
+        want[[1, 2]] = hist["x"][[1, 2]]  # c2's rows back, c3's row 5 kept
+        assert repo.read("t").tobytes() == want.tobytes()
+        assert repo.log()[0].message.startswith('Revert "edit t rows 1 2"')
+        objects = sorted(p.name for p in (path / "objects").rglob("*"))
+        branches = repo.branches()
+    res = run_all({
+        "again": (*C, "revert", c2),  # its rows now hold c1's values: a conflict
+        "text": (*C, "show", "HEAD"),
+        "help": ("revert", "--help"),
+    })
+    line = fails(res["again"], "revert-conflict", "'t'", "rows 1, 2", "nothing was committed")
+    assert c2[:12] in line
+    with Repo(path) as repo:  # nothing written, no ref moved
+        assert sorted(p.name for p in (path / "objects").rglob("*")) == objects
+        assert repo.branches() == branches
+    assert f"Reverts: {c2}" in ok(res["text"]).stdout
+    assert "restore" in ok(res["help"]).stdout
+    rs = json.loads(ok(run(*C, "restore", "v1", "-m", "back to v1", "--json")).stdout)
+    assert rs["restored_from"] == c1
+    res = run_all({"show": (*C, "show", "HEAD", "--json"), "text": (*C, "show", "HEAD")})
+    s = json.loads(ok(res["show"]).stdout)
+    assert s["metadata"]["embfmt"]["restored_from"] == c1 and s["message"] == "back to v1"
+    assert f"Restore: tables of {c1}" in ok(res["text"]).stdout
+    with Repo(path) as repo:
+        assert repo.get_commit(rs["id"]).tables == repo.get_commit(c1).tables
