@@ -40,6 +40,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -235,6 +236,13 @@ _RECORD_KEYS = frozenset({"author", "consumer", "context", "format", "prev", "se
 _HEAD_KEYS = frozenset({"format", "head", "length", "records"})
 _TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z\Z")
 _HEX64_RE = re.compile(r"[0-9a-f]{64}\Z")
+# The commit id inside anything that looks like a stamp, for gc's conservative read of the log
+# (spec §18.4): table names (§17) never hold '@' or '"', so this cannot overrun a stamp.
+_STAMP_COMMIT_RE = re.compile(rb"emb1:s:[A-Za-z0-9_./-]{1,200}@([0-9a-f]{64}):")
+# gc reads the log in blocks this large; consecutive blocks overlap by more than the longest
+# stamp (314 characters, §21.3), so a stamp split across two blocks is still seen whole.
+_SCAN_BLOCK = 1 << 20
+_SCAN_OVERLAP = 512
 
 
 @dataclass(frozen=True)
@@ -577,11 +585,44 @@ class UsageLog:
         return UseRecord(h, d["seq"], d["stamp"], table, commit, d["consumer"], d["context"],
                          d["time"], d["author"], d["prev"])
 
-    def problems(self) -> list[dict[str, str]]:
-        """Every defect of the log and its head, as verify report entries (empty: intact)."""
+    def commits_named(self) -> set[bytes]:
+        """Every commit id that a stamp anywhere in the log names: garbage collection's roots
+        (spec §18.4). Conservative by design: the raw bytes are searched, so lines that fail
+        verification (altered by hand, cut short, past the head) still protect what they name;
+        keeping too much is recoverable, deleting a used version is not."""
+        try:
+            fd = os.open(self.log_path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+        except FileNotFoundError:
+            return set()
+        except OSError as e:  # a symlink (O_NOFOLLOW) or unreadable: never guess, refuse
+            raise FormatError(f"{self.log_name} cannot be read ({e.strerror or e}); gc keeps "
+                              "nothing it cannot account for: repair or remove it",
+                              ErrorKind.BAD_FILE) from None
+        out: set[bytes] = set()
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise FormatError(f"{self.log_name} is not a regular file", ErrorKind.BAD_FILE)
+            pos, carry = 0, b""
+            while True:
+                block = os.pread(fd, _SCAN_BLOCK, pos)
+                if not block:
+                    break
+                pos += len(block)
+                buf = carry + block
+                out.update(bytes.fromhex(m.group(1).decode()) for m in _STAMP_COMMIT_RE.finditer(buf))
+                carry = buf[-_SCAN_OVERLAP:]
+        finally:
+            os.close(fd)
+        return out
+
+    def problems(self, records: list[UseRecord] | None = None) -> list[dict[str, str]]:
+        """Every defect of the log and its head, as verify report entries (empty: intact);
+        ``records`` collects the records that parsed."""
         found: list[_Problem] = []
         try:
-            self.scan(found)
+            got = self.scan(found)
+            if records is not None:
+                records.extend(got)
         except OSError as e:
             found.append(_Problem(self.log_name, ErrorKind.BAD_FILE, f"cannot be read ({e})"))
         out = [p.to_dict() for p in found[:MAX_PROBLEMS]]
@@ -608,6 +649,32 @@ def record_use(repo: Repo, stamp_text: str, *, consumer: str, context: Mapping[s
     # The ref lock serialises appenders across processes (flock; released if one dies).
     with repo.refs.locked():
         return log.append(stamp_text, info.table, info.commit, consumer, context, author)
+
+
+def gone_uses(repo: Repo, records: list[UseRecord]) -> list[dict[str, str]]:
+    """verify's findings for recorded uses whose version cannot be read any more (spec §21.2):
+    one entry per distinct stamp, at the first line that records it, naming the consumers."""
+    by_stamp: dict[str, list[UseRecord]] = {}
+    for r in records:
+        by_stamp.setdefault(r.stamp, []).append(r)
+    out: list[dict[str, str]] = []
+    for text, recs in by_stamp.items():
+        try:
+            resolve_stamp(repo, text)
+            continue
+        except NotFoundError as e:
+            kind, why = ErrorKind.MISSING_OBJECT, f"commit {recs[0].commit} is gone ({e.message})"
+        except EmbfmtError as e:
+            kind, why = e.kind, e.message
+        consumers = sorted({r.consumer for r in recs})
+        shown = ", ".join(consumers[:5]) + (f" and {len(consumers) - 5} more" if len(consumers) > 5 else "")
+        out.append({"object": f"{LOG_DIR}/{LOG_NAME}:{recs[0].seq + 1}", "kind": kind.value,
+                    "error": f"{len(recs)} recorded use(s) of {recs[0].table} at "
+                             f"{recs[0].commit[:12]} (by {shown}) name a version that cannot be "
+                             f"read: {why}"})
+        if len(out) >= MAX_PROBLEMS:
+            break
+    return out
 
 
 def uses(repo: Repo, rev: str | None = None, *, table: str | None = None) -> list[UseRecord]:

@@ -29,6 +29,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -410,7 +411,8 @@ class Repo:
         with self.refs.locked():
             if self.refs.read("tags", name) is not None:
                 raise ConflictError(f"tag {name!r} already exists (tags are immutable)", ErrorKind.REF_EXISTS)
-            self.refs.cas("tags", name, None, cid)
+            with self._onto(cid):
+                self.refs.cas("tags", name, None, cid)
         return cid.hex()
 
     def branch(self, name: str, rev: str = "HEAD") -> str:
@@ -420,19 +422,84 @@ class Repo:
         with self.refs.locked():
             if self.refs.read("heads", name) is not None:
                 raise ConflictError(f"branch {name!r} already exists", ErrorKind.REF_EXISTS)
-            self.refs.cas("heads", name, None, cid)
+            with self._onto(cid):
+                self.refs.cas("heads", name, None, cid)
         return cid.hex()
 
     def reset(self, branch: str, rev: str) -> str:
-        """Move ``branch`` to ``rev`` (rollback in O(1): no data is read or written)."""
+        """Move ``branch`` to ``rev`` (rollback in O(1) when a ref reaches ``rev``: no data is
+        read or written; onto a commit no ref reaches, its objects are refreshed first)."""
         check_ref_name(branch, "branch")
         cid = bytes.fromhex(self.resolve(rev))
         with self.refs.locked():
             cur = self.refs.read("heads", branch)
             if cur is None:
                 raise NotFoundError(f"no branch {branch!r}")
-            self.refs.cas("heads", branch, cur, cid)
+            with self._onto(cid, cur):
+                self.refs.cas("heads", branch, cur, cid)
         return cid.hex()
+
+    @contextmanager
+    def _onto(self, cid: bytes, first: bytes | None = None) -> Iterator[None]:
+        """Make commit ``cid`` safe to point a ref at (spec §18.4); the ref moves in the body.
+        Call with the ref lock held.
+
+        When a ref reaches ``cid`` (``first``, the moved ref's value, is tried first: the
+        common ``reset main HEAD~1``), that ref keeps it live in gc's snapshot of the refs,
+        and nothing is read. Otherwise ``cid`` is an orphan, and a gc may be deleting its old
+        objects right now: under a write lease (held until the move has landed), every object
+        of its history that no ref reaches is refreshed, deepest first, each checked to be
+        still there; :class:`ConflictError`, with no ref moved, when one is gone."""
+        reached = self._reached_from_refs(cid, first)
+        if reached is None:
+            yield
+            return
+        lease = WriteLease(self.store.tmp)
+        try:
+            self._refresh_history(cid, reached)
+            yield
+        finally:
+            lease.release()
+
+    def _reached_from_refs(self, cid: bytes, first: bytes | None) -> set[bytes] | None:
+        """None when some ref (or ``first``) reaches commit ``cid``; else every commit the refs
+        reach (the walk had to visit them all to be sure)."""
+        seen: set[bytes] = set()
+        stack = [*self._all_heads(), *([first] if first is not None else [])]
+        while stack:
+            c = stack.pop()
+            if c == cid:
+                return None
+            if c in seen:
+                continue
+            seen.add(c)
+            stack.extend(bytes.fromhex(p) for p in self.get_commit(c).parents)
+        return seen
+
+    def _refresh_history(self, cid: bytes, reached: set[bytes]) -> None:
+        """Refresh every object of commit ``cid`` and its ancestors outside ``reached``."""
+        done: set[str] = set()
+        stack = [cid]
+        try:
+            while stack:
+                c_id = stack.pop()
+                if c_id in reached:
+                    continue
+                reached.add(c_id)
+                c = self.get_commit(c_id)
+                tables = {n: t for n, t in c.tables.items() if t not in done}
+                self._refresh_tables(tables)
+                done.update(tables.values())
+                for oid in [*(bytes.fromhex(x) for x in _change_ids(c)), c_id]:  # the commit last
+                    if not self.store.touch(oid):
+                        raise NotFoundError(f"object {oid.hex()} of commit {c_id.hex()} is missing",
+                                            ErrorKind.MISSING_OBJECT)
+                stack.extend(bytes.fromhex(p) for p in c.parents)
+        except (NotFoundError, ConflictError) as e:
+            raise ConflictError(f"cannot point a ref at commit {cid.hex()}: no ref reaches it, and "
+                                f"part of its history is gone (removed by a garbage collection "
+                                f"running now, or lost): {e.message}; no ref was changed",
+                                ErrorKind.CONFLICT) from None
 
     def checkout_branch(self, name: str) -> None:
         """Make ``name`` the branch ``HEAD`` names (it must exist)."""
@@ -1098,6 +1165,7 @@ class Repo:
         Never raises for corruption: it is listed in the report (``report.ok`` is False).
         """
         report = VerifyReport()
+        used: list[Any] = []
         if rev:
             try:
                 starts = [bytes.fromhex(self.resolve(rev))]
@@ -1114,6 +1182,12 @@ class Repo:
                 self.refs.head_branch()
             except FormatError as e:
                 report.errors.append({"object": "HEAD", "kind": e.kind.value, "error": str(e)})
+            # Versions the usage log records as used are live (gc keeps them, §18.4): checked
+            # like the refs' history.
+            from .lineage import UsageLog, gone_uses
+
+            log_problems = UsageLog(self.path, durable=self.refs.durable).problems(used)
+            starts += [c for c in self._extra_roots() if c not in set(starts)]
         tv_ids: set[str] = set()
         change_ids: set[str] = set()
         for cid in self._reachable_commits(starts, report):
@@ -1185,16 +1259,41 @@ class Repo:
             except EmbfmtError as e:
                 report.errors.append({"object": ch, "kind": e.kind.value, "error": str(e)})
         if not rev:  # the usage log belongs to the repository, not to one revision
-            from .lineage import UsageLog
-
-            report.errors.extend(UsageLog(self.path, durable=self.refs.durable).problems())
+            report.errors.extend(log_problems)
+            report.errors.extend(gone_uses(self, used))
         return report
 
+    def _extra_roots(self) -> list[bytes]:
+        """Commits that are gc roots besides the refs (spec §18.4): those the usage log names
+        (a version recorded as used stays readable), that are still stored."""
+        from .lineage import UsageLog
+
+        return sorted(c for c in UsageLog(self.path).commits_named() if self.store.has(c))
+
     def _reachable_objects(self, cache_keys: set[bytes] | None = None) -> set[bytes]:
-        """Every object some ref reaches; ``cache_keys`` collects the rowprint-cache keys of
-        the reachable table versions."""
+        """Every object some ref (or another gc root, :meth:`_extra_roots`) reaches;
+        ``cache_keys`` collects the rowprint-cache keys of the reachable table versions."""
         live: set[bytes] = set()
-        for cid in self._reachable_commits(self._all_heads()):
+        # The refs are read under the ref lock, as one snapshot: a ref move that relies on
+        # another ref keeping its target reachable (:meth:`_make_live`) is then seen either
+        # before (through that ref) or after (through the moved ref), never neither.
+        with self.refs.locked():
+            heads = self._all_heads()
+        self._mark_live(heads, live, cache_keys)
+        for cid in self._extra_roots():
+            if cid in live:
+                continue
+            live.add(cid)
+            try:
+                self._mark_live([cid], live, cache_keys)
+            except (NotFoundError, FormatError, IntegrityError):
+                # A used commit that is damaged, or whose history is: keep whatever of it is
+                # left (marked so far, and the object itself); verify reports the damage.
+                continue
+        return live
+
+    def _mark_live(self, starts: list[bytes], live: set[bytes], cache_keys: set[bytes] | None) -> None:
+        for cid in self._reachable_commits(starts):
             live.add(cid)
             live.update(bytes.fromhex(x) for x in _change_ids(self.get_commit(cid)))
             for tid in self.get_commit(cid).tables.values():
@@ -1210,7 +1309,6 @@ class Repo:
                 for d in tv.digests:
                     if d not in live:
                         live.update(self.reader.chain(d))
-        return live
 
     def gc(self, *, grace_seconds: float = 3600.0) -> GcReport:
         """Remove objects no ref reaches (commits, tables, chunks and their delta bases).
@@ -1236,12 +1334,17 @@ class Repo:
         with progress.bar(len(oids), "gc objects", unit="obj") as bar:
             for oid in oids:
                 bar.update(1)
-                if oid in live:
+                # The age seen here only selects candidates: a writer may refresh the object
+                # right after this look (and commit a reference to it), so the deletion
+                # checks the age again, atomically with the unlink (Store.delete_if_older).
+                if oid in live or self.store.mtime(oid) > cutoff:
                     rep.objects_kept += 1
-                elif self.store.mtime(oid) <= cutoff:
-                    rep.bytes_freed += self.store.delete(oid)
+                    continue
+                freed = self.store.delete_if_older(oid, cutoff)
+                if freed:
+                    rep.bytes_freed += freed
                     rep.objects_removed += 1
-                else:
+                elif self.store.has(oid):  # refreshed since: a writer reuses it
                     rep.objects_kept += 1
         rep.bytes_freed += self.store.clean_tmp(cutoff)
         if self.reader.rowprint_cache is not None:  # derived data of versions gone (§11.1)

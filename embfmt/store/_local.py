@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
-from ..errors import NotFoundError
+from ..errors import ConflictError, ErrorKind, NotFoundError
 from .abc import Store
 
 __all__ = ["LocalStore"]
+
+# How long a refresh or a deletion waits for the objects lock. gc holds it for one stat and one
+# unlink at a time, so a wait this long means a stopped process, never a busy one.
+OBJECTS_LOCK_TIMEOUT_S = 30.0
 
 
 def _fsync_dir(path: str) -> None:
@@ -106,19 +113,67 @@ class LocalStore(Store):
         except FileNotFoundError:
             return 0.0
 
-    def touch(self, oid: bytes) -> bool:
-        p = self.path(oid)
+    @contextmanager
+    def _objects_lock(self, exclusive: bool) -> Iterator[None]:
+        """A ``flock`` on the ``objects/`` directory itself (no lock file to create or leave
+        behind; spec §18.4): shared while a writer refreshes an object, exclusive while gc
+        checks an object's age and deletes it, so the two never interleave."""
         try:
-            os.utime(p)
-            return True
-        except FileNotFoundError:
-            return False
-        except PermissionError:  # a repository we may read but not write
-            return os.path.exists(p)
+            fd = os.open(self.objects, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except FileNotFoundError:  # no objects yet: nothing to refresh or delete
+            yield
+            return
+        try:
+            mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+            deadline = time.monotonic() + OBJECTS_LOCK_TIMEOUT_S
+            while True:
+                try:
+                    fcntl.flock(fd, mode)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise ConflictError(f"timed out after {OBJECTS_LOCK_TIMEOUT_S:.0f} s waiting "
+                                            f"for the lock on {self.objects} (a stopped gc?)",
+                                            ErrorKind.LOCKED) from None
+                    time.sleep(0.001)
+            yield
+        finally:
+            os.close(fd)  # drops the lock
+
+    def touch(self, oid: bytes) -> bool:
+        # Under the shared objects lock: gc's age check and unlink of this object happen either
+        # wholly before (then utime fails: the object is gone, and we say so) or wholly after
+        # (then gc sees the new time and keeps it). Without the lock, gc could read the old
+        # time, we refresh and report the object present, and gc unlinks it anyway.
+        p = self.path(oid)
+        with self._objects_lock(exclusive=False):
+            try:
+                os.utime(p)
+                return True
+            except FileNotFoundError:
+                return False
+            except PermissionError:  # a repository we may read but not write
+                return os.path.exists(p)
+
+    def delete_if_older(self, oid: bytes, cutoff: float) -> int:
+        """Remove ``oid`` if its modification time is at most ``cutoff``, atomically with
+        respect to :meth:`touch` (see there); returns the bytes freed (0: kept or absent)."""
+        p = self.path(oid)
+        with self._objects_lock(exclusive=True):
+            try:
+                st = os.stat(p)
+                if st.st_mtime > cutoff:
+                    return 0
+                os.unlink(p)
+                return st.st_size
+            except FileNotFoundError:
+                return 0
 
     def put(self, oid: bytes, data: bytes | memoryview | list[bytes | memoryview]) -> bool:
         dest = self.path(oid)
-        if self.touch(oid):  # exists: keep its bytes, refresh its age for gc
+        # exists: keep its bytes, refresh its age for gc (the cheap probe first: a new object
+        # needs no lock)
+        if os.path.exists(dest) and self.touch(oid):
             return False
         d = os.path.dirname(dest)
         if d not in self._dirs:  # 256 fan-out dirs: stat them once per process, not per object

@@ -65,6 +65,15 @@ class Store(ABC):
         object instead of writing it calls this (``put`` of an existing id does it too)."""
         return self.has(oid)
 
+    def delete_if_older(self, oid: bytes, cutoff: float) -> int:
+        """Remove ``oid`` if it was last written or refreshed (:meth:`touch`) at or before
+        ``cutoff`` (epoch seconds); returns the bytes freed. Garbage collection deletes
+        through this: a store where a concurrent :meth:`touch` can interleave with the check
+        and the removal MUST override it to make the two atomic (spec §18.4)."""
+        if self.mtime(oid) > cutoff:
+            return 0
+        return self.delete(oid)
+
     def mtime(self, oid: bytes) -> float:
         """When ``oid`` was written (seconds since the epoch); 0 where unknown."""
         return 0.0

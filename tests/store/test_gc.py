@@ -260,3 +260,93 @@ def test_gc_keeps_branches_whose_names_contain_tmp(repo: Repo) -> None:
     repo.gc(grace_seconds=0)
     assert_bits_equal(fresh(repo).read("t", "exp.tmp.1"), x)
     assert fresh(repo).verify().ok
+
+
+# --- gc versus writers (issue 20, defect 3) -----------------------------------------------------
+def _orphan(repo: Repo, seed: int) -> tuple[str, np.ndarray]:
+    """A commit no ref reaches, whose objects are old (a run rolled back long ago)."""
+    c1 = repo.commit({"t": _data(seed)}, keys={"t": np.arange(6)})
+    x2 = _data(seed + 1)
+    c2 = repo.commit({"t": x2}, keys={"t": np.arange(6) + 10})
+    repo.reset("main", c1)
+    _age_all(repo.path, 7200)
+    return c2, x2
+
+
+def test_gc_never_deletes_an_object_a_writer_refreshed_after_gc_looked_at_it(repo: Repo) -> None:
+    """gc decides an unreachable object is old, then a writer in another Repo reuses it (dedup:
+    refresh + commit, acknowledged), then gc deletes it: the acknowledged commit referenced a
+    missing object. gc must re-check the age atomically with the deletion (spec §18.4)."""
+    _c2, x2 = _orphan(repo, 80)
+    other = Repo(repo.path)  # the gc process
+    real_mtime = other.store.mtime
+    landed: list[str] = []
+
+    def mtime_then_commit(oid: bytes) -> float:
+        t = real_mtime(oid)
+        if not landed:  # gc has just looked at the first object: the writer runs now
+            landed.append(repo.commit({"t": x2}, keys={"t": np.arange(6) + 10}, message="again"))
+        return t
+
+    other.store.mtime = mtime_then_commit  # type: ignore[method-assign]
+    other.gc(grace_seconds=3600)
+    assert landed
+    r = fresh(repo)
+    assert r.resolve("HEAD") == landed[0]
+    assert r.verify().ok, r.verify().errors
+    assert_bits_equal(r.read("t"), x2)
+
+
+def _move(repo: Repo, move: str, cid: str) -> None:
+    """Point a ref at ``cid``: a new tag or branch ``keep``, or main reset onto it."""
+    if move == "tag":
+        repo.tag("keep", cid)
+    elif move == "branch":
+        repo.branch("keep", cid)
+    else:
+        repo.reset("main", cid)
+
+
+@pytest.mark.parametrize("move", ["tag", "branch", "reset"])
+def test_ref_move_onto_an_orphan_racing_gc(repo: Repo, move: str) -> None:
+    """A tag / branch / reset onto an old orphan lands after gc computed its live set and before
+    it deletes: the move must make the orphan's objects live before it is acknowledged."""
+    c2, x2 = _orphan(repo, 90)
+    other = Repo(repo.path)
+    real_walk = other._reachable_objects
+
+    def walk_then_move(*a, **k):
+        live = real_walk(*a, **k)
+        _move(repo, move, c2)
+        return live
+
+    other._reachable_objects = walk_then_move  # type: ignore[method-assign]
+    other.gc(grace_seconds=3600)
+    r = fresh(repo)
+    rev = "main" if move == "reset" else "keep"
+    assert r.resolve(rev) == c2
+    assert r.verify().ok, r.verify().errors
+    assert_bits_equal(r.read("t", rev), x2)
+    assert np.array_equal(r.keys("t", rev), np.arange(6) + 10)
+
+
+@pytest.mark.parametrize("move", ["tag", "branch", "reset"])
+def test_ref_move_onto_an_orphan_with_lost_objects_changes_nothing(repo: Repo, move: str) -> None:
+    c2, _x2 = _orphan(repo, 95)
+    repo.store.delete(repo.table_version("t", c2).digests[0])  # a gc got there first
+    before = (repo.branches(), repo.tags())
+    with pytest.raises(ConflictError, match="gone") as e:
+        _move(repo, move, c2)
+    assert e.value.kind == "conflict"
+    assert (repo.branches(), repo.tags()) == before
+
+
+def test_ref_move_onto_a_reachable_commit_reads_no_chunk(repo: Repo) -> None:
+    """Moves onto commits some ref reaches stay cheap: nothing is refreshed (a ref keeps them)."""
+    ids = [repo.commit({"t": _data(100 + i)}) for i in range(3)]
+    _age_all(repo.path, 7200)
+    repo.tag("v0", ids[0])
+    repo.branch("b1", ids[1])
+    repo.reset("main", ids[0])
+    cutoff = time.time() - 3600
+    assert all(repo.store.mtime(o) < cutoff for o in repo.store.iter())  # nothing refreshed
