@@ -322,14 +322,98 @@ def cmd_log(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _rev_table(spec: str) -> tuple[str, str | None]:
+    """``REV:TABLE`` -> (REV, TABLE); a plain revision or a stamp (which holds ``:``) -> (spec, None).
+    Table and ref names never hold ``:`` (spec §17), so the last one splits."""
+    from .lineage import is_stamp
+
+    if is_stamp(spec) or ":" not in spec:
+        return spec, None
+    rev, _, table = spec.rpartition(":")
+    if not rev or not table:
+        raise InputError(f"expected REV or REV:TABLE, got {spec!r}", ErrorKind.BAD_REVISION)
+    return rev, table
+
+
+def _print_table_detail(t: dict[str, Any]) -> None:
+    print(f"table {t['table']} at {t['rev']} (commit {t['commit'][:12]})")
+    print(f"    version      {t['version']}")
+    print(f"    fingerprint  {t['fingerprint']}")
+    print(f"    shape        {t['rows']} x {t['dim']} {t['dtype']}")
+    st = t["stored"]
+    print(f"    bytes        {_fmt_bytes(t['bytes_raw'])} raw, {_fmt_bytes(t['bytes_stored'])} stored "
+          f"({_fmt_bytes(st['chunks'])} in {st['chunk_objects']} chunk objects with their delta bases, "
+          f"{_fmt_bytes(st['keys'])} keys, {_fmt_bytes(st['table_version'])} table version)")
+    codecs = ", ".join(f"{n} {_CODEC_WORDS.get(k, k)}" for k, n in t["codecs"].items())
+    print(f"    chunks       {t['chunks']} of {t['chunk_rows']} rows ({codecs or 'none'})")
+    print(f"    keys         {'yes, ' + str(t['keys_count']) if t['keys'] else 'no'}")
+    print(f"    identity     {json.dumps(t['identity'], sort_keys=True) if t['identity'] is not None else '-'}")
+    ch = t["change"]
+    if ch["status"] == "new":
+        what = "new table" + (f" (not in parent {ch['parent'][:12]})" if ch["parent"] else " (first commit)")
+    elif ch["status"] == "unchanged":
+        what = f"unchanged from parent {ch['parent'][:12]}"
+    else:
+        parts = [f"{ch['rows_changed']} rows changed" if ch["rows_changed"] is not None
+                 else "rows changed: no change record"]
+        if ch["rows_added"]:
+            parts.append(f"{ch['rows_added']} added")
+        if ch["rows_removed"]:
+            parts.append(f"{ch['rows_removed']} removed")
+        what = f"vs parent {ch['parent'][:12]} ({ch['parent_rows']} rows): " + ", ".join(parts)
+    print(f"    change       {what}")
+    drift = ch.get("drift")
+    if drift and ch.get("rows_changed"):
+        for m in ("l2", "cosine", "max_abs", "ulp"):
+            s = drift[m]
+            print(f"        {m:<8} mean {_fmt_num(s['mean'])}  p50 {_fmt_num(s['p50'])}  "
+                  f"max {_fmt_num(s['max'])}  min {_fmt_num(s['min'])}")
+
+
 def cmd_show(args: argparse.Namespace) -> int:
+    rev, table = _rev_table(args.rev)
     with _open_repo(args) as repo:
+        if table is not None:
+            detail = repo.show_table(rev, table)
+            if args.json:
+                _print_json(detail)
+            else:
+                _print_table_detail(detail)
+            return EXIT_OK
         shown = repo.show(args.rev)
         if args.json:
             _print_json(shown)
         else:
             _print_commit(shown, _decorations(repo).get(shown["id"], []), _parent_tables(repo, shown),
                           full=True)
+    return EXIT_OK
+
+
+# Codecs in plain words (spec §13.3), for people who do not know the codec names.
+_CODEC_WORDS = {"raw": "stored in full", "shuffle-planes": "stored in full (byte planes)",
+                "xor-delta": "as XOR deltas to the parent", "sub-zigzag-delta": "as deltas to the parent",
+                "sparse-patch": "as patches of the changed rows"}
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    with _open_repo(args) as repo:
+        listing = repo.ls(args.rev)
+        deco = _decorations(repo).get(listing["commit"], [])
+    if args.json:
+        _print_json(listing)
+        return EXIT_OK
+    print(f"commit {listing['commit']}" + (f" ({', '.join(deco)})" if deco else ""))
+    rows = [("TABLE", "DTYPE", "SHAPE", "RAW", "STORED", "KEYS", "IDENTITY")]
+    for t in listing["tables"]:
+        rows.append((t["table"], t["dtype"], f"{t['rows']} x {t['dim']}", _fmt_bytes(t["bytes_raw"]),
+                     _fmt_bytes(t["bytes_stored"]), f"yes {t['keys_count']}" if t["keys"] else "no",
+                     json.dumps(t["identity"], sort_keys=True) if t["identity"] is not None else "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("  ".join(f"{v:<{w}}" if i not in (3, 4) else f"{v:>{w}}" for i, (v, w) in
+                        enumerate(zip(r, widths))) + "  " + r[-1])
+    if not listing["tables"]:
+        print("(no tables)")
     return EXIT_OK
 
 
@@ -994,8 +1078,15 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("--table", metavar="TABLE",
                     help="only commits that changed TABLE (added, removed or a new version)")
 
-    s = add("show", cmd_show, "show one commit and its tables")
-    s.add_argument("rev", nargs="?", default="HEAD")
+    s = add("show", cmd_show, "show one commit and its tables, or with REV:TABLE one table version "
+                              "in detail")
+    s.add_argument("rev", nargs="?", default="HEAD", metavar="REV[:TABLE]",
+                   help="a revision (default HEAD); REV:TABLE shows that table's version: "
+                        "fingerprint, chunks, stored bytes, keys, identity, change vs the parent")
+
+    ls = add("ls", cmd_ls, "list the tables of a revision: dtype, shape, raw and stored bytes, "
+                           "keys, identity")
+    ls.add_argument("rev", nargs="?", default="HEAD", metavar="REV", help="default: HEAD")
 
     co = add("checkout", cmd_checkout, "write one table of a revision to a file")
     co.description = ("Write TABLE at REV to OUT in the format of its extension or --format: "

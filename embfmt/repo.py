@@ -1005,6 +1005,28 @@ class Repo:
                             "write": written.get(name)}
         return {"id": cid, **c.to_dict(), "tables": tables}
 
+    def ls(self, rev: str = "HEAD") -> dict[str, Any]:
+        """The tables of ``rev`` (see :func:`embfmt.listing.list_tables`): per table its dtype,
+        rows, dim, raw and stored bytes, keys, identity and fingerprint; decodes no chunk.
+
+        >>> import numpy as np, tempfile
+        >>> repo = Repo.init(tempfile.mkdtemp())
+        >>> _ = repo.commit({"emb": np.ones((4, 3), np.float32)}, keys={"emb": ["a", "b", "c", "d"]})
+        >>> [(t["table"], t["rows"], t["bytes_raw"], t["keys_count"]) for t in repo.ls()["tables"]]
+        [('emb', 4, 48, 4)]
+        """
+        from .listing import list_tables
+
+        return list_tables(self, rev)
+
+    def show_table(self, rev: str, table: str) -> dict[str, Any]:
+        """One table version of ``rev`` in detail (see :func:`embfmt.listing.table_detail`):
+        its :meth:`ls` entry, stored bytes by object kind, chunks by codec, and its change
+        against the parent commit from the change record (rows changed, drift summary)."""
+        from .listing import table_detail
+
+        return table_detail(self, rev, table)
+
     def table_version(self, table: str, rev: str = "HEAD") -> TableVersion:
         c = self.get_commit(self.resolve(rev))
         if table not in c.tables:

@@ -100,3 +100,37 @@ def test_revert_and_restore(hist: dict[str, Any]) -> None:
     assert f"Restore: tables of {c1}" in ok(res["text"]).stdout
     with Repo(path) as repo:
         assert repo.get_commit(rs["id"]).tables == repo.get_commit(c1).tables
+
+
+def test_ls_and_show_rev_table(hist: dict[str, Any]) -> None:
+    C = ("-C", str(hist["path"]))
+    c0, c1, c2, c3 = hist["ids"]
+    res = run_all({
+        "ls": (*C, "ls"),
+        "ls_json": (*C, "ls", "v1", "--json"),
+        "show": (*C, "show", "HEAD:t"),
+        "show_json": (*C, "show", f"{c2[:10]}:t", "--json"),
+        "show_new": (*C, "show", "v1:u", "--json"),
+        "no_table": (*C, "show", "HEAD:nope"),
+        "bad_rev": (*C, "ls", "nope"),
+        "help": ("ls", "--help"),
+    })
+    lines = ok(res["ls"]).stdout.splitlines()
+    assert lines[0] == f"commit {c3} (HEAD -> main)"
+    assert lines[1].split() == ["TABLE", "DTYPE", "SHAPE", "RAW", "STORED", "KEYS", "IDENTITY"]
+    assert lines[2].split()[:6] == ["t", "float32", "50", "x", "8", "1.6"]  # 1600 B raw
+    assert lines[3].split()[:5] == ["u", "float32", "4", "x", "8"]
+    ls = json.loads(ok(res["ls_json"]).stdout)
+    assert ls["commit"] == c1 and [t["table"] for t in ls["tables"]] == ["t", "u"]
+    t = ls["tables"][0]
+    assert (t["rows"], t["dim"], t["bytes_raw"], t["keys"], t["keys_count"]) == (50, 8, 1600, False, 0)
+    assert t["bytes_stored"] > 0 and t["fingerprint"].startswith("emb1:b3:")
+    text = ok(res["show"]).stdout
+    assert f"table t at HEAD (commit {c3[:12]})" in text
+    assert "1 rows changed" in text and f"vs parent {c2[:12]}" in text and "l2" in text
+    d = json.loads(ok(res["show_json"]).stdout)
+    assert d["commit"] == c2 and d["change"]["rows_changed"] == 2 and d["change"]["parent"] == c1
+    assert json.loads(ok(res["show_new"]).stdout)["change"]["status"] == "new"
+    fails(res["no_table"], "not-found", "'nope'")
+    fails(res["bad_rev"], "not-found", "'nope'")
+    assert "stored bytes" in ok(res["help"]).stdout
