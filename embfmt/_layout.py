@@ -74,6 +74,8 @@ MAX_PROOF_SIBLINGS = 48
 REPO_FORMAT_NAME = "embfmt-repository"
 REPO_FORMAT_VERSION = 1
 REPO_MARKER = "embfmt.json"  # the file that makes a directory a repository
+# A project directory keeps its repository in this subdirectory (spec §11.2), like git's .git.
+HIDDEN_REPO_DIR = ".embfmt"
 
 # --- Chunk objects (spec §13) -----------------------------------------------------------------
 CHUNK_MAGIC = b"EMBC"

@@ -3,10 +3,11 @@
 Exit codes: 0 success; 1 a check found a difference or corruption; 2 usage or input error
 (one line on stderr naming the file or object at fault, never a traceback).
 
-Repository commands run on the repository in the current directory, or in ``PATH`` given with
-the global ``-C PATH`` option (``embfmt -C repo log``). As with ``git -C``, every relative path
-on the command line (input files, ``-o`` outputs, ``init``'s directory) is then taken relative
-to ``PATH``.
+Repository commands run on the repository that holds the current directory, or ``PATH`` given
+with the global ``-C PATH`` option (``embfmt -C repo log``): that directory or its closest parent
+that is a repository or holds one in ``.embfmt/`` (spec §11.2), as git finds ``.git``. As with
+``git -C``, every relative path on the command line (input files, ``-o`` outputs, ``init``'s
+directory) is then taken relative to ``PATH``.
 """
 
 from __future__ import annotations
@@ -66,12 +67,13 @@ def _path(args: argparse.Namespace, p: str) -> str:
 
 @contextmanager
 def _open_repo(args: argparse.Namespace) -> Iterator[Repo]:
-    from .repo import Repo
+    from .repo import Repo, find_repository
 
     base = getattr(args, "chdir", None) or "."
     if not os.path.isdir(base):
         raise NotFoundError(f"{base}: no such directory (given with -C)", ErrorKind.NOT_A_REPOSITORY)
-    with Repo(os.path.abspath(base)) as repo:
+    # Like git: the directory, or its closest parent, that is or holds a repository (§11.2).
+    with Repo(find_repository(base)) as repo:
         yield repo
 
 
@@ -85,13 +87,25 @@ def _check_name(name: str, what: str) -> str:
 def cmd_init(args: argparse.Namespace) -> int:
     from .repo import Repo
 
-    path = _path(args, args.path or ".")
-    _check_name(args.initial_branch, "branch")
-    with Repo.init(path, default_branch=args.initial_branch):
+    from . import _layout as L
+
+    branch = args.initial_branch or "main"
+    _check_name(branch, "branch")
+    if args.path is not None:  # PATH is the repository itself
+        path = _path(args, args.path)
+    else:  # the current (or -C) directory is a project: its repository goes in .embfmt/ (§11.2)
+        project = _path(args, ".")
+        if os.path.isfile(os.path.join(project, L.REPO_MARKER)):
+            raise InputError(f"{os.path.abspath(project)} is already an embfmt repository",
+                             ErrorKind.REF_EXISTS)
+        path = os.path.abspath(os.path.join(project, L.HIDDEN_REPO_DIR))
+        if os.path.islink(path):
+            raise InputError(f"{path} is a symbolic link; embfmt does not follow it", ErrorKind.BAD_ARGUMENT)
+    with Repo.init(path, default_branch=branch):
         pass
     full = os.path.abspath(path)
     if args.json:
-        _print_json({"path": full, "branch": args.initial_branch})
+        _print_json({"path": full, "branch": branch})
     else:
         print(f"Initialized empty embfmt repository in {full}")
     return EXIT_OK
@@ -1007,8 +1021,9 @@ def build_parser() -> argparse.ArgumentParser:
                 epilog="Exit codes: 0 success; 1 verify found corruption, diff found a difference or verify-array failed; 2 usage or input error.")
     p.add_argument("--version", action="version", version=f"embfmt {_version()}")
     p.add_argument("-C", dest="chdir", metavar="PATH",
-                   help="run as if started in PATH (the repository; relative paths are taken "
-                        "relative to it, as with git -C)")
+                   help="run as if started in PATH (a repository, or a directory in a project "
+                        "whose .embfmt/ is found walking up; relative paths are taken relative "
+                        "to it, as with git -C)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -1034,9 +1049,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="file format (default: by extension, then magic bytes)")
     f.add_argument("--backend", default="auto", choices=["auto", "cpu", "gpu", "reference"])
 
-    i = add("init", cmd_init, "create an empty repository")
-    i.add_argument("path", nargs="?", help="directory (default: the current one); must be empty or missing")
-    i.add_argument("--initial-branch", default="main", metavar="NAME", help="default: main")
+    i = add("init", cmd_init, "create an empty repository: .embfmt/ in the current directory, or PATH")
+    i.description = ("Without PATH, make the current directory (or -C's) a project: its "
+                     "repository goes in a hidden .embfmt/ directory, found from the directory and "
+                     "every directory below it, as git finds .git. With PATH, PATH itself becomes "
+                     "the repository (an empty or missing directory).")
+    i.add_argument("path", nargs="?", help="a directory to become the repository itself; must be "
+                                           "empty or missing (default: .embfmt/ here)")
+    i.add_argument("--initial-branch", metavar="NAME", help="default: main")
 
     c = add("commit", cmd_commit, "commit new versions of tables from matrix files",
             "print the commit id and each table's write stats as JSON")

@@ -56,7 +56,7 @@ from .store import LocalStore
 from .table import TableView
 from .stream import RowStream, StreamWriter
 
-__all__ = ["Repo", "CommitInfo", "VerifyReport", "GcReport"]
+__all__ = ["Repo", "CommitInfo", "VerifyReport", "GcReport", "find_repository"]
 
 # Parsed table versions kept per Repo (a 1M-row version is ~16 KiB of digests).
 TABLE_VERSIONS_KEPT = 256
@@ -214,6 +214,28 @@ def _commit_meta(message: Any, metadata: Mapping[str, Any] | None) -> dict[str, 
     return meta
 
 
+def find_repository(start: str | os.PathLike[str] = ".") -> str:
+    """The path of the repository that holds ``start`` (spec §11.2), walking up from it: the
+    first directory that is a repository (holds ``embfmt.json``) or holds one in ``.embfmt/``.
+    A ``.embfmt`` that is a symbolic link is not followed."""
+    here = os.path.abspath(os.fspath(start))
+    if not os.path.isdir(here):
+        raise NotFoundError(f"{os.fspath(start)}: no such directory", ErrorKind.NOT_A_REPOSITORY)
+    d = here
+    while True:
+        if os.path.isfile(os.path.join(d, L.REPO_MARKER)):
+            return d
+        hidden = os.path.join(d, L.HIDDEN_REPO_DIR)
+        if not os.path.islink(hidden) and os.path.isfile(os.path.join(hidden, L.REPO_MARKER)):
+            return hidden
+        up = os.path.dirname(d)
+        if up == d:
+            raise NotFoundError(f"{here} is not in an embfmt repository (no {L.REPO_MARKER} or "
+                                f"{L.HIDDEN_REPO_DIR}/ here or in any parent directory); create one "
+                                "with `embfmt init`", ErrorKind.NOT_A_REPOSITORY)
+        d = up
+
+
 class Repo:
     """An embfmt repository in a local directory.
 
@@ -276,6 +298,14 @@ class Repo:
             f.write("\n")
         os.replace(tmp, marker)
         return cls(p)
+
+    @classmethod
+    def discover(cls, start: str | os.PathLike[str] = ".", **kw: Any) -> Repo:
+        """The repository that holds ``start`` (spec §11.2): ``start`` or its closest parent
+        directory that is a repository (holds ``embfmt.json``) or holds one in ``.embfmt/``,
+        as git finds ``.git``. :class:`NotFoundError` (``not-a-repository``) when none does.
+        Keyword arguments go to :class:`Repo`."""
+        return cls(find_repository(start), **kw)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

@@ -134,3 +134,32 @@ def test_ls_and_show_rev_table(hist: dict[str, Any]) -> None:
     fails(res["no_table"], "not-found", "'nope'")
     fails(res["bad_rev"], "not-found", "'nope'")
     assert "stored bytes" in ok(res["help"]).stdout
+
+
+def test_init_in_a_project_directory(tmp_path: Path) -> None:
+    project = tmp_path / "proj"
+    (project / "data" / "sub").mkdir(parents=True)
+    np.save(project / "data" / "a.npy", _x(10, 3))
+    (project / "README").write_text("mine")
+    r = json.loads(ok(run("init", "--json", cwd=project)).stdout)
+    assert r == {"path": str(project / ".embfmt"), "branch": "main"}
+    assert (project / ".embfmt" / "embfmt.json").is_file() and (project / "README").read_text() == "mine"
+    # from a subdirectory, without -C: relative paths stay relative to where we are
+    cid = ok(run("commit", "t=../a.npy", "-m", "from a subdir", cwd=project / "data" / "sub")).stdout.strip()
+    res = run_all({
+        "log": (("log", "--oneline"), project / "data"),
+        "C_sub": ("-C", str(project / "data" / "sub"), "log", "--json"),
+        "again": (("init",), project),
+        "again_sub": (("init",), project / "data"),  # a nested project of its own is allowed
+        "outside": (("log",), tmp_path),
+        "bare": ("init", str(tmp_path / "bare"), "--json"),
+    })
+    assert ok(res["log"]).stdout.startswith(f"{cid[:12]} (HEAD -> main) from a subdir")
+    assert [c["id"] for c in json.loads(ok(res["C_sub"]).stdout)] == [cid]
+    fails(res["again"], "ref-exists", str(project / ".embfmt"))
+    ok(res["again_sub"])
+    assert (project / "data" / ".embfmt" / "embfmt.json").is_file()
+    fails(res["outside"], "not-a-repository", str(tmp_path), ".embfmt")
+    assert json.loads(ok(res["bare"]).stdout)["path"] == str(tmp_path / "bare")
+    assert (tmp_path / "bare" / "embfmt.json").is_file()  # init PATH: PATH is the repository
+    assert not (tmp_path / "bare" / ".embfmt").exists()
