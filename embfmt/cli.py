@@ -449,15 +449,14 @@ def _split_output(args: argparse.Namespace, out: str) -> tuple[str, str | None]:
 def cmd_checkout(args: argparse.Namespace) -> int:
     from .formats import format_for_output, write
 
+    if args.output == "-":
+        return _checkout_stdout(args)
     out, dataset = _split_output(args, _path(args, args.output))
     if os.path.isdir(out):
         raise InputError(f"{out}: is a directory; give an output file", ErrorKind.BAD_ARGUMENT)
-    try:
-        fmt = format_for_output(out, args.format)
-    except InputError:
-        if args.format:
-            raise
-        fmt = "npy"  # no or an unknown extension: .npy, as checkout always did
+    # An extension that names no format is refused: writing .npy bytes under another name
+    # (as checkout once did) only moves the surprise to whoever opens the file.
+    fmt = format_for_output(out, args.format)
     with _open_repo(args) as repo:
         cid = repo.resolve(args.rev)
         view = repo.open(args.table, cid)
@@ -480,6 +479,30 @@ def cmd_checkout(args: argparse.Namespace) -> int:
         else:
             print(f"{out}: {args.table} at {cid[:12]}, {view.shape[0]} x {view.shape[1]} "
                   f"{view.version.dtype.name}, {view.fingerprint}")
+    return EXIT_OK
+
+
+def _checkout_stdout(args: argparse.Namespace) -> int:
+    """``-o -``: the table goes to standard output, in --format (default npy)."""
+    from .formats import STREAMABLE, format_for_output, write_stream
+
+    fmt = format_for_output("-", args.format or "npy")
+    if fmt not in STREAMABLE:
+        raise InputError(f"-o -: {fmt} cannot be written to standard output (it needs a seekable "
+                         f"file); give a file, or --format {' / '.join(STREAMABLE)}",
+                         ErrorKind.BAD_ARGUMENT)
+    if args.json:
+        raise InputError("-o -: --json cannot share standard output with the table; write a "
+                         "file to get the JSON summary", ErrorKind.BAD_ARGUMENT)
+    if fmt not in ("word2vec", "glove") and sys.stdout.isatty():
+        raise InputError(f"-o -: not writing binary {fmt} to a terminal; redirect or pipe it "
+                         "(-o - > FILE), or give --format word2vec", ErrorKind.BAD_ARGUMENT)
+    with _open_repo(args) as repo:
+        view = repo.open(args.table, repo.resolve(args.rev))
+        out = sys.stdout.buffer
+        write_stream(out, view, dataset=args.dataset or args.table, fmt=fmt, name="<stdout>",
+                     vector_column=args.vector_column, key_column=args.key_column)
+        out.flush()
     return EXIT_OK
 
 
@@ -1110,7 +1133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     co = add("checkout", cmd_checkout, "write one table of a revision to a file")
     co.description = ("Write TABLE at REV to OUT in the format of its extension or --format: "
-                      ".npy (the default), HDF5 (.h5, OUT:DATASET), .safetensors, Parquet, Arrow, "
+                      ".npy, HDF5 (.h5, OUT:DATASET), .safetensors, Parquet, Arrow, "
                       "word2vec text (.vec/.txt), GloVe text, word2vec binary (.bin). Row keys go "
                       "to Parquet/Arrow key columns and word-vector words (the row index when "
                       "the table has no keys). Into an existing HDF5 or safetensors file, only DATASET is "
@@ -1118,11 +1141,14 @@ def build_parser() -> argparse.ArgumentParser:
                       "block by block into a temporary file renamed into place.")
     co.add_argument("rev")
     co.add_argument("table")
-    co.add_argument("-o", "--output", required=True, metavar="OUT")
+    co.add_argument("-o", "--output", required=True, metavar="OUT",
+                    help="the output file; - writes to standard output in --format (default "
+                         "npy; also safetensors, word2vec, glove, word2vec-bin)")
     co.add_argument("--force", action="store_true",
                     help="replace OUT if it exists; in an HDF5 or safetensors OUT, replace only "
                          "DATASET (the file's other datasets and tensors are always kept)")
-    co.add_argument("--format", choices=_FORMAT_CHOICES, help="default: by the extension of OUT")
+    co.add_argument("--format", choices=_FORMAT_CHOICES,
+                    help="default: by the extension of OUT (an unknown one is refused)")
     co.add_argument("--dataset", metavar="NAME",
                     help="HDF5 dataset / safetensors tensor (default: the table name) or "
                          "Parquet/Arrow vector column (default: embedding)")

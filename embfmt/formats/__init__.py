@@ -37,7 +37,7 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..errors import ErrorKind, FormatError, InputError, NotFoundError
 from ..matrix import Matrix
@@ -53,7 +53,9 @@ __all__ = [
     "read",
     "read_safetensors_header",
     "split_dataset",
+    "STREAMABLE",
     "write",
+    "write_stream",
 ]
 
 
@@ -69,6 +71,9 @@ class _Format:
     # A file that holds many named tables (HDF5 datasets, safetensors tensors): writing one
     # into an existing file goes through this function, which keeps all the others.
     merger: str | None = None
+    # Writes the format to an open binary stream, front to back (standard output): only
+    # formats that never seek back have one.
+    streamer: str | None = None
 
     def _mod(self) -> Any:
         import importlib
@@ -84,23 +89,33 @@ class _Format:
     def check(self) -> Callable[..., Any]:
         return getattr(self._mod(), self.checker)  # type: ignore[no-any-return]
 
+    def stream(self) -> Callable[..., Any]:
+        assert self.streamer is not None
+        return getattr(self._mod(), self.streamer)  # type: ignore[no-any-return]
+
     def merge(self) -> Callable[..., Any]:
         assert self.merger is not None
         return getattr(self._mod(), self.merger)  # type: ignore[no-any-return]
 
 
 _REGISTRY: dict[str, _Format] = {f.name: f for f in (
-    _Format("npy", (".npy",), "npy"),
+    _Format("npy", (".npy",), "npy", streamer="write_stream"),
     _Format("hdf5", (".h5", ".hdf5", ".hdf", ".he5"), "hdf5", merger="write_into"),
-    _Format("safetensors", (".safetensors",), "safetensors", merger="write_into"),
+    _Format("safetensors", (".safetensors",), "safetensors", merger="write_into",
+            streamer="write_stream"),
     _Format("parquet", (".parquet", ".pq"), "parquet"),
     _Format("arrow", (".arrow", ".feather", ".ipc"), "arrow"),
-    _Format("word2vec", (".vec", ".txt"), "word2vec", "read_text", "write_text", "check_text"),
-    _Format("glove", (), "word2vec", "read_text", "write_text", "check_text", (("header", False),)),
-    _Format("word2vec-bin", (".bin",), "word2vec", "read_bin", "write_bin", "check_bin"),
+    _Format("word2vec", (".vec", ".txt"), "word2vec", "read_text", "write_text", "check_text",
+            streamer="write_text_stream"),
+    _Format("glove", (), "word2vec", "read_text", "write_text", "check_text", (("header", False),),
+            streamer="write_text_stream"),
+    _Format("word2vec-bin", (".bin",), "word2vec", "read_bin", "write_bin", "check_bin",
+            streamer="write_bin_stream"),
 )}
 FORMATS: tuple[str, ...] = tuple(_REGISTRY)
 """Every format name accepted by ``fmt=`` and the CLI's ``--format``."""
+STREAMABLE: tuple[str, ...] = tuple(f.name for f in _REGISTRY.values() if f.streamer)
+"""The formats :func:`write_stream` writes (written front to back, no seeking)."""
 ALIASES = {"h5": "hdf5", "pq": "parquet", "feather": "arrow", "ipc": "arrow", "vec": "word2vec",
            "txt": "word2vec", "text": "word2vec", "bin": "word2vec-bin", "word2vec-binary": "word2vec-bin"}
 _EXT = {e: f.name for f in _REGISTRY.values() for e in f.extensions}
@@ -123,8 +138,10 @@ def format_for_output(path: str, fmt: str | None = None) -> str:
     ext = os.path.splitext(path)[1].lower()
     if ext in _EXT:
         return _EXT[ext]
-    raise InputError(f"{path}: cannot tell the format from the extension {ext or '(none)'!r}; "
-                     f"give --format ({', '.join(FORMATS)})", ErrorKind.BAD_ARGUMENT)
+    what = f"extension {ext!r} is not one embfmt writes" if ext else "it has no extension"
+    raise InputError(f"{path}: cannot tell the output format ({what}); use one of "
+                     f"{' '.join(sorted(_EXT))} or give --format ({', '.join(FORMATS)})",
+                     ErrorKind.BAD_ARGUMENT)
 
 
 def detect_format(path: str, fmt: str | None = None) -> str:
@@ -268,12 +285,7 @@ def write(path: str | os.PathLike[str], data: Any, keys: Any = None, dataset: st
     if not os.path.isdir(d):
         raise NotFoundError(f"{p}: directory {d} does not exist")
     f = _REGISTRY[format_for_output(p, fmt)]
-    rows = as_rows(data)
-    if keys is None:
-        keys = rows.keys
-    f.check()(p, rows)
-    kw = dict(f.opts)
-    kw.update({k: v for k, v in opts.items() if v is not None})
+    rows, keys, kw = _prepare(f, p, data, keys, opts)
     if os.path.exists(p) and f.merger is not None:
         merge = f.merge()
         atomic_output(p, lambda tmp: _named_errors(p, tmp, lambda: merge(
@@ -285,6 +297,42 @@ def write(path: str | os.PathLike[str], data: Any, keys: Any = None, dataset: st
     writer = f.write()
     atomic_output(p, lambda tmp: _named_errors(p, tmp, lambda: writer(tmp, rows, keys, dataset, **kw)))
     return f.name
+
+
+def write_stream(stream: BinaryIO, data: Any, keys: Any = None, dataset: str | None = None,
+                 fmt: str = "npy", *, name: str = "<stdout>", **opts: Any) -> str:
+    """Write a table to an open binary stream (standard output, a pipe) in ``fmt``, which must
+    be one of :data:`STREAMABLE`; returns the format name. ``name`` stands for the stream in
+    error messages. A dtype the format cannot hold is refused before any byte is written; an
+    error found while writing (a text NaN with a payload) leaves what was written so far.
+
+    Examples
+    --------
+    >>> import io, numpy as np
+    >>> buf = io.BytesIO()
+    >>> write_stream(buf, np.eye(2, dtype=np.float32), keys=["a", "b"], fmt="word2vec")
+    'word2vec'
+    >>> buf.getvalue()
+    b'2 2\\na 1 0\\nb 0 1\\n'
+    """
+    f = _REGISTRY[_name(fmt)]
+    if f.streamer is None:
+        raise InputError(f"{name}: {f.name} cannot be written to a stream (it needs a seekable "
+                         f"file); stream one of {', '.join(STREAMABLE)}", ErrorKind.BAD_ARGUMENT)
+    rows, keys, kw = _prepare(f, name, data, keys, opts)
+    f.stream()(stream, rows, keys, dataset, name=name, **kw)
+    return f.name
+
+
+def _prepare(f: _Format, name: str, data: Any, keys: Any,
+             opts: dict[str, Any]) -> tuple[Rows, Any, dict[str, Any]]:
+    """The rows to write (checked against the format before any byte is written), their keys
+    (the table's own unless given) and the writer's options."""
+    rows = as_rows(data)
+    f.check()(name, rows)
+    kw = dict(f.opts)
+    kw.update({k: v for k, v in opts.items() if v is not None})
+    return rows, rows.keys if keys is None else keys, kw
 
 
 def _named_errors(path: str, tmp: str, fn: Callable[[], None]) -> None:

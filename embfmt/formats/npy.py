@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -53,10 +53,21 @@ def write(path: str, rows: Rows, keys: Any = None, dataset: str | None = None, *
         with open(path, "wb") as f:
             np.save(f, np.empty((n, d), dtype=npdt))
         return
-    mm = np.lib.format.open_memmap(path, mode="w+", dtype=npdt, shape=(n, d))
+    mm = np.lib.format.open_memmap(path, mode="w+", dtype=npdt, shape=(n, d))  # same header as below
     try:
         for lo, hi, block in rows.blocks():
             mm[lo:hi] = block
         mm.flush()
     finally:
         del mm
+
+
+def write_stream(f: BinaryIO, rows: Rows, keys: Any = None, dataset: str | None = None, *,
+                 name: str = "<stream>", **opts: Any) -> None:
+    """Write ``rows`` as ``.npy`` to an open binary stream: the version 1.0 header numpy's own
+    writers give a C-ordered 2-D array, then the rows block by block (no seeking back)."""
+    check(name, rows)
+    header = {"descr": np.lib.format.dtype_to_descr(rows.dtype.numpy), "fortran_order": False,
+              "shape": rows.shape}
+    np.lib.format.write_array_header_1_0(f, header)
+    f.writelines(block.tobytes() for _, _, block in rows.blocks())

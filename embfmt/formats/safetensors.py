@@ -142,8 +142,8 @@ def write(path: str, rows: Rows, keys: Any = None, dataset: str | None = None, *
         write_stream(f, rows, keys, dataset)
 
 
-def write_stream(f: BinaryIO, rows: Rows, keys: Any = None, dataset: str | None = None,
-                 **opts: Any) -> None:
+def write_stream(f: BinaryIO, rows: Rows, keys: Any = None, dataset: str | None = None, *,
+                 name: str = "<stream>", **opts: Any) -> None:
     """:func:`write` to an open binary stream (the header needs no seeking back)."""
     f.write(_header_bytes({dataset or "embeddings": _entry(rows, 0)}))
     f.writelines(block.tobytes() for _, _, block in rows.blocks())

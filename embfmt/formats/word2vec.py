@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -191,13 +191,19 @@ def check_text(path: str, rows: Rows) -> None:
 def write_text(path: str, rows: Rows, keys: Any = None, dataset: str | None = None, *,
                header: bool = True, **opts: Any) -> None:
     """Write word2vec text (``header=True``, an ``N D`` first line) or GloVe text."""
-    words = words_for(path, rows, keys if keys is not None else rows.keys)
-    with open(path, "w", encoding="utf-8", newline="\n") as f:
-        if header:
-            f.write(f"{rows.n_rows} {rows.dim}\n")
-        for lo, hi, block in rows.blocks(TEXT_BLOCK_ROWS * max(1, rows.row_bytes)):
-            f.writelines(words[lo + i] + " " + " ".join(vals) + "\n"
-                         for i, vals in enumerate(format_values(block, rows.dtype, path, lo)))
+    with open(path, "wb") as f:
+        write_text_stream(f, rows, keys, dataset, header=header, name=path)
+
+
+def write_text_stream(f: BinaryIO, rows: Rows, keys: Any = None, dataset: str | None = None, *,
+                      header: bool = True, name: str = "<stream>", **opts: Any) -> None:
+    """:func:`write_text` to an open binary stream (UTF-8, ``\\n`` line ends)."""
+    words = words_for(name, rows, keys if keys is not None else rows.keys)
+    if header:
+        f.write(f"{rows.n_rows} {rows.dim}\n".encode())
+    for lo, hi, block in rows.blocks(TEXT_BLOCK_ROWS * max(1, rows.row_bytes)):
+        f.write("".join(words[lo + i] + " " + " ".join(vals) + "\n"
+                        for i, vals in enumerate(format_values(block, rows.dtype, name, lo))).encode())
 
 
 # --- binary ----------------------------------------------------------------------------------
@@ -248,11 +254,17 @@ def check_bin(path: str, rows: Rows) -> None:
 
 def write_bin(path: str, rows: Rows, keys: Any = None, dataset: str | None = None, **opts: Any) -> None:
     """Write word2vec binary: the ``N D`` header, then word, space, D float32, newline per row."""
-    check_bin(path, rows)
-    words = words_for(path, rows, keys if keys is not None else rows.keys)
     with open(path, "wb") as f:
-        f.write(f"{rows.n_rows} {rows.dim}\n".encode())
-        for lo, hi, block in rows.blocks():
-            raw = block.astype("<f4", copy=False)
-            f.writelines(words[lo + i].encode("utf-8") + b" " + raw[i].tobytes() + b"\n"
-                         for i in range(hi - lo))
+        write_bin_stream(f, rows, keys, dataset, name=path)
+
+
+def write_bin_stream(f: BinaryIO, rows: Rows, keys: Any = None, dataset: str | None = None, *,
+                     name: str = "<stream>", **opts: Any) -> None:
+    """:func:`write_bin` to an open binary stream."""
+    check_bin(name, rows)
+    words = words_for(name, rows, keys if keys is not None else rows.keys)
+    f.write(f"{rows.n_rows} {rows.dim}\n".encode())
+    for lo, hi, block in rows.blocks():
+        raw = block.astype("<f4", copy=False)
+        f.writelines(words[lo + i].encode("utf-8") + b" " + raw[i].tobytes() + b"\n"
+                     for i in range(hi - lo))
