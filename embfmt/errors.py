@@ -27,6 +27,7 @@ __all__ = [
     "NotFoundError",
     "ConflictError",
     "BackendUnavailableError",
+    "StorageError",
 ]
 
 
@@ -76,6 +77,9 @@ class ErrorKind(str, Enum):
     BACKEND_UNAVAILABLE = "backend-unavailable"
     # ConflictError: revert found rows changed since the commit it undoes (``.conflicts``).
     REVERT_CONFLICT = "revert-conflict"
+    # StorageError
+    READ_ONLY_REPOSITORY = "read-only-repository"
+    NO_SPACE = "no-space"
 
 
 class EmbfmtError(Exception):
@@ -137,3 +141,14 @@ class BackendUnavailableError(EmbfmtError, RuntimeError):
     """A backend was asked for explicitly but cannot run here (e.g. no CuPy or no GPU)."""
 
     default_kind = ErrorKind.BACKEND_UNAVAILABLE
+
+
+class StorageError(EmbfmtError, OSError):
+    """The file system refused a change to a repository (read-only, permission denied, no space
+    left): the caller fixes the environment and retries. Nothing stored was lost or changed.
+    It is an :class:`OSError` too, with ``errno`` and ``filename`` set."""
+
+    default_kind = ErrorKind.NO_SPACE
+
+    def __str__(self) -> str:  # OSError would format its errno tuple
+        return self.message

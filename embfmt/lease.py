@@ -11,6 +11,10 @@ by ``gc``) and removed; it protects nothing after that.
 
 Objects a write reuses instead of writing (content dedup) get their modification time refreshed
 (``Store.touch``), so they too are newer than the lease.
+
+Leases are never fsynced (spec §18.6): a lease protects a running writer from a concurrent gc,
+and a power loss ends every writer, so a lease that a crash undoes or keeps protects nothing
+either way (a kept one is stale, and gc removes it).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from __future__ import annotations
 import fcntl
 import os
 import uuid
+
+from . import _fs
 
 __all__ = ["WriteLease", "oldest_live_lease"]
 
@@ -27,26 +33,38 @@ PREFIX = "lease-"
 class WriteLease:
     """An exclusive lock file under ``tmp_dir`` held while one table write runs."""
 
+    _fd: int | None = None  # set once the file exists: __del__ of a failed __init__ is a no-op
+
     def __init__(self, tmp_dir: str) -> None:
-        os.makedirs(tmp_dir, exist_ok=True)
+        _fs.makedirs(tmp_dir, durable=False)
         token = uuid.uuid4().hex
         self.path = os.path.join(tmp_dir, f"{PREFIX}{token}")
         # Locked under a name gc ignores, then renamed: gc never sees an unlocked live lease.
         pending = os.path.join(tmp_dir, f"pending-{token}")
-        self._fd: int | None = os.open(pending, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        os.rename(pending, self.path)
+        fd = _fs.create(pending, 0o600, flags=os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            _fs.replace(pending, self.path)
+        except BaseException:
+            os.close(fd)
+            try:
+                os.unlink(pending)
+            except OSError:
+                pass
+            raise
+        self._fd = fd
 
     def release(self) -> None:
         """Remove the lease (idempotent)."""
         if self._fd is None:
             return
+        fd, self._fd = self._fd, None
         try:
-            os.unlink(self.path)
+            _fs.unlink(self.path)
         except FileNotFoundError:
             pass
-        os.close(self._fd)  # closing drops the lock
-        self._fd = None
+        finally:
+            os.close(fd)  # closing drops the lock
 
     def __del__(self) -> None:
         self.release()
@@ -74,7 +92,7 @@ def oldest_live_lease(tmp_dir: str) -> float | None:
                 oldest = when if oldest is None else min(oldest, when)
                 continue
             try:  # we got the lock: its writer is gone
-                os.unlink(path)
+                _fs.unlink(path)
             except FileNotFoundError:
                 pass
         finally:

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 import blake3
 
+from . import _fs
 from .errors import (
     EmbfmtError,
     ErrorKind,
@@ -359,20 +360,16 @@ class UsageLog:
     def _write_head(self, records: int, length: int, head: str) -> None:
         data = canonical_json({"format": LOG_FORMAT, "head": head, "length": length,
                                "records": records}) + b"\n"
-        tmp = os.path.join(self.dir, f".{HEAD_NAME}.tmp.{uuid.uuid4().hex}")
-        with open(tmp, "wb") as f:
-            f.write(data)
-            if self.durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, self.head_path)  # atomic: a reader sees the old head or the new one
+        # Atomic (a reader sees the old head or the new one) and, when durable, fsynced with
+        # its directory, which also makes the log file's own name durable (spec §18.6).
+        _fs.write_atomic(self.head_path, data, durable=self.durable)
 
     # --- append ----------------------------------------------------------------------------
     def append(self, stamp_text: str, table: str, commit: str, consumer: str,
                context: dict[str, Any] | None, author: str, time: str | None = None) -> UseRecord:
         """Append one record. The caller holds the repository's ref lock and has resolved the
         stamp; returns the record."""
-        os.makedirs(self.dir, exist_ok=True)
+        _fs.makedirs(self.dir, durable=self.durable)
         head = self.read_head()
         if head is None:
             if os.path.exists(self.log_path) and os.path.getsize(self.log_path) > 0:
@@ -383,7 +380,12 @@ class UsageLog:
             self._write_head(0, 0, GENESIS)
             head = (0, 0, GENESIS)
         n, length, last = head
-        fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.log_path, os.O_RDWR)
+        except FileNotFoundError:
+            fd = _fs.create(self.log_path, 0o644, flags=os.O_RDWR)
+        except OSError as e:
+            raise _fs.storage_error(e, self.log_path) from None
         try:
             size = os.fstat(fd).st_size
             if size < length:
@@ -396,7 +398,7 @@ class UsageLog:
                 # Whole records that chain on are kept (the use happened; the log only grows);
                 # a cut-short last line is dropped. A line that does not chain is refused.
                 n, length, last = self._roll_forward(fd, n, length, last, size)
-                os.ftruncate(fd, length)
+                _fs.ftruncate(fd, length, self.log_path)
             rec = {"author": author, "consumer": consumer, "context": context, "format": LOG_FORMAT,
                    "prev": last, "seq": n, "stamp": stamp_text, "time": time or _now()}
             line = canonical_json(rec, "usage record")
@@ -404,11 +406,9 @@ class UsageLog:
                 raise InputError(f"usage record is {len(line)} bytes (max {MAX_RECORD_BYTES})",
                                  ErrorKind.TOO_LARGE)
             data = line + b"\n"
-            written = os.pwrite(fd, data, length)
-            if written != len(data):
-                raise OSError(f"short write to {self.log_path}")
-            if self.durable:
-                os.fsync(fd)
+            _fs.pwrite(fd, data, length, self.log_path)
+            if self.durable:  # the record is on stable storage before the head names it
+                _fs.fsync_fd(fd, self.log_path)
         finally:
             os.close(fd)
         rid = _line_hash(line)

@@ -12,10 +12,10 @@ import fcntl
 import os
 import re
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from . import _fs
 from . import _layout as L
 from .errors import ConflictError, ErrorKind, FormatError, InputError, NotFoundError
 
@@ -100,8 +100,12 @@ class RefStore:
     @contextmanager
     def locked(self, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
         """Hold the repository's ref lock (waits up to ``timeout`` seconds)."""
-        os.makedirs(self.refs, exist_ok=True)
-        fd = os.open(os.path.join(self.refs, ".lock"), os.O_CREAT | os.O_RDWR, 0o644)
+        lock = os.path.join(self.refs, ".lock")
+        try:
+            os.makedirs(self.refs, exist_ok=True)
+            fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+        except OSError as e:  # a read-only repository: a typed error naming it
+            raise _fs.storage_error(e, lock, "lock") from None
         try:
             deadline = time.monotonic() + timeout
             while True:
@@ -124,25 +128,34 @@ class RefStore:
         p = self._path(kind, name)
         what = "branch" if kind == "heads" else "tag"
         try:
-            os.makedirs(os.path.dirname(p), exist_ok=True)
+            _fs.makedirs(os.path.dirname(p), durable=self.durable)
         except (FileExistsError, NotADirectoryError):
             raise ConflictError(f"cannot create {what} {name!r}: a {what} named like one of its "
                                 "leading segments exists", ErrorKind.REF_EXISTS) from None
         if os.path.isdir(p):
             raise ConflictError(f"cannot create {what} {name!r}: refs named {name}/... exist",
                                 ErrorKind.REF_EXISTS)
-        # A temp name starts with '.', which no ref name segment may: it can never be taken for
-        # (or hide) a ref such as "x.tmp.1".
-        tmp = os.path.join(os.path.dirname(p), f".{os.path.basename(p)}.tmp.{uuid.uuid4().hex}")
-        with open(tmp, "wb") as f:
-            f.write(value.hex().encode() + b"\n")
-            if self.durable:
-                f.flush()
-                os.fsync(f.fileno())
-        # The rename is atomic: a crash leaves the old or the new value, never a mix. The
-        # directory is not fsynced: after a power cut a just-made update may be undone (the ref
-        # then still names a complete, older commit), which saves 4 ms per update here.
-        os.replace(tmp, p)
+        # The temp name starts with '.', which no ref name segment may: it can never be taken
+        # for (or hide) a ref such as "x.tmp.1". The rename is atomic: a crash leaves the old
+        # or the new value, never a mix; with durable, the new value is what a power loss
+        # keeps once this returns (the file, then its directory, fsynced).
+        _fs.write_atomic(p, value.hex().encode() + b"\n", durable=self.durable)
+
+    def sync(self) -> None:
+        """fsync every ref file and directory and HEAD: gc calls this before it deletes
+        anything, so that the refs it walked, not older ones, are what a power loss keeps."""
+        if not self.durable:
+            return
+        dirs = [self.root]
+        for dirpath, _dirs, files in os.walk(self.refs):
+            dirs.append(dirpath)
+            for f in files:
+                if not f.startswith("."):
+                    _fs.fsync_file(os.path.join(dirpath, f))
+        head = os.path.join(self.root, "HEAD")
+        if os.path.exists(head):
+            _fs.fsync_file(head)
+        _fs.fsync_dirs(dirs)
 
     def cas(self, kind: str, name: str, expected: bytes | None, new: bytes) -> None:
         """Set ref to ``new`` if it currently equals ``expected`` (None: must not exist).
@@ -157,9 +170,11 @@ class RefStore:
     def delete(self, kind: str, name: str) -> None:
         p = self._path(kind, name)
         try:
-            os.unlink(p)
+            _fs.unlink(p)
         except FileNotFoundError:
             raise NotFoundError(f"no {kind} ref {name!r}") from None
+        if self.durable:
+            _fs.fsync_dir(os.path.dirname(p))
 
     # HEAD names the current branch: "ref: refs/heads/<name>\n"
     def head_branch(self) -> str:
@@ -174,8 +189,5 @@ class RefStore:
 
     def set_head_branch(self, name: str) -> None:
         check_ref_name(name, "branch")
-        p = os.path.join(self.root, "HEAD")
-        tmp = f"{p}.tmp.{uuid.uuid4().hex}"
-        with open(tmp, "w") as f:
-            f.write(f"ref: refs/heads/{name}\n")
-        os.replace(tmp, p)
+        _fs.write_atomic(os.path.join(self.root, "HEAD"), f"ref: refs/heads/{name}\n".encode(),
+                         durable=self.durable)

@@ -38,7 +38,7 @@ import blake3
 import numpy as np
 
 from . import _layout as L
-from . import progress
+from . import _fs, progress
 from .backend import _threads, resolve_name
 from .cache import RowprintCache
 from .change import ChangeRecord
@@ -52,7 +52,7 @@ from .manifest import TableVersion
 from .matrix import as_matrix
 from .reader import ChunkReader
 from .ref import RefStore, check_ref_name
-from .store import LocalStore
+from .store import LocalStore, WriteBatch
 from .table import TableView
 from .stream import RowStream, StreamWriter
 
@@ -60,6 +60,13 @@ __all__ = ["Repo", "CommitInfo", "VerifyReport", "GcReport", "find_repository"]
 
 # Parsed table versions kept per Repo (a 1M-row version is ~16 KiB of digests).
 TABLE_VERSIONS_KEPT = 256
+
+
+def default_durable() -> bool:
+    """The durability of a :class:`Repo` opened without ``durable=``: on, unless the
+    environment variable ``EMBFMT_DURABLE`` is ``0``, ``false``, ``no`` or ``off``."""
+    return os.environ.get("EMBFMT_DURABLE", "1").strip().lower() not in ("0", "false", "no", "off")
+
 
 _REV = re.compile(r"^(?P<base>[^~^]+)(?P<tail>(?:~\d*|\^)*)$")
 
@@ -244,13 +251,22 @@ class Repo:
     path
         The repository directory (made by :meth:`init`).
     durable
-        fsync refs after every update (default True). Objects are written atomically (temp
-        file + rename) either way; ``durable_objects=True`` also fsyncs every object.
+        Whether an acknowledged change survives a power loss (spec §18.6): a commit's objects,
+        then its ref, are fsynced before the call returns (as are tags, branches, resets, the
+        usage log and gc's deletions). Default True, or what the environment variable
+        ``EMBFMT_DURABLE`` says (``0`` turns it off). ``durable=False`` is for scratch
+        repositories that can be rebuilt: writes are still atomic (a killed process never
+        leaves a partial object or ref), but a power loss may undo acknowledged commits.
+    durable_objects
+        Older name of ``durable`` (it used to cover objects only); used when ``durable`` is
+        not given.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, durable: bool = True,
-                 durable_objects: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, durable: bool | None = None,
+                 durable_objects: bool | None = None) -> None:
         self.path = os.fspath(path)
+        if durable is None:
+            durable = durable_objects if durable_objects is not None else default_durable()
         marker = os.path.join(self.path, L.REPO_MARKER)
         try:
             with open(marker, "rb") as f:
@@ -265,7 +281,8 @@ class Repo:
         if info.get("version") != L.REPO_FORMAT_VERSION:
             raise FormatError(f"{self.path}: repository format version {info.get('version')!r}; this "
                               f"embfmt reads version {L.REPO_FORMAT_VERSION}", ErrorKind.UNSUPPORTED_VERSION)
-        self.store = LocalStore(self.path, durable=durable_objects)
+        self.durable = durable
+        self.store = LocalStore(self.path, durable=durable)
         self.refs = RefStore(self.path, durable=durable)
         # Numba kernels load on first use: log, show, tag, branch and reset never need them.
         self.kernels = _LazyKernels()
@@ -277,27 +294,28 @@ class Repo:
     # --- creation ---------------------------------------------------------------------------
     @classmethod
     def init(cls, path: str | os.PathLike[str], *, exist_ok: bool = False,
-             default_branch: str = "main") -> Repo:
-        """Create a repository at ``path`` (an empty or missing directory)."""
+             default_branch: str = "main", durable: bool | None = None) -> Repo:
+        """Create a repository at ``path`` (an empty or missing directory); ``durable`` as for
+        :class:`Repo` (a new repository is on stable storage when this returns)."""
         p = os.fspath(path)
         check_ref_name(default_branch, "branch")
         marker = os.path.join(p, L.REPO_MARKER)
         if os.path.exists(marker):
             if exist_ok:
-                return cls(p)
+                return cls(p, durable=durable)
             raise ConflictError(f"{p} is already an embfmt repository", ErrorKind.REF_EXISTS)
         if os.path.isdir(p) and os.listdir(p):
             raise InputError(f"{p} exists and is not empty; init needs an empty directory",
                              ErrorKind.BAD_ARGUMENT)
+        durable = default_durable() if durable is None else durable
         for sub in ("objects", "refs/heads", "refs/tags", "tmp"):
-            os.makedirs(os.path.join(p, sub), exist_ok=True)
-        RefStore(p).set_head_branch(default_branch)
-        tmp = marker + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"format": L.REPO_FORMAT_NAME, "version": L.REPO_FORMAT_VERSION}, f)
-            f.write("\n")
-        os.replace(tmp, marker)
-        return cls(p)
+            _fs.makedirs(os.path.join(p, sub), durable=durable)
+        RefStore(p, durable=durable).set_head_branch(default_branch)
+        # The marker last: a directory without it is not a repository yet, whatever a crash left.
+        _fs.write_atomic(marker, json.dumps({"format": L.REPO_FORMAT_NAME,
+                                              "version": L.REPO_FORMAT_VERSION}).encode() + b"\n",
+                         durable=durable)
+        return cls(p, durable=durable)
 
     @classmethod
     def discover(cls, start: str | os.PathLike[str] = ".", **kw: Any) -> Repo:
@@ -327,9 +345,9 @@ class Repo:
             raise NotFoundError(f"{what} {oid.hex()} is missing from {self.path}",
                                 ErrorKind.MISSING_OBJECT) from None
 
-    def _put_hashed(self, data: bytes) -> bytes:
+    def _put_hashed(self, data: bytes, batch: WriteBatch | None = None) -> bytes:
         oid = blake3.blake3(data).digest()
-        self.store.put(oid, data)
+        (batch or self.store).put(oid, data)
         return oid
 
     def get_commit(self, cid: bytes | str) -> Commit:
@@ -597,23 +615,26 @@ class Repo:
         # Each stream holds its write lease until the commit has landed (or failed), so gc
         # keeps every object this commit wrote, however long it takes.
         streams: list[RowStream] = []
+        batch = self.store.batch()  # every object of the commit, synced before the ref moves
         try:
-            new_tables, write_info = self._store_tables(prepared, backend_name, streams)
+            new_tables, write_info = self._store_tables(prepared, backend_name, streams, batch)
             return self._commit_snapshot(branch, parent_id, new_tables, write_info, remove, message,
-                                         meta, author, time_utc, environment, backend_name)
+                                         meta, author, time_utc, environment, backend_name,
+                                         batch=batch)
         finally:
             for stream in streams:
                 stream.close()
 
     def _store_tables(self, prepared: list[Any], backend_name: str | None,
-                      streams: list[RowStream]) -> tuple[dict[str, str], dict[str, Any]]:
+                      streams: list[RowStream], batch: WriteBatch) -> tuple[dict[str, str], dict[str, Any]]:
         """Write the table versions of ``prepared`` (name, parent version, checked table) through
         one :class:`RowStream` each, appended to ``streams`` (the caller closes them once the
-        commit has landed); returns their ids and write statistics."""
+        commit has landed), their objects into ``batch``; returns their ids and write
+        statistics."""
         new_tables: dict[str, str] = {}
         write_info: dict[str, Any] = {}
         for name, ptv, (m, key_arr, ident) in prepared:
-            stream = RowStream(self, name, m.dtype, m.n_rows, m.dim, ptv, backend_name)
+            stream = RowStream(self, name, m.dtype, m.n_rows, m.dim, ptv, backend_name, batch)
             streams.append(stream)
             for block in m.blocks():  # the same streaming path as writer(), in row order
                 stream.feed(block)
@@ -624,10 +645,17 @@ class Repo:
                          write_info: dict[str, Any], remove: tuple[str, ...], message: str,
                          meta: dict[str, Any], author: str | None, time_utc: str | None,
                          environment: Mapping[str, Any] | None, backend_name: str | None,
-                         embfmt_meta: Mapping[str, Any] | None = None) -> str:
+                         embfmt_meta: Mapping[str, Any] | None = None,
+                         batch: WriteBatch | None = None) -> str:
         """Write the commit object for already-stored table versions and move ``branch`` to it
         (compare-and-swap; re-parents onto a concurrent commit that touched other tables).
-        ``embfmt_meta`` adds members to ``metadata.embfmt`` (spec §16)."""
+        ``embfmt_meta`` adds members to ``metadata.embfmt`` (spec §16).
+
+        ``batch`` holds every object the commit wrote or reuses (a new one when None): it is
+        synced before the ref moves, so an acknowledged commit survives a power loss (spec
+        §18.6)."""
+        if batch is None:
+            batch = self.store.batch()
         meta = dict(meta)
         meta["embfmt"] = {"tables": write_info, **(embfmt_meta or {})}
         parent_tables = dict(self.get_commit(parent_id).tables) if parent_id else {}
@@ -643,7 +671,8 @@ class Repo:
             snapshot.update(new_tables)
             c = Commit(dict(sorted(snapshot.items())), (parent_id.hex(),) if parent_id else (),
                        who, when, message, meta, env)
-            cid = self._put_hashed(c.to_bytes())
+            cid = self._put_hashed(c.to_bytes(), batch)
+            batch.sync()  # objects durable before the ref CAS (outside the lock: it can take ms)
             with self.refs.locked():
                 cur = self.refs.read("heads", branch)
                 if cur == parent_id:
@@ -717,7 +746,7 @@ class Repo:
         fp, stats = w.finish()
         tmeta: dict[str, Any] = {}
         if key_arr is not None:
-            kid = self._put_hashed(encode_keys(key_arr))
+            kid = self._put_hashed(encode_keys(key_arr), stream.batch)
             tmeta["keys"] = kid.hex()
         elif parent is not None and parent.keys_id is not None and parent.n_rows == stream.n_rows:
             tmeta["keys"] = parent.meta["keys"]  # unchanged row set: keys carry over
@@ -726,7 +755,7 @@ class Repo:
         digests = fp.chunk_digests
         tv = TableVersion(stream.dtype, stream.n_rows, stream.dim, digests, tmeta)
         tvb = tv.to_bytes()
-        tid = self._put_hashed(tvb)
+        tid = self._put_hashed(tvb, stream.batch)
         extra = 0
         changes = w.changes()
         change_id = None
@@ -735,7 +764,7 @@ class Repo:
             rec = ChangeRecord(stream.dtype.code, parent.n_rows, stream.n_rows, parent.object_id(),
                                tid, idx, l2, cos, mx, ulp)
             recb = rec.to_bytes()
-            change_id = self._put_hashed(recb).hex()
+            change_id = self._put_hashed(recb, stream.batch).hex()
             extra = len(recb)
         info = {"fingerprint": fp.root, "rows": stream.n_rows, "dim": stream.dim,
                 "dtype": stream.dtype.name,
@@ -787,9 +816,10 @@ class Repo:
         branch = check_ref_name(self.head_branch if branch is None else branch, "branch")
         c = self.get_commit(target)
         lease = WriteLease(self.store.tmp)
+        batch = self.store.batch()
         try:
-            self._refresh_tables(c.tables)
-            return self._restore_commit(c, target, rev, branch, message)
+            self._refresh_tables(c.tables, batch)
+            return self._restore_commit(c, target, rev, branch, message, batch)
         finally:
             lease.release()
 
@@ -877,13 +907,14 @@ class Repo:
         backend_name = resolve_name(backend)
         lease = WriteLease(self.store.tmp)  # versions that come back are reused objects (§18.4)
         streams: list[RowStream] = []
+        batch = self.store.batch()
         try:
-            self._refresh_tables(reuse)
-            new_tables, write_info = self._store_tables(prepared, backend_name, streams)
+            self._refresh_tables(reuse, batch)
+            new_tables, write_info = self._store_tables(prepared, backend_name, streams, batch)
             new_tables.update(reuse)
             return self._commit_snapshot(branch, head_id, new_tables, write_info, tuple(remove), text,
                                          meta, author, None, None, backend_name,
-                                         embfmt_meta={"reverts": target})
+                                         embfmt_meta={"reverts": target}, batch=batch)
         finally:
             for stream in streams:
                 stream.close()
@@ -934,26 +965,30 @@ class Repo:
         ident = ptv.identity if htv.identity == rtv.identity else htv.identity
         return out, (keys.tolist() if keys is not None and keys.dtype == object else keys), ident
 
-    def _refresh_tables(self, tables: Mapping[str, str]) -> None:
+    def _refresh_tables(self, tables: Mapping[str, str], batch: WriteBatch | None = None) -> None:
         """Refresh the modification time of every object the table versions ``tables`` reach
-        (table versions, key objects, chunks and their delta bases, deepest first)."""
+        (table versions, key objects, chunks and their delta bases, deepest first), through
+        ``batch`` when the caller commits them (their names are then synced with it)."""
+        batch = batch if batch is not None else self.store.batch()
         for tid in tables.values():
             tv = self.get_table_version(tid)
             oids = [d for chunk in tv.digests for d in reversed(self.reader.chain(chunk))]
             oids += [tv.keys_id] if tv.keys_id is not None else []
             for oid in [*oids, bytes.fromhex(tid)]:
-                if not self.store.touch(oid):
+                if not batch.touch(oid):
                     raise ConflictError(f"object {oid.hex()} of table version {tid} is gone (removed "
                                         "by a garbage collection running now, or lost); nothing was "
                                         "committed", ErrorKind.CONFLICT)
 
-    def _restore_commit(self, c: Commit, target: str, rev: str, branch: str, message: str | None) -> str:
+    def _restore_commit(self, c: Commit, target: str, rev: str, branch: str, message: str | None,
+                        batch: WriteBatch) -> str:
         for _ in range(100):
             parent_id = self.refs.read("heads", branch)
             new = Commit(dict(c.tables), (parent_id.hex(),) if parent_id else (), _default_author(),
                          _now_utc(), message or f"Restore {target[:12]} ({rev})",
                          {"embfmt": {"restored_from": target}}, capture_environment(None))
-            cid = self._put_hashed(new.to_bytes())
+            cid = self._put_hashed(new.to_bytes(), batch)
+            batch.sync()  # the reused objects' names and the new commit, before the ref moves
             with self.refs.locked():
                 if self.refs.read("heads", branch) == parent_id:
                     self.refs.cas("heads", branch, parent_id, cid)
@@ -1381,8 +1416,13 @@ class Repo:
             cutoff = min(cutoff, oldest - 1.0)
         cache_keys: set[bytes] = set()
         live = self._reachable_objects(cache_keys)
+        # Nothing is deleted before the refs just walked are durable (spec §18.6): a ref moved
+        # by a writer that did not sync it could otherwise come back after a power loss and
+        # name the objects deleted here.
+        self.refs.sync()
         rep = GcReport()
         oids = list(self.store.iter())
+        removed: list[bytes] = []
         with progress.bar(len(oids), "gc objects", unit="obj") as bar:
             for oid in oids:
                 bar.update(1)
@@ -1396,8 +1436,10 @@ class Repo:
                 if freed:
                     rep.bytes_freed += freed
                     rep.objects_removed += 1
+                    removed.append(oid)
                 elif self.store.has(oid):  # refreshed since: a writer reuses it
                     rep.objects_kept += 1
+        self.store.sync_deletions(removed)  # the space is free once gc returns, crash or not
         rep.bytes_freed += self.store.clean_tmp(cutoff)
         if self.reader.rowprint_cache is not None:  # derived data of versions gone (§11.1)
             rep.bytes_freed += self.reader.rowprint_cache.prune(cache_keys)

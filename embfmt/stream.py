@@ -37,6 +37,7 @@ from .writer import TableWriter
 
 if TYPE_CHECKING:
     from .manifest import TableVersion
+    from .store import WriteBatch
     from .repo import Repo
 
 __all__ = ["RowStream", "StreamWriter"]
@@ -58,7 +59,7 @@ class RowStream:
     """
 
     def __init__(self, repo: Repo, name: str, dt: DType, n_rows: int, dim: int,
-                 parent: TableVersion | None, backend: str) -> None:
+                 parent: TableVersion | None, backend: str, batch: WriteBatch | None = None) -> None:
         self.name = name
         self.dtype = dt
         self.n_rows = n_rows
@@ -67,7 +68,10 @@ class RowStream:
         self.t0 = time.perf_counter()
         # Held until close(): gc keeps every object written (or touched) after this moment.
         self._lease: WriteLease | None = WriteLease(repo.store.tmp)
-        self.writer = TableWriter(repo.store, repo.reader, repo.kernels, dt, dim, parent, backend=backend)
+        # Every object of this write goes through one batch, synced before the commit's ref
+        # moves (spec §18.6); Repo.commit shares one batch among the tables of a commit.
+        self.batch = batch if batch is not None else repo.store.batch()
+        self.writer = TableWriter(self.batch, repo.reader, repo.kernels, dt, dim, parent, backend=backend)
         self.chunk_rows = self.writer.fp.chunk_rows
         self.cursor = 0  # rows [0, cursor) have gone to the writer
         self._tmp_dir = repo.store.tmp
@@ -197,6 +201,8 @@ class RowStream:
         """Remove the scratch file and release the write lease (idempotent). The caller
         references the written objects (commits) before closing, or abandons them to gc."""
         self._bar.close()
+        # Objects still in flight are linked (or fail) before the lease that protects them goes.
+        self.batch.abandon()
         if self._lease is not None:
             self._lease.release()
             self._lease = None
@@ -331,7 +337,8 @@ class StreamWriter:
                 tid, info = repo._finish_table(self._stream, self._ptv, self._keys, self._identity)
                 self.commit_id = repo._commit_snapshot(
                     self.branch, self._parent_id, {self.table: tid}, {self.table: info}, (),
-                    self._message, self._meta, self._author, None, None, self._backend)
+                    self._message, self._meta, self._author, None, None, self._backend,
+                    self._stream.batch)
             except BaseException:
                 self._state = "aborted"
                 raise

@@ -26,7 +26,7 @@ from .errors import ConflictError, ErrorKind
 from .fingerprint import Fingerprint, Fingerprinter
 from .manifest import TableVersion
 from .reader import ChunkReader
-from .store import Store
+from .store import Store, WriteBatch
 
 __all__ = ["TableWriter", "WriteStats"]
 
@@ -74,7 +74,7 @@ class TableWriter:
     Feed rows with :meth:`update_canonical` (any block sizes, in row order), then :meth:`finish`.
     """
 
-    def __init__(self, store: Store, reader: ChunkReader, kernels: Any, dtype: Any, dim: int,
+    def __init__(self, store: Store | WriteBatch, reader: ChunkReader, kernels: Any, dtype: Any, dim: int,
                  parent: TableVersion | None, *, backend: str = "auto") -> None:
         self.store = store
         self.reader = reader

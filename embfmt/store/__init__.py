@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from ._local import LocalStore
 from ._memory import MemoryStore
-from .abc import Store
+from .abc import Store, WriteBatch
 
-__all__ = ["Store", "LocalStore", "MemoryStore"]
+__all__ = ["Store", "WriteBatch", "LocalStore", "MemoryStore"]

@@ -5,40 +5,37 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 
 import numpy as np
 
+from .. import _fs
 from ..errors import ConflictError, ErrorKind, NotFoundError
-from .abc import Store
+from .abc import Store, WriteBatch
 
-__all__ = ["LocalStore"]
+__all__ = ["LocalStore", "LocalBatch"]
 
 # How long a refresh or a deletion waits for the objects lock. gc holds it for one stat and one
 # unlink at a time, so a wait this long means a stopped process, never a busy one.
 OBJECTS_LOCK_TIMEOUT_S = 30.0
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class LocalStore(Store):
     """Objects as files under ``root/objects``; temp files under ``root/tmp``.
 
-    A put writes a uniquely named temp file and renames it into place, so a reader (or a
-    process killed mid-write) never sees a partial object. ``durable`` adds an fsync of the
-    file before the rename.
+    A put writes a uniquely named temp file and links it into place, so a reader (or a process
+    killed mid-write) never sees a partial object. With ``durable`` (the default), a name in
+    ``objects/`` is only ever published after its file's data is on stable storage, and
+    :meth:`WriteBatch.sync` makes the names of a batch durable (spec §18.6): a commit syncs
+    its batch before it moves a ref.
     """
 
-    def __init__(self, root: str, *, durable: bool = False) -> None:
+    def __init__(self, root: str, *, durable: bool = True) -> None:
         self.root = root
         self.objects = os.path.join(root, "objects")
         self.tmp = os.path.join(root, "tmp")
@@ -164,68 +161,81 @@ class LocalStore(Store):
                 st = os.stat(p)
                 if st.st_mtime > cutoff:
                     return 0
-                os.unlink(p)
+                _fs.unlink(p)
                 return st.st_size
             except FileNotFoundError:
                 return 0
 
     def put(self, oid: bytes, data: bytes | memoryview | list[bytes | memoryview]) -> bool:
+        """Store one object; when durable, it is on stable storage when this returns (one
+        write, up to two fsyncs). Writers of many objects use :meth:`batch` instead."""
         dest = self.path(oid)
         # exists: keep its bytes, refresh its age for gc (the cheap probe first: a new object
         # needs no lock)
         if os.path.exists(dest) and self.touch(oid):
             return False
+        self._prepare(dest)
+        wrote = self._publish(self._write_tmp(oid, data), dest)
+        if self.durable:
+            _fs.fsync_dirs([os.path.dirname(dest), self.objects])
+        return wrote
+
+    def batch(self) -> LocalBatch:
+        return LocalBatch(self)
+
+    def _prepare(self, dest: str) -> None:
         d = os.path.dirname(dest)
         if d not in self._dirs:  # 256 fan-out dirs: stat them once per process, not per object
-            os.makedirs(d, exist_ok=True)
-            os.makedirs(self.tmp, exist_ok=True)
+            _fs.makedirs(d, durable=self.durable)
+            _fs.makedirs(self.tmp, durable=self.durable)
             self._dirs.add(d)
-        tmp = os.path.join(self.tmp, f"{oid.hex()[:16]}.{uuid.uuid4().hex}")
-        parts = data if isinstance(data, (list, tuple)) else [data]
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            want = sum(len(memoryview(x).cast("B")) for x in parts)
-            done = os.writev(fd, parts)
-            if done != want:  # short write (rare): finish piece by piece
-                rest = b"".join(bytes(memoryview(x).cast("B")) for x in parts)[done:]
-                while rest:
-                    rest = rest[os.write(fd, rest):]
-            if self.durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        # Publish with link(), which fails when the id exists: a concurrent writer of the same
-        # id may have encoded the same content differently (full vs delta, another base), and
-        # replacing its object would change the delta depths that objects based on it rely on.
-        try:
-            os.link(tmp, dest)
-        except FileExistsError:
-            os.unlink(tmp)
-            return False
-        except OSError as e:  # pragma: no cover - filesystems without hard links
-            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
-                os.unlink(tmp)
-                raise
-            os.replace(tmp, dest)
-            return True
-        os.unlink(tmp)
-        return True
 
-    def sync(self) -> None:
-        """Make every object written so far durable (one syncfs-like pass over object dirs)."""
-        for d in os.listdir(self.objects) if os.path.isdir(self.objects) else []:
-            _fsync_dir(os.path.join(self.objects, d))
-        if os.path.isdir(self.objects):
-            _fsync_dir(self.objects)
+    def _write_tmp(self, oid: bytes, data: bytes | memoryview | list[bytes | memoryview]) -> str:
+        tmp = os.path.join(self.tmp, f"{oid.hex()[:16]}.{uuid.uuid4().hex}")
+        _fs.write_new(tmp, data, sync=False)
+        return tmp
+
+    def _publish(self, tmp: str, dest: str) -> bool:
+        """Make the temp file ``tmp`` the object ``dest``: fsync its data first when durable
+        (a name in objects/ must never outlive its data: after a power loss, a later commit
+        would reuse an empty object under a valid name), then link it into place."""
+        try:
+            if self.durable:
+                _fs.fsync_file(tmp)
+            # Publish with link(), which fails when the id exists: a concurrent writer of the
+            # same id may have encoded the same content differently (full vs delta, another
+            # base), and replacing its object would change the delta depths that objects based
+            # on it rely on.
+            try:
+                _fs.link(tmp, dest)
+            except FileExistsError:
+                return False
+            except OSError as e:  # pragma: no cover - file systems without hard links
+                if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                    raise
+                _fs.replace(tmp, dest)
+                return True
+            return True
+        finally:
+            try:
+                _fs.unlink(tmp)
+            except FileNotFoundError:
+                pass
 
     def delete(self, oid: bytes) -> int:
+        """Remove one object; the caller fsyncs its directory (:meth:`sync_deletions`)."""
         p = self.path(oid)
         try:
             n = os.stat(p).st_size
-            os.unlink(p)
+            _fs.unlink(p)
             return n
         except FileNotFoundError:
             return 0
+
+    def sync_deletions(self, oids: list[bytes]) -> None:
+        """Make the removal of ``oids`` durable (each fan-out directory fsynced once)."""
+        if self.durable and oids:
+            _fs.fsync_dirs(os.path.dirname(self.path(o)) for o in oids)
 
     def iter(self) -> Iterator[bytes]:
         if not os.path.isdir(self.objects):
@@ -261,8 +271,84 @@ class LocalStore(Store):
             try:
                 st = os.stat(p)
                 if st.st_mtime <= older_than:
-                    os.unlink(p)
+                    _fs.unlink(p)
                     freed += st.st_size
             except FileNotFoundError:
                 continue
         return freed
+
+
+class LocalBatch(WriteBatch):
+    """The objects one commit writes or reuses in a :class:`LocalStore`.
+
+    When the store is durable, each object's temp file is fsynced and linked into place on a
+    thread of :func:`embfmt._fs.io_pool` (the writer goes on encoding meanwhile), and
+    :meth:`sync` waits for them and fsyncs each fan-out directory the batch wrote to or reused
+    from once, plus ``objects/``: after it returns, every object of the batch survives a power
+    loss (spec §18.6).
+    """
+
+    def __init__(self, store: LocalStore) -> None:
+        self.store = store
+        self._futures: list[Future[bool]] = []
+        self._dirs: set[str] = set()
+        self._lock = threading.Lock()
+
+    def has(self, oid: bytes) -> bool:
+        return self.store.has(oid)
+
+    def touch(self, oid: bytes) -> bool:
+        ok = self.store.touch(oid)
+        if ok and self.store.durable:
+            # A reused object may have been linked by a writer that has not synced its
+            # directory yet; this commit depends on that name, so it syncs the directory too.
+            with self._lock:
+                self._dirs.add(os.path.dirname(self.store.path(oid)))
+        return ok
+
+    def put(self, oid: bytes, data: bytes | memoryview | list[bytes | memoryview]) -> bool:
+        st = self.store
+        dest = st.path(oid)
+        # exists: keep its bytes, refresh its age for gc (the cheap probe first: a new object
+        # needs no lock)
+        if os.path.exists(dest) and self.touch(oid):
+            return False
+        st._prepare(dest)
+        tmp = st._write_tmp(oid, data)
+        if not st.durable:
+            return st._publish(tmp, dest)
+        fut = _fs.io_pool().submit(st._publish, tmp, dest)
+        with self._lock:
+            self._futures.append(fut)
+            self._dirs.add(os.path.dirname(dest))
+        return True
+
+    def sync(self) -> None:
+        if not self.store.durable:
+            return
+        with self._lock:
+            futures, self._futures = self._futures, []
+            dirs = set(self._dirs)
+        error: BaseException | None = None
+        for f in futures:  # wait for all, then raise the first failure
+            try:
+                f.result()
+            except BaseException as e:  # noqa: BLE001 - re-raised below
+                error = error or e
+        if error is not None:
+            raise error
+        if dirs:
+            _fs.fsync_dirs([*dirs, self.store.objects])
+        with self._lock:
+            self._dirs -= dirs
+
+    def abandon(self) -> None:
+        """Wait for the objects in flight (a failed commit must not go on writing after it
+        returned); they stay as unreferenced objects, removed by gc."""
+        with self._lock:
+            futures, self._futures = self._futures, []
+        for f in futures:
+            try:
+                f.result()
+            except BaseException:  # noqa: BLE001 - the commit already failed
+                pass

@@ -7,7 +7,37 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-__all__ = ["Store"]
+__all__ = ["Store", "WriteBatch"]
+
+
+class WriteBatch:
+    """The objects one commit writes or reuses, made durable together by :meth:`sync`.
+
+    A commit puts its objects through one batch and calls :meth:`sync` before it moves a ref
+    (spec §18.6): stores that write to stable storage overlap the writes of a batch and wait
+    once. This base class forwards to the store one call at a time (right for stores whose
+    ``put`` is durable on return, or that keep nothing, such as a memory store).
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def put(self, oid: bytes, data: bytes | memoryview | list[bytes | memoryview]) -> bool:
+        """As :meth:`Store.put`; durable only after :meth:`sync`."""
+        return self.store.put(oid, data)
+
+    def has(self, oid: bytes) -> bool:
+        return self.store.has(oid)
+
+    def touch(self, oid: bytes) -> bool:
+        """As :meth:`Store.touch`; a reused object is part of the batch for :meth:`sync`."""
+        return self.store.touch(oid)
+
+    def sync(self) -> None:
+        """Return once every object put or touched so far is on stable storage."""
+
+    def abandon(self) -> None:
+        """The commit failed: stop (wait for writes in flight); what was written stays for gc."""
 
 
 class Store(ABC):
@@ -48,6 +78,10 @@ class Store(ABC):
     @abstractmethod
     def iter(self) -> Iterator[bytes]:
         """Every stored id, in no particular order."""
+
+    def batch(self) -> WriteBatch:
+        """A :class:`WriteBatch` for the objects of one commit."""
+        return WriteBatch(self)
 
     def get_buffer(self, oid: bytes, alloc: Callable[[int], np.ndarray] | None = None) -> bytes | memoryview:
         """The bytes of ``oid``; with ``alloc`` (n -> a writable uint8 array of n bytes), a store

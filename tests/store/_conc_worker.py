@@ -147,15 +147,17 @@ def main() -> None:
 
             os.link = link  # type: ignore[assignment]
         elif stage == "object":
-            real_put = LocalStore.put
+            # An object has landed when its file is linked into objects/ (objects of a commit
+            # are published on the store's I/O threads; the kill takes the whole process).
+            real_publish = LocalStore._publish
 
-            def put(self: LocalStore, *a: object, **k: object) -> bool:
-                wrote = real_put(self, *a, **k)
+            def publish(self: LocalStore, *a: object, **k: object) -> bool:
+                wrote = real_publish(self, *a, **k)
                 if wrote:
                     hit()
                 return wrote
 
-            LocalStore.put = put  # type: ignore[method-assign]
+            LocalStore._publish = publish  # type: ignore[method-assign]
         elif stage == "cas":
             real_cas = RefStore.cas
 
