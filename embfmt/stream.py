@@ -312,6 +312,9 @@ class StreamWriter:
             for rows in m.blocks():
                 self._stream.write(pos, rows)
                 pos += rows.shape[0]
+            # The chunks hashed by this call are stored when it returns (rows_consumed says
+            # so): their files are linked before the next block comes, not at the commit.
+            self._stream.batch.wait()
             self._next = start + m.n_rows
 
     def append(self, block: Any) -> None:
@@ -338,7 +341,7 @@ class StreamWriter:
                 self.commit_id = repo._commit_snapshot(
                     self.branch, self._parent_id, {self.table: tid}, {self.table: info}, (),
                     self._message, self._meta, self._author, None, None, self._backend,
-                    self._stream.batch)
+                    batch=self._stream.batch)
             except BaseException:
                 self._state = "aborted"
                 raise

@@ -323,12 +323,9 @@ class LocalBatch(WriteBatch):
             self._dirs.add(os.path.dirname(dest))
         return True
 
-    def sync(self) -> None:
-        if not self.store.durable:
-            return
+    def wait(self) -> None:
         with self._lock:
             futures, self._futures = self._futures, []
-            dirs = set(self._dirs)
         error: BaseException | None = None
         for f in futures:  # wait for all, then raise the first failure
             try:
@@ -337,6 +334,13 @@ class LocalBatch(WriteBatch):
                 error = error or e
         if error is not None:
             raise error
+
+    def sync(self) -> None:
+        if not self.store.durable:
+            return
+        with self._lock:
+            dirs = set(self._dirs)
+        self.wait()
         if dirs:
             _fs.fsync_dirs([*dirs, self.store.objects])
         with self._lock:

@@ -33,6 +33,10 @@ class WriteBatch:
         """As :meth:`Store.touch`; a reused object is part of the batch for :meth:`sync`."""
         return self.store.touch(oid)
 
+    def wait(self) -> None:
+        """Return once every object put so far is stored (readable by name), durable or not
+        yet; raises the first failure."""
+
     def sync(self) -> None:
         """Return once every object put or touched so far is on stable storage."""
 

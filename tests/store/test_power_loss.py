@@ -1,4 +1,4 @@
-"""Power loss at every step of a commit, a gc and a usage-log append (spec §18.5).
+"""Power loss at every step of a commit, a gc and a usage-log append (spec §18.6).
 
 Each scenario runs for real on a repository while tests/store/_crash.py records the ordered
 file-system changes embfmt makes (through embfmt._fs) and when each call returned. Then every
@@ -124,7 +124,7 @@ def check_state(path: str, sc: Scenario, k: int, retry: dict[str, np.ndarray]) -
 
 
 def broken_names(tree: dict[str, bytes | None], model: Model) -> list[str]:
-    """Object files whose bytes are not those they were published with (spec §18.5 rule 1:
+    """Object files whose bytes are not those they were published with (spec §18.6 rule 1:
     a name in objects/ never outlives its data). A later commit would reuse them by name."""
     return [f"object {p} lost data ({len(tree[p] or b'')} bytes left)" for p in model.partial_files(tree)
             if p.split(os.sep)[0] == "objects" and len(p.split(os.sep)) == 3]
