@@ -1036,7 +1036,7 @@ def cmd_blame(args: argparse.Namespace) -> int:
 
 # --- parser ----------------------------------------------------------------------------------
 _FORMAT_CHOICES = ["npy", "hdf5", "h5", "safetensors", "parquet", "arrow", "word2vec", "glove",
-                   "word2vec-bin"]
+                   "word2vec-bin", "torch"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,8 @@
   ``glove`` (no header; by ``fmt="glove"``): every dtype, parsed with ``dtype=`` (default
   float32); words are the keys.
 - ``word2vec-bin`` (``.bin``): float32; words are the keys.
+- ``torch`` (``.pt .pth``, and ``.bin`` zip archives), read only: one tensor of a file loaded by
+  ``torch.load(weights_only=True)`` (see :mod:`embfmt.formats.pt`); needs torch.
 
 Every reader is out-of-core except the text formats: ``.npy`` and ``.safetensors`` are
 memory-mapped, HDF5 datasets are read block by block, Parquet and Arrow batch by batch.
@@ -111,12 +113,14 @@ _REGISTRY: dict[str, _Format] = {f.name: f for f in (
             streamer="write_text_stream"),
     _Format("word2vec-bin", (".bin",), "word2vec", "read_bin", "write_bin", "check_bin",
             streamer="write_bin_stream"),
+    _Format("torch", (".pt", ".pth"), "pt", writer=""),  # read only, through weights_only=True
 )}
 FORMATS: tuple[str, ...] = tuple(_REGISTRY)
 """Every format name accepted by ``fmt=`` and the CLI's ``--format``."""
 STREAMABLE: tuple[str, ...] = tuple(f.name for f in _REGISTRY.values() if f.streamer)
 """The formats :func:`write_stream` writes (written front to back, no seeking)."""
-ALIASES = {"h5": "hdf5", "pq": "parquet", "feather": "arrow", "ipc": "arrow", "vec": "word2vec",
+ALIASES = {"pt": "torch", "pytorch": "torch",
+           "h5": "hdf5", "pq": "parquet", "feather": "arrow", "ipc": "arrow", "vec": "word2vec",
            "txt": "word2vec", "text": "word2vec", "bin": "word2vec-bin", "word2vec-binary": "word2vec-bin"}
 _EXT = {e: f.name for f in _REGISTRY.values() for e in f.extensions}
 _MAGIC = ((b"\x93NUMPY", "npy"), (b"\x89HDF\r\n\x1a\n", "hdf5"), (b"PAR1", "parquet"),
@@ -133,11 +137,13 @@ def _name(fmt: str) -> str:
 
 def format_for_output(path: str, fmt: str | None = None) -> str:
     """The format to write ``path`` in: ``fmt``, else by extension (no default guess)."""
-    if fmt:
-        return _name(fmt)
+    name = _name(fmt) if fmt else _EXT.get(os.path.splitext(path)[1].lower())
+    if name is not None and not _REGISTRY[name].writer:
+        raise InputError(f"{path}: embfmt reads {name} files but does not write them; write "
+                         ".safetensors instead", ErrorKind.BAD_ARGUMENT)
+    if name is not None:
+        return name
     ext = os.path.splitext(path)[1].lower()
-    if ext in _EXT:
-        return _EXT[ext]
     what = f"extension {ext!r} is not one embfmt writes" if ext else "it has no extension"
     raise InputError(f"{path}: cannot tell the output format ({what}); use one of "
                      f"{' '.join(sorted(_EXT))} or give --format ({', '.join(FORMATS)})",
@@ -164,9 +170,12 @@ def detect_format(path: str, fmt: str | None = None) -> str:
             return name
     if len(head) >= 9 and head[8:9] == b"{":
         return "safetensors"
-    # ".bin" says little (PyTorch, raw dumps, ...): word2vec binary only with its "N D" line.
+    # ".bin" says little (PyTorch, raw dumps, ...): word2vec binary only with its "N D" line,
+    # torch only as the zip archive torch.save writes (pytorch_model.bin).
     if ext == ".bin" and re.match(rb"[0-9]+ [0-9]+\r?\n", head):
         return "word2vec-bin"
+    if ext == ".bin" and head.startswith(b"PK\x03\x04"):
+        return "torch"
     raise FormatError(f"{path}: format not recognized (extension and magic bytes); give --format "
                       f"({', '.join(FORMATS)})", ErrorKind.BAD_FILE)
 
