@@ -631,21 +631,61 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if d["ok"] else EXIT_DIFFERENT
 
 
+def _seconds(text: str, option: str) -> float:
+    """A duration in seconds >= 0, or ``now`` (0)."""
+    if text == "now":
+        return 0.0
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not v >= 0 or v == float("inf"):
+        raise InputError(f"{option} takes SECONDS (>= 0) or 'now', got {text!r}", ErrorKind.BAD_ARGUMENT)
+    return v
+
+
 def cmd_gc(args: argparse.Namespace) -> int:
+    from .reflog import DEFAULT_EXPIRE_SECONDS
+
     grace = 0.0 if args.prune_now else args.grace
     if grace < 0:
         raise InputError(f"--grace must be >= 0, got {grace}", ErrorKind.BAD_ARGUMENT)
+    expire = DEFAULT_EXPIRE_SECONDS if args.expire_reflog is None else _seconds(args.expire_reflog, "--expire-reflog")
     with _open_repo(args) as repo:
-        rep = repo.gc(grace_seconds=grace)
+        rep = repo.gc(grace_seconds=grace, reflog_expire_seconds=expire)
         usage = repo.disk_usage()
     d = rep.to_dict()
-    d.update(grace_seconds=grace, bytes_on_disk=usage)
+    d.update(grace_seconds=grace, bytes_on_disk=usage, reflog_expire_seconds=expire)
     if args.json:
         _print_json(d)
     else:
         print(f"removed {d['objects_removed']} objects ({_fmt_bytes(d['bytes_freed'])} freed), "
-              f"kept {d['objects_kept']} ({_fmt_bytes(usage)} on disk); grace {grace:g} s")
+              f"kept {d['objects_kept']} ({_fmt_bytes(usage)} on disk); grace {grace:g} s; "
+              f"{d['reflog_expired']} reflog entries expired (older than {expire:g} s)")
     return EXIT_OK
+
+
+def cmd_reflog(args: argparse.Namespace) -> int:
+    if args.max_count is not None and args.max_count < 0:
+        raise InputError(f"-n must be >= 0, got {args.max_count}", ErrorKind.BAD_ARGUMENT)
+    problems: list[dict[str, str]] = []
+    with _open_repo(args) as repo:
+        entries = repo.reflog(args.ref, problems=problems)
+    index: dict[str, int] = {}
+    shown = []
+    for e in entries:  # newest first; ref@{i}: the i-th move back in that ref's log
+        i = index[e.ref] = index.get(e.ref, -1) + 1
+        shown.append((i, e))
+    shown = shown[:args.max_count] if args.max_count is not None else shown
+    if args.json:
+        _print_json({"ref": args.ref, "entries": [{**e.to_dict(), "index": i} for i, e in shown],
+                     "problems": problems})
+    else:
+        for i, e in shown:
+            print(f"{e.new[:12]} {e.ref}@{{{i}}}  {e.time}  {e.author}  {e.reason}")
+    for p in problems:
+        sys.stderr.write(f"embfmt: reflog: {p['object']} [{p['kind']}]: {p['error']}\n")
+    return EXIT_DIFFERENT if problems else EXIT_OK
 
 
 # --- fingerprint and demo --------------------------------------------------------------------
@@ -1201,6 +1241,18 @@ def build_parser() -> argparse.ArgumentParser:
                          "concurrent writers)")
     gg.add_argument("--prune-now", action="store_true",
                     help="grace 0: only safe when no other process is writing")
+    g.add_argument("--expire-reflog", metavar="SECONDS|now",
+                   help="first drop reflog entries older than this (default 30 days, 2592000); "
+                        "the commits the remaining entries name are kept. 'now' drops them all, "
+                        "so a reset can then lose the old tip")
+
+    rl = add("reflog", cmd_reflog, "list where refs have pointed, newest first (commits, resets, "
+                                   "branch and tag changes, switches; exit 1 if a log is damaged)",
+             "print the entries (ref, old, new, time, author, reason, index) and problems as JSON")
+    rl.add_argument("ref", nargs="?", metavar="REF",
+                    help="a branch or tag (heads/NAME, tags/NAME to say which), or HEAD for switches "
+                         "(default: every ref)")
+    rl.add_argument("-n", "--max-count", type=int, metavar="N", help="show at most N entries")
 
     df = add("diff", cmd_diff, "row-level diff of two revisions or matrix files (exit 1 if they differ)",
              "print the diff as JSON (schema: spec/diff-json.md)")

@@ -12,12 +12,13 @@ import fcntl
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from . import _fs
 from . import _layout as L
 from .errors import ConflictError, ErrorKind, FormatError, InputError, NotFoundError
+from .reflog import Reflog
 
 __all__ = ["RefStore", "check_ref_name"]
 
@@ -51,6 +52,9 @@ class RefStore:
         self.root = root
         self.refs = os.path.join(root, "refs")
         self.durable = durable
+        self.reflog = Reflog(root, durable=durable)
+        #: who a reflog entry names when the caller gives no author (the Repo sets its default)
+        self.author: Callable[[], str] = lambda: "unknown"
 
     def _path(self, kind: str, name: str) -> str:
         check_ref_name(name, "branch" if kind == "heads" else "tag")
@@ -124,7 +128,11 @@ class RefStore:
         finally:
             os.close(fd)
 
-    def _write(self, kind: str, name: str, value: bytes) -> None:
+    def _write(self, kind: str, name: str, value: bytes,
+               before_replace: Callable[[], None] | None = None) -> None:
+        """Replace the ref's file; ``before_replace`` runs once everything that can refuse the
+        update has passed, right before the new value is written (the reflog append: a
+        refused update leaves no entry)."""
         p = self._path(kind, name)
         what = "branch" if kind == "heads" else "tag"
         try:
@@ -139,6 +147,8 @@ class RefStore:
         # for (or hide) a ref such as "x.tmp.1". The rename is atomic: a crash leaves the old
         # or the new value, never a mix; with durable, the new value is what a power loss
         # keeps once this returns (the file, then its directory, fsynced).
+        if before_replace is not None:
+            before_replace()
         _fs.write_atomic(p, value.hex().encode() + b"\n", durable=self.durable)
 
     def sync(self) -> None:
@@ -157,18 +167,28 @@ class RefStore:
             _fs.fsync_file(head)
         _fs.fsync_dirs(dirs)
 
-    def cas(self, kind: str, name: str, expected: bytes | None, new: bytes) -> None:
-        """Set ref to ``new`` if it currently equals ``expected`` (None: must not exist).
-        Call with :meth:`locked` held."""
+    def cas(self, kind: str, name: str, expected: bytes | None, new: bytes, *,
+            reason: str = "update", author: str | None = None) -> None:
+        """Set ref to ``new`` if it currently equals ``expected`` (None: must not exist), and
+        record the move in the reflog (spec §17.1). Call with :meth:`locked` held."""
         cur = self.read(kind, name)
         if cur != expected:
             raise ConflictError(f"{kind[:-1] if kind == 'heads' else 'tag'} {name!r} moved: expected "
                                 f"{expected.hex()[:12] if expected else '(none)'}, found "
                                 f"{cur.hex()[:12] if cur else '(none)'}")
-        self._write(kind, name, new)
+        # Logged before the ref moves: a crash in between leaves an entry for a move that did
+        # not happen (harmless: gc keeps a commit a while longer), never a move without one.
+        who = author or self.author()
+        self._write(kind, name, new, lambda: self.reflog.append(f"{kind}/{name}", cur, new, who, reason))
 
-    def delete(self, kind: str, name: str) -> None:
+    def delete(self, kind: str, name: str, *, reason: str = "delete", author: str | None = None) -> None:
+        """Remove a ref, recording it in the reflog (whose log stays: it keeps the old tip for
+        gc until the entry expires). Call with :meth:`locked` held."""
         p = self._path(kind, name)
+        cur = self.read(kind, name)
+        if cur is None:
+            raise NotFoundError(f"no {kind} ref {name!r}")
+        self.reflog.append(f"{kind}/{name}", cur, None, author or self.author(), reason)
         try:
             _fs.unlink(p)
         except FileNotFoundError:
@@ -187,7 +207,15 @@ class RefStore:
             raise FormatError(f"{self.root}/HEAD is corrupt: {data[:80]!r}", ErrorKind.BAD_REF)
         return check_ref_name(data[len("ref: refs/heads/"):-1], "branch")
 
-    def set_head_branch(self, name: str) -> None:
+    def set_head_branch(self, name: str, *, reason: str | None = None) -> None:
+        """Point HEAD at branch ``name``; with ``reason``, log the switch in ``logs/HEAD``
+        (old and new: the two branches' tips). Call with :meth:`locked` held when logging."""
         check_ref_name(name, "branch")
+        if reason is not None:
+            try:
+                old = self.read("heads", self.head_branch())
+            except (FormatError, InputError):  # a damaged HEAD is being repaired by this switch
+                old = None
+            self.reflog.append("HEAD", old, self.read("heads", name), self.author(), reason)
         _fs.write_atomic(os.path.join(self.root, "HEAD"), f"ref: refs/heads/{name}\n".encode(),
                          durable=self.durable)

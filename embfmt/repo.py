@@ -52,6 +52,7 @@ from .manifest import TableVersion
 from .matrix import as_matrix
 from .reader import ChunkReader
 from .ref import RefStore, check_ref_name
+from .reflog import DEFAULT_EXPIRE_SECONDS as DEFAULT_REFLOG_EXPIRE_SECONDS
 from .store import LocalStore, WriteBatch
 from .table import TableView
 from .stream import RowStream, StreamWriter
@@ -139,10 +140,12 @@ class GcReport:
     objects_kept: int = 0
     objects_removed: int = 0
     bytes_freed: int = 0
+    reflog_expired: int = 0
+    """Reflog entries dropped because they were older than the expiry period."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"objects_kept": self.objects_kept, "objects_removed": self.objects_removed,
-                "bytes_freed": self.bytes_freed}
+                "bytes_freed": self.bytes_freed, "reflog_expired": self.reflog_expired}
 
 
 def _change_ids(c: Commit) -> list[str]:
@@ -284,6 +287,7 @@ class Repo:
         self.durable = durable
         self.store = LocalStore(self.path, durable=durable)
         self.refs = RefStore(self.path, durable=durable)
+        self.refs.author = _default_author  # who reflog entries name
         # Numba kernels load on first use: log, show, tag, branch and reset never need them.
         self.kernels = _LazyKernels()
         self.reader = ChunkReader(self.store, self.kernels, rowprint_cache=RowprintCache(self.path))
@@ -460,7 +464,7 @@ class Repo:
             if self.refs.read("tags", name) is not None:
                 raise ConflictError(f"tag {name!r} already exists (tags are immutable)", ErrorKind.REF_EXISTS)
             with self._onto(cid):
-                self.refs.cas("tags", name, None, cid)
+                self.refs.cas("tags", name, None, cid, reason=f"tag: {rev}")
         return cid.hex()
 
     def branch(self, name: str, rev: str = "HEAD") -> str:
@@ -471,7 +475,7 @@ class Repo:
             if self.refs.read("heads", name) is not None:
                 raise ConflictError(f"branch {name!r} already exists", ErrorKind.REF_EXISTS)
             with self._onto(cid):
-                self.refs.cas("heads", name, None, cid)
+                self.refs.cas("heads", name, None, cid, reason=f"branch: created from {rev}")
         return cid.hex()
 
     def reset(self, branch: str, rev: str) -> str:
@@ -484,7 +488,7 @@ class Repo:
             if cur is None:
                 raise NotFoundError(f"no branch {branch!r}")
             with self._onto(cid, cur):
-                self.refs.cas("heads", branch, cur, cid)
+                self.refs.cas("heads", branch, cur, cid, reason=f"reset: moving to {rev}")
         return cid.hex()
 
     @contextmanager
@@ -550,10 +554,68 @@ class Repo:
                                 ErrorKind.CONFLICT) from None
 
     def checkout_branch(self, name: str) -> None:
-        """Make ``name`` the branch ``HEAD`` names (it must exist)."""
-        if self.refs.read("heads", check_ref_name(name, "branch")) is None:
-            raise NotFoundError(f"no branch {name!r}")
-        self.refs.set_head_branch(name)
+        """Make ``name`` the branch ``HEAD`` names (it must exist); see :meth:`switch`."""
+        self.switch(name)
+
+    def switch(self, branch: str, *, create: bool = False, start: str = "HEAD") -> str:
+        """Point ``HEAD`` at ``branch`` (as ``git switch``); returns its tip. With ``create``,
+        first create it at ``start`` (``git switch -c``; :class:`ConflictError` if it exists).
+        The switch is recorded in the reflog of ``HEAD``.
+
+        >>> import numpy as np, tempfile
+        >>> repo = Repo.init(tempfile.mkdtemp())
+        >>> c = repo.commit({"t": np.zeros((2, 2), np.float32)})
+        >>> repo.switch("exp", create=True) == c, repo.head_branch
+        (True, 'exp')
+        """
+        check_ref_name(branch, "branch")
+        if create:
+            self.branch(branch, start)
+        with self.refs.locked():
+            tip = self.refs.read("heads", branch)
+            if tip is None:
+                raise NotFoundError(f"no branch {branch!r} (create it with switch -c)")
+            try:
+                old = self.refs.head_branch()
+            except (FormatError, InputError):  # a damaged HEAD: switching repairs it
+                old = "(damaged HEAD)"
+            self.refs.set_head_branch(branch, reason=f"switch: from {old} to {branch}")
+        return tip.hex()
+
+    def reflog(self, ref: str | None = None, *, problems: list[dict[str, str]] | None = None) -> list[Any]:
+        """Where ``ref`` has pointed, newest first: :class:`embfmt.reflog.ReflogEntry` items
+        (ref, old, new, time, author, reason). ``ref`` is a branch or tag name (a branch wins,
+        as in revisions; ``heads/X`` / ``tags/X`` say which), ``HEAD`` (switches of HEAD), or
+        None for every ref's log merged. A deleted ref's log stays. Damaged lines are skipped
+        (``verify`` reports them; so does ``problems``, a list to collect them in).
+
+        >>> import numpy as np, tempfile
+        >>> repo = Repo.init(tempfile.mkdtemp())
+        >>> c = repo.commit({"t": np.zeros((2, 2), np.float32)}, message="first")
+        >>> [(e.ref, e.reason, e.new == c) for e in repo.reflog("main")]
+        [('heads/main', 'commit: first', True)]
+        """
+        log = self.refs.reflog
+        if ref is None:
+            out = [e for r in log.refs() for e in log.read(r, problems)]
+        else:
+            if ref == "HEAD" or ref.startswith(("heads/", "tags/")):
+                full = ref
+            else:
+                check_ref_name(ref)
+                logs = set(log.refs())
+                full = next((f"{k}/{ref}" for k in ("heads", "tags")
+                             if self.refs.read(k, ref) is not None or f"{k}/{ref}" in logs),
+                            f"heads/{ref}")
+            if full != "HEAD":
+                check_ref_name(full.partition("/")[2])
+            out = log.read(full, problems)
+            if not out and full not in log.refs() and (full == "HEAD" or self.refs.read(
+                    *full.split("/", 1)) is None):
+                raise NotFoundError(f"no reflog for {ref!r} in {self.path} (no such ref was ever "
+                                    "moved here)")
+        # newest first; entries of one log are in file order, which is time order
+        return sorted(out, key=lambda e: (e.time, e.line), reverse=True)
 
     # --- commit -----------------------------------------------------------------------------
     def commit(self, tables: Mapping[str, Any], *, message: str = "", metadata: Mapping[str, Any] | None = None,
@@ -676,7 +738,10 @@ class Repo:
             with self.refs.locked():
                 cur = self.refs.read("heads", branch)
                 if cur == parent_id:
-                    self.refs.cas("heads", branch, parent_id, cid)
+                    verb = "revert" if "reverts" in meta["embfmt"] else "commit"
+                    first = message.splitlines()[0] if message else ""
+                    self.refs.cas("heads", branch, parent_id, cid, reason=f"{verb}: {first}".rstrip(),
+                                  author=who)
                     return cid.hex()
             # Someone else moved the branch: re-parent onto their commit when they did not
             # touch our tables, else refuse. Never drop their commit.
@@ -991,7 +1056,7 @@ class Repo:
             batch.sync()  # the reused objects' names and the new commit, before the ref moves
             with self.refs.locked():
                 if self.refs.read("heads", branch) == parent_id:
-                    self.refs.cas("heads", branch, parent_id, cid)
+                    self.refs.cas("heads", branch, parent_id, cid, reason=f"restore: {rev}")
                     return cid.hex()
         raise ConflictError(f"branch {branch!r} kept moving")
 
@@ -1274,6 +1339,8 @@ class Repo:
             from .lineage import UsageLog, gone_uses
 
             log_problems = UsageLog(self.path, durable=self.refs.durable).problems(used)
+            # So are the commits reflog entries name, until the entries expire.
+            log_problems += self.refs.reflog.problems() + self.refs.reflog.missing(self.store.has)
             starts += [c for c in self._extra_roots() if c not in set(starts)]
         tv_ids: set[str] = set()
         change_ids: set[str] = set()
@@ -1350,24 +1417,31 @@ class Repo:
             report.errors.extend(gone_uses(self, used))
         return report
 
-    def _extra_roots(self) -> list[bytes]:
-        """Commits that are gc roots besides the refs (spec §18.4): those the usage log names
-        (a version recorded as used stays readable), that are still stored."""
+    def _extra_roots(self, logged: set[bytes] | None = None) -> list[bytes]:
+        """Commits that are gc roots besides the refs (spec §18.4), that are still stored:
+        those the usage log names (a version recorded as used stays readable) and those
+        reflog entries name (``logged``, else read now)."""
         from .lineage import UsageLog
 
-        return sorted(c for c in UsageLog(self.path).commits_named() if self.store.has(c))
+        if logged is None:
+            logged = self.refs.reflog.commits_named()
+        return sorted(c for c in UsageLog(self.path).commits_named() | logged if self.store.has(c))
 
-    def _reachable_objects(self, cache_keys: set[bytes] | None = None) -> set[bytes]:
+    def _reachable_objects(self, cache_keys: set[bytes] | None = None,
+                           reflog_cutoff: float | None = None) -> set[bytes]:
         """Every object some ref (or another gc root, :meth:`_extra_roots`) reaches;
-        ``cache_keys`` collects the rowprint-cache keys of the reachable table versions."""
+        ``cache_keys`` collects the rowprint-cache keys of the reachable table versions.
+        Reflog entries older than ``reflog_cutoff`` (epoch seconds) are no roots."""
         live: set[bytes] = set()
         # The refs are read under the ref lock, as one snapshot: a ref move that relies on
-        # another ref keeping its target reachable (:meth:`_make_live`) is then seen either
-        # before (through that ref) or after (through the moved ref), never neither.
+        # another ref keeping its target reachable (:meth:`_onto`) is then seen either before
+        # (through that ref) or after (through the moved ref), never neither. The reflog is
+        # read in the same hold: a move logs itself before the ref changes.
         with self.refs.locked():
             heads = self._all_heads()
+            logged = self.refs.reflog.commits_named(reflog_cutoff)
         self._mark_live(heads, live, cache_keys)
-        for cid in self._extra_roots():
+        for cid in self._extra_roots(logged):
             if cid in live:
                 continue
             live.add(cid)
@@ -1397,12 +1471,19 @@ class Repo:
                     if d not in live:
                         live.update(self.reader.chain(d))
 
-    def gc(self, *, grace_seconds: float = 3600.0) -> GcReport:
+    def gc(self, *, grace_seconds: float = 3600.0,
+           reflog_expire_seconds: float = DEFAULT_REFLOG_EXPIRE_SECONDS) -> GcReport:
         """Remove objects no ref reaches (commits, tables, chunks and their delta bases).
 
         Objects younger than ``grace_seconds`` are kept, so a commit running concurrently in
-        another process never loses objects it wrote but has not referenced yet.
+        another process never loses objects it wrote but has not referenced yet. Commits that
+        reflog entries name are kept too (a ``reset`` cannot lose the old tip): entries older
+        than ``reflog_expire_seconds`` (default 30 days) are dropped first; 0 drops them all.
+        Versions the usage log records as used are always kept.
         """
+        if not reflog_expire_seconds >= 0 or not grace_seconds >= 0:  # also refuses NaN
+            raise InputError(f"grace_seconds and reflog_expire_seconds must be >= 0, got "
+                             f"{grace_seconds} and {reflog_expire_seconds}", ErrorKind.BAD_ARGUMENT)
         # Leases first, refs second (spec §18.4): a writer whose commit lands between the two
         # steps is then either seen holding its lease (everything it wrote or touched is kept)
         # or seen through the ref it moved. In the other order, a long write that started
@@ -1415,12 +1496,17 @@ class Repo:
             # (1 s of slack for file systems with coarse timestamps).
             cutoff = min(cutoff, oldest - 1.0)
         cache_keys: set[bytes] = set()
-        live = self._reachable_objects(cache_keys)
+        rep = GcReport()
+        expiry = float("inf") if reflog_expire_seconds == 0 else time.time() - reflog_expire_seconds
+        live = self._reachable_objects(cache_keys, expiry)
         # Nothing is deleted before the refs just walked are durable (spec §18.6): a ref moved
         # by a writer that did not sync it could otherwise come back after a power loss and
         # name the objects deleted here.
         self.refs.sync()
-        rep = GcReport()
+        # The walk succeeded: now drop the expired entries (before any object goes, so that no
+        # entry ever names a deleted commit). Entries appended meanwhile are newer: kept.
+        with self.refs.locked():
+            rep.reflog_expired = self.refs.reflog.expire(expiry)
         oids = list(self.store.iter())
         removed: list[bytes] = []
         with progress.bar(len(oids), "gc objects", unit="obj") as bar:

@@ -234,7 +234,8 @@ def test_verify_ok(reads: dict[str, Any]) -> None:
 def test_gc_default_grace_keeps_everything(reads: dict[str, Any]) -> None:
     g = json.loads(ok(reads["res"]["gc"]).stdout)
     assert set(g) == {"objects_kept", "objects_removed", "bytes_freed", "grace_seconds",
-                      "bytes_on_disk"}
+                      "bytes_on_disk", "reflog_expired", "reflog_expire_seconds"}
+    assert g["reflog_expired"] == 0 and g["reflog_expire_seconds"] == 30 * 86400
     assert g["objects_removed"] == 0 and g["bytes_freed"] == 0 and g["grace_seconds"] == 3600
     assert g["objects_kept"] > 0 and g["bytes_on_disk"] > 0
 
@@ -273,8 +274,8 @@ def test_reset_restore_gc(built: dict[str, Any], files: dict[str, Any], tmp_path
     assert r == {"branch": "main", "id": c1, "previous": c3}
     rv = json.loads(ok(run(*C, "restore", c3[:16], "-m", "undo the reset", "--json")).stdout)
     assert rv["restored_from"] == c3 and rv["branch"] == "main"
-    g = json.loads(ok(run(*C, "gc", "--prune-now", "--json")).stdout)
-    # at least commits c2 and c3 and c2's version of `emb` (c3's is the restore's)
+    g = json.loads(ok(run(*C, "gc", "--prune-now", "--expire-reflog", "now", "--json")).stdout)
+    # (the reflog would keep the reset-away commits for 30 days) at least commits c2 and c3 and c2's version of `emb` (c3's is the restore's)
     assert g["objects_removed"] >= 3 and g["bytes_freed"] > 0
     res = run_all({
         "log": (*C, "log", "--json"),

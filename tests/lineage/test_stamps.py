@@ -149,7 +149,7 @@ def test_unknown_and_stale_stamps(hist: dict) -> None:
     repo.reset("main", "HEAD~1")
     # reset alone deletes nothing: the stamp still names intact data
     assert repo.resolve_stamp(s2).commit == hist["c2"]
-    repo.gc(grace_seconds=0)
+    repo.gc(grace_seconds=0, reflog_expire_seconds=0)
     with pytest.raises(NotFoundError, match="removed") as e:
         repo.resolve_stamp(s2)
     assert e.value.kind is ErrorKind.NOT_FOUND

@@ -37,7 +37,7 @@ def test_cli_recorded_use_survives_reset_and_gc(tmp_path: Path) -> None:
     s = ok(run(*C, "stamp", "t")).stdout.strip()
     ok(run(*C, "record-use", s, "--consumer", "prod"))
     ok(run(*C, "reset", "main", "HEAD~1"))
-    gc = json.loads(ok(run(*C, "gc", "--grace", "0", "--json")).stdout)
+    gc = json.loads(ok(run(*C, "gc", "--grace", "0", "--expire-reflog", "now", "--json")).stdout)
     assert gc["objects_removed"] == 0, gc
     res = json.loads(ok(run(*C, "stamp", "--resolve", s, "--json")).stdout)
     assert res["commit"] == c2
@@ -54,7 +54,7 @@ def test_gc_keeps_used_version_and_its_history(tmp_path: Path) -> None:
     repo.record_use(repo.stamp("t", ids[1]), consumer="ranker")
     repo.reset("main", ids[0])
     _age_objects(repo.path, 7200)
-    repo.gc(grace_seconds=0)
+    repo.gc(grace_seconds=0, reflog_expire_seconds=0)
     r = Repo(repo.path)
     assert np.array_equal(r.read("t", ids[1]), xs[1])  # the used version
     assert r.log(ids[1])[-1].id == ids[0]  # and its history: it works wherever a revision does
@@ -80,9 +80,10 @@ def test_verify_reports_a_recorded_use_whose_version_is_gone(tmp_path: Path) -> 
     v = run("-C", str(P), "verify")
     assert v.returncode == 1 and "Traceback" not in v.stderr
     assert "lineage/uses.log:1" in v.stderr
-    # gc still runs (the used commit is gone; nothing else it could keep for it)
-    repo.gc(grace_seconds=0)
-    assert Repo(P).verify().errors == rep.errors
+    # gc still runs (the used commit is gone; nothing else it could keep for it), and the
+    # finding stays (the reflog's own finding for the commit goes with its expired entries)
+    repo.gc(grace_seconds=0, reflog_expire_seconds=0)
+    assert Repo(P).verify().errors == hits
 
 
 def test_gc_keeps_commits_named_by_damaged_log_lines(tmp_path: Path) -> None:
@@ -97,7 +98,7 @@ def test_gc_keeps_commits_named_by_damaged_log_lines(tmp_path: Path) -> None:
     log.write_bytes(log.read_bytes().replace(b'"prod"', b'"prodX"'))
     assert not repo.verify().ok
     _age_objects(repo.path, 7200)
-    repo.gc(grace_seconds=0)
+    repo.gc(grace_seconds=0, reflog_expire_seconds=0)
     assert repo.store.has(bytes.fromhex(c2))
     assert np.array_equal(Repo(repo.path).read("t", c2), np.ones((4, 2), np.float32))
 
@@ -108,5 +109,5 @@ def test_gc_with_empty_or_junk_log(tmp_path: Path, junk: bytes) -> None:
     repo.commit({"t": np.zeros((4, 2), np.float32)})
     os.makedirs(os.path.join(repo.path, "lineage"), exist_ok=True)
     (Path(repo.path) / "lineage" / "uses.log").write_bytes(junk)
-    rep = repo.gc(grace_seconds=0)
+    rep = repo.gc(grace_seconds=0, reflog_expire_seconds=0)
     assert rep.objects_removed == 0

@@ -38,7 +38,7 @@ def test_gc_after_reset_frees_space(repo: Repo) -> None:
     repo.reset("main", ids[0])
     usage = repo.disk_usage()
     n_before = len(object_files(repo.path))
-    rep = repo.gc(grace_seconds=0)
+    rep = repo.gc(grace_seconds=0, reflog_expire_seconds=0)
     assert rep.objects_removed > 0 and rep.bytes_freed > 0
     assert rep.bytes_freed >= 2 * 6 * D * 4  # the two dropped versions of random data
     assert repo.disk_usage() == usage - rep.bytes_freed
@@ -52,7 +52,7 @@ def test_gc_after_reset_frees_space(repo: Repo) -> None:
     for cid in ids[1:]:
         with pytest.raises(NotFoundError):
             r.resolve(cid)
-    rep2 = r.gc(grace_seconds=0)  # nothing left to collect
+    rep2 = r.gc(grace_seconds=0, reflog_expire_seconds=0)  # nothing left to collect
     assert rep2.objects_removed == 0 and rep2.bytes_freed == 0
 
 
@@ -68,7 +68,7 @@ def test_gc_keeps_tags_branches_and_history(repo: Repo) -> None:
     all_before = set(object_files(repo.path))
     live = expected_live(repo)
     assert dropped in all_before and dropped not in live
-    rep = repo.gc(grace_seconds=0)
+    rep = repo.gc(grace_seconds=0, reflog_expire_seconds=0)
     after = set(object_files(repo.path))
     assert after == live
     assert rep.objects_removed == len(all_before - live) > 0
@@ -97,7 +97,7 @@ def test_gc_keeps_delta_bases_of_reachable_chunks(repo: Repo) -> None:
     repo.refs.delete("heads", "a")  # x1's commit and table version are now unreachable
     repo.refs.delete("heads", "main") if "main" in repo.branches() else None
     repo.checkout_branch("b")
-    rep = repo.gc(grace_seconds=0)
+    rep = repo.gc(grace_seconds=0, reflog_expire_seconds=0)
     assert rep.objects_removed >= 3  # two commits of a, x1's table version
     left = set(object_files(repo.path))
     assert tv1.digests[0].hex() in left  # kept: the base of a reachable delta
@@ -114,7 +114,7 @@ def test_gc_respects_grace_period(repo: Repo) -> None:
     rep = repo.gc()  # default grace: one hour; everything was just written
     assert rep.objects_removed == 0 and rep.bytes_freed == 0
     assert hash_tree(repo.path) == before
-    rep = repo.gc(grace_seconds=60)
+    rep = repo.gc(grace_seconds=60, reflog_expire_seconds=0)
     assert rep.objects_removed == 0
     # age everything: now the unreachable objects are older than the grace period ...
     _age_all(repo.path, 7200)
@@ -127,7 +127,7 @@ def test_gc_respects_grace_period(repo: Repo) -> None:
     young_tmp = Path(repo.path) / "tmp" / "cafebabe.inflight"
     young_tmp.write_bytes(b"y" * 10)
     live = expected_live(repo)
-    rep = repo.gc(grace_seconds=3600)
+    rep = repo.gc(grace_seconds=3600, reflog_expire_seconds=0)
     left = set(object_files(repo.path))
     assert left == live | {young.hex()}
     assert rep.objects_removed > 0
@@ -147,7 +147,7 @@ def test_gc_never_drops_objects_a_concurrent_commit_reuses(repo: Repo, monkeypat
     real_locked = repo.refs.locked
 
     def locked_after_gc(*a, **k):
-        other.gc(grace_seconds=3600)
+        other.gc(grace_seconds=3600, reflog_expire_seconds=0)
         return real_locked(*a, **k)
 
     monkeypatch.setattr(repo.refs, "locked", locked_after_gc)
@@ -175,7 +175,7 @@ def test_gc_reads_leases_before_refs(repo: Repo, monkeypatch) -> None:
         return live
 
     monkeypatch.setattr(repo, "_reachable_objects", walk_then_commit)
-    repo.gc(grace_seconds=3600)
+    repo.gc(grace_seconds=3600, reflog_expire_seconds=0)
     monkeypatch.undo()
     r = fresh(repo)
     assert r.verify().ok, r.verify().errors
@@ -204,7 +204,7 @@ def test_commit_refuses_to_reuse_a_chunk_whose_base_gc_removed(repo: Repo) -> No
     assert e.value.kind == "conflict"
     assert repo.resolve("HEAD") == c0
     assert repo.store.mtime(d_id) < time.time() - 3600  # left old: gc will take it
-    repo.gc(grace_seconds=3600)
+    repo.gc(grace_seconds=3600, reflog_expire_seconds=0)
     assert not repo.store.has(d_id)
     cid = fresh(repo).commit({"t": x2})
     r = fresh(repo)
@@ -243,7 +243,7 @@ def test_restore_of_a_commit_with_lost_objects_commits_nothing(repo: Repo) -> No
 
 
 def test_gc_on_empty_repository(repo: Repo) -> None:
-    rep = repo.gc(grace_seconds=0)
+    rep = repo.gc(grace_seconds=0, reflog_expire_seconds=0)
     assert (rep.objects_kept, rep.objects_removed, rep.bytes_freed) == (0, 0, 0)
     assert objects_by_kind(repo.path)["commit"] == set()
 
@@ -257,7 +257,7 @@ def test_gc_keeps_branches_whose_names_contain_tmp(repo: Repo) -> None:
     repo.tag("rel.tmp.0123456789abcdef0123456789abcdef0", c)
     assert repo.branches()["exp.tmp.1"] == c
     assert "rel.tmp.0123456789abcdef0123456789abcdef0" in repo.tags()
-    repo.gc(grace_seconds=0)
+    repo.gc(grace_seconds=0, reflog_expire_seconds=0)
     assert_bits_equal(fresh(repo).read("t", "exp.tmp.1"), x)
     assert fresh(repo).verify().ok
 
@@ -289,7 +289,7 @@ def test_gc_never_deletes_an_object_a_writer_refreshed_after_gc_looked_at_it(rep
         return t
 
     other.store.mtime = mtime_then_commit  # type: ignore[method-assign]
-    other.gc(grace_seconds=3600)
+    other.gc(grace_seconds=3600, reflog_expire_seconds=0)
     assert landed
     r = fresh(repo)
     assert r.resolve("HEAD") == landed[0]
@@ -321,7 +321,7 @@ def test_ref_move_onto_an_orphan_racing_gc(repo: Repo, move: str) -> None:
         return live
 
     other._reachable_objects = walk_then_move  # type: ignore[method-assign]
-    other.gc(grace_seconds=3600)
+    other.gc(grace_seconds=3600, reflog_expire_seconds=0)
     r = fresh(repo)
     rev = "main" if move == "reset" else "keep"
     assert r.resolve(rev) == c2

@@ -135,7 +135,7 @@ def test_gc_drops_entries_of_unreachable_versions(repo_versions) -> None:  # typ
     repo.gc()
     assert sorted(os.listdir(cache.dir)) == sorted(k.hex() for k in keys)  # all reachable
     repo.reset("main", revs[1])
-    rep = repo.gc(grace_seconds=0)
+    rep = repo.gc(grace_seconds=0, reflog_expire_seconds=0)
     assert sorted(os.listdir(cache.dir)) == sorted(k.hex() for k in keys[:2])
     assert rep.bytes_freed > 0
 
