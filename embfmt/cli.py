@@ -507,7 +507,38 @@ def _checkout_stdout(args: argparse.Namespace) -> int:
 
 
 # --- refs ------------------------------------------------------------------------------------
+def _delete_ref(args: argparse.Namespace, what: str) -> int:
+    """``branch -d/-D NAME`` and ``tag -d NAME``."""
+    if args.name is None or args.rev is not None or args.list:
+        raise InputError(f"{what} --delete takes one NAME", ErrorKind.BAD_ARGUMENT)
+    _check_name(args.name, what)
+    uses: list[Any] = []
+    with _open_repo(args) as repo:
+        if what == "branch":
+            cid = repo.delete_branch(args.name, force=args.force)
+        else:
+            cid = repo.tags().get(args.name)
+            uses = repo.uses(cid) if cid is not None else []
+            cid = repo.delete_tag(args.name)
+    if uses:  # the versions stay: recorded uses are gc roots (spec §18.4)
+        consumers = sorted({u.consumer for u in uses})
+        sys.stderr.write(f"embfmt: warning: tag {args.name!r} named {cid[:12]}, which the usage log "
+                         f"records as used {len(uses)} time(s) (by {', '.join(consumers[:10])}"
+                         f"{' ...' if len(consumers) > 10 else ''}); those versions stay readable "
+                         f"(gc keeps recorded uses) under {cid}\n")
+    if args.json:
+        out: dict[str, Any] = {"deleted": args.name, "id": cid}
+        if what == "tag":
+            out["uses"] = [u.to_dict() for u in uses]
+        _print_json(out)
+    else:
+        print(cid)
+    return EXIT_OK
+
+
 def cmd_tag(args: argparse.Namespace) -> int:
+    if args.delete:
+        return _delete_ref(args, "tag")
     if args.list or args.name is None:
         if args.rev is not None or (args.name is not None):
             raise InputError("tag --list takes no NAME or REV", ErrorKind.BAD_ARGUMENT)
@@ -530,6 +561,13 @@ def cmd_tag(args: argparse.Namespace) -> int:
 
 
 def cmd_branch(args: argparse.Namespace) -> int:
+    if args.force_delete:
+        args.delete = args.force = True
+    if args.delete:
+        return _delete_ref(args, "branch")
+    if args.force:
+        raise InputError("branch --force goes with -d (delete a branch no other ref reaches)",
+                         ErrorKind.BAD_ARGUMENT)
     if args.list or args.name is None:
         if args.rev is not None or args.name is not None:
             raise InputError("branch --list takes no NAME or REV", ErrorKind.BAD_ARGUMENT)
@@ -548,6 +586,19 @@ def cmd_branch(args: argparse.Namespace) -> int:
         cid = repo.branch(args.name, args.rev or "HEAD")
     if args.json:
         _print_json({"branch": args.name, "id": cid})
+    else:
+        print(cid)
+    return EXIT_OK
+
+
+def cmd_switch(args: argparse.Namespace) -> int:
+    if args.start is not None and not args.create:
+        raise InputError("switch START goes with -c (create the branch at START)", ErrorKind.BAD_ARGUMENT)
+    _check_name(args.branch, "branch")
+    with _open_repo(args) as repo:
+        cid = repo.switch(args.branch, create=args.create, start=args.start or "HEAD")
+    if args.json:
+        _print_json({"branch": args.branch, "id": cid, "created": bool(args.create)})
     else:
         print(cid)
     return EXIT_OK
@@ -1195,15 +1246,30 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--vector-column", metavar="NAME", help="Parquet/Arrow vector column name")
     co.add_argument("--key-column", metavar="NAME", help="Parquet/Arrow key column name (default: key)")
 
-    t = add("tag", cmd_tag, "create an immutable tag, or list tags")
+    t = add("tag", cmd_tag, "create an immutable tag, list tags, or delete one (-d)")
     t.add_argument("name", nargs="?")
     t.add_argument("rev", nargs="?")
     t.add_argument("-l", "--list", action="store_true")
+    t.add_argument("-d", "--delete", action="store_true",
+                   help="delete tag NAME; versions of its commit that the usage log records as "
+                        "used stay readable (gc keeps them) and are named in a warning")
 
-    b = add("branch", cmd_branch, "create a branch, or list branches (* marks HEAD's)")
+    b = add("branch", cmd_branch, "create a branch, list branches (* marks HEAD's), or delete one (-d)")
     b.add_argument("name", nargs="?")
     b.add_argument("rev", nargs="?")
     b.add_argument("-l", "--list", action="store_true")
+    b.add_argument("-d", "--delete", action="store_true",
+                   help="delete branch NAME; refused for HEAD's branch, and when no other branch "
+                        "or tag reaches its tip (the reflog keeps the tip until it expires)")
+    b.add_argument("-D", dest="force_delete", action="store_true", help="--delete --force")
+    b.add_argument("-f", "--force", action="store_true",
+                   help="with -d: delete even when no other ref reaches the tip")
+
+    sw = add("switch", cmd_switch, "point HEAD at a branch (commits then go there)",
+             "print the branch, its tip and whether it was created as JSON")
+    sw.add_argument("branch", metavar="BRANCH")
+    sw.add_argument("start", nargs="?", metavar="START", help="with -c: where the new branch starts (default HEAD)")
+    sw.add_argument("-c", "--create", action="store_true", help="create BRANCH first (at START)")
 
     r = add("reset", cmd_reset, "move a branch to a revision (O(1) rollback; history after it "
                                 "is no longer on the branch)")

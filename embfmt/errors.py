@@ -80,6 +80,10 @@ class ErrorKind(str, Enum):
     # StorageError
     READ_ONLY_REPOSITORY = "read-only-repository"
     NO_SPACE = "no-space"
+    # ConflictError: deleting the branch HEAD names.
+    BRANCH_IN_USE = "branch-in-use"
+    # ConflictError: deleting a branch whose tip no other ref reaches (force to delete anyway).
+    NOT_MERGED = "not-merged"
 
 
 class EmbfmtError(Exception):

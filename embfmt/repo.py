@@ -516,8 +516,13 @@ class Repo:
     def _reached_from_refs(self, cid: bytes, first: bytes | None) -> set[bytes] | None:
         """None when some ref (or ``first``) reaches commit ``cid``; else every commit the refs
         reach (the walk had to visit them all to be sure)."""
+        return self._reaches([*self._all_heads(), *([first] if first is not None else [])], cid)
+
+    def _reaches(self, starts: list[bytes], cid: bytes) -> set[bytes] | None:
+        """None when one of the commits ``starts`` is ``cid`` or has it as an ancestor; else
+        every commit they reach."""
         seen: set[bytes] = set()
-        stack = [*self._all_heads(), *([first] if first is not None else [])]
+        stack = list(starts)
         while stack:
             c = stack.pop()
             if c == cid:
@@ -580,6 +585,45 @@ class Repo:
             except (FormatError, InputError):  # a damaged HEAD: switching repairs it
                 old = "(damaged HEAD)"
             self.refs.set_head_branch(branch, reason=f"switch: from {old} to {branch}")
+        return tip.hex()
+
+    def delete_branch(self, name: str, *, force: bool = False) -> str:
+        """Delete branch ``name`` (as ``git branch -d``); returns the commit it held.
+
+        Refused (:class:`ConflictError`) for the branch ``HEAD`` names (``branch-in-use``), and,
+        unless ``force``, when no other branch or tag reaches its tip (``not-merged``): those
+        commits would then be kept only by the reflog, until its entries expire. The reflog
+        keeps the tip either way (the deletion is the branch log's last entry).
+        """
+        check_ref_name(name, "branch")
+        with self.refs.locked():
+            tip = self.refs.read("heads", name)
+            if tip is None:
+                raise NotFoundError(f"no branch {name!r}")
+            if name == self.refs.head_branch():
+                raise ConflictError(f"cannot delete branch {name!r}: HEAD names it (switch to "
+                                    "another branch first)", ErrorKind.BRANCH_IN_USE)
+            if not force:
+                others = [v for k, v in self.refs.list("heads").items() if k != name]
+                others += list(self.refs.list("tags").values())
+                if self._reaches(others, tip) is not None:
+                    raise ConflictError(
+                        f"branch {name!r} is not merged: no other branch or tag reaches its tip "
+                        f"{tip.hex()[:12]}; delete it anyway with force=True (CLI: branch -D), "
+                        "the reflog keeps the tip until its entries expire", ErrorKind.NOT_MERGED)
+            self.refs.delete("heads", name, reason="branch: deleted")
+        return tip.hex()
+
+    def delete_tag(self, name: str) -> str:
+        """Delete tag ``name``; returns the commit it named. Versions of that commit that the
+        usage log records as used stay protected from gc (they are gc roots of their own,
+        spec §18.4): :meth:`uses` with the returned id lists them (the CLI warns)."""
+        check_ref_name(name, "tag")
+        with self.refs.locked():
+            tip = self.refs.read("tags", name)
+            if tip is None:
+                raise NotFoundError(f"no tag {name!r}")
+            self.refs.delete("tags", name, reason="tag: deleted")
         return tip.hex()
 
     def reflog(self, ref: str | None = None, *, problems: list[dict[str, str]] | None = None) -> list[Any]:

@@ -179,3 +179,18 @@ def test_cli_reflog_and_gc_expire(tmp_path: Path) -> None:
         assert r.returncode == 2 and "--expire-reflog" in r.stderr and "Traceback" not in r.stderr
     r = run(*C, "reflog", "nosuch")
     assert r.returncode == 2 and "nosuch" in r.stderr
+
+
+def test_spec_worked_example_parses(repo: Repo) -> None:
+    """The example line of spec §17.1 is a valid entry, byte for byte as the spec prints it."""
+    spec = (Path(__file__).parents[2] / "spec" / "embfmt-v1.md").read_text()
+    section = spec[spec.index("### 17.1 Reflog"):spec.index("## 18. Algorithms")]
+    line = section.split("```\n")[1].strip("\n").encode()
+    assert len(line) == 250  # as the spec says
+    log = _log(repo, "heads/main")
+    log.parent.mkdir(parents=True)
+    log.write_bytes(line + b"\n")
+    problems: list = []
+    (e,) = RL.Reflog(repo.path).read("heads/main", problems)
+    assert problems == [] and (e.ref, e.reason, e.old) == ("heads/main", "commit: first", ZERO)
+    assert e.new == "d49d8551becade34fc0c2bc8016e880827bd759db14235da77076cba706510a7"
