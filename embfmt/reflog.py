@@ -101,10 +101,11 @@ def append_line_durably(path: str, line: bytes, *, durable: bool = True) -> None
     """Append ``line`` (no newline in it) plus ``\\n`` to ``path`` and, when ``durable``, fsync the
     file, and its directory when this append created the file (a new directory entry is not on
     stable storage until its directory is synced). Refuses a symlink (``O_NOFOLLOW``) and
-    anything but a regular file. When the file does not end in a newline (an append cut short
-    by a crash), the new line starts on a line of its own: the torn line stays a damaged line
-    that verify reports, and the new one parses. The caller serialises appenders (the ref
-    lock); every change goes through :mod:`embfmt._fs`, which the power-loss test observes."""
+    anything but a regular file. When the file does not end in a newline, its last line is an
+    append cut short by a crash (never acknowledged: an append returns after its fsync): it is
+    cut off, or, when no newline is found within :data:`MAX_LINE` bytes (not a torn append but
+    damage), the new line starts on a line of its own. The caller serialises appenders (the
+    ref lock); every change goes through :mod:`embfmt._fs`, which the power-loss test observes."""
     created = not os.path.lexists(path)
     if created:
         fd = _fs.create(path)
@@ -117,10 +118,16 @@ def append_line_durably(path: str, line: bytes, *, durable: bool = True) -> None
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise FormatError(f"{path} is not a regular file; refusing to append to it", ErrorKind.BAD_FILE)
-        data = line + b"\n"
-        if st.st_size and os.pread(fd, 1, st.st_size - 1) != b"\n":
-            data = b"\n" + data
-        _fs.pwrite(fd, data, st.st_size, path)
+        data, end = line + b"\n", st.st_size
+        if end and os.pread(fd, 1, end - 1) != b"\n":
+            window = min(end, MAX_LINE + 1)
+            nl = os.pread(fd, window, end - window).rfind(b"\n")
+            if nl >= 0 or window == end:  # a torn last line: drop it
+                end = end - window + nl + 1
+                _fs.ftruncate(fd, end, path)
+            else:
+                data = b"\n" + data
+        _fs.pwrite(fd, data, end, path)
         if durable:
             _fs.fsync_fd(fd, path)
     finally:
@@ -178,10 +185,12 @@ class Reflog:
         append_line_durably(p, line, durable=self.durable)
 
     # --- reading ---------------------------------------------------------------------------
-    def _raw_lines(self, ref: str, problems: list[dict[str, str]]) -> list[tuple[int, bytes | None]]:
+    def _raw_lines(self, ref: str, problems: list[dict[str, str]],
+                   torn: bool = False) -> list[tuple[int, bytes | None]]:
         """``(line number, bytes without newline)`` of each line of ``ref``'s log; ``None`` for
-        a line over :data:`MAX_LINE` (reported). A file that cannot be read is reported and
-        reads as empty."""
+        a line over :data:`MAX_LINE` (reported). A last line without its newline is an append
+        cut short (a crash, a power loss): no entry and no damage, left out unless ``torn``. A
+        file that cannot be read is reported and reads as empty."""
         where = f"{LOG_DIR}/{os.path.relpath(self.path(ref), self.dir)}"
         try:
             fd = os.open(self.path(ref), os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK)
@@ -208,6 +217,8 @@ class Reflog:
                         raw = f.readline(1 << 16)
                     out.append((n, None))
                     continue
+                if not raw.endswith(b"\n") and not torn:
+                    break  # the last line, cut short (readline stops only at EOF here)
                 out.append((n, raw.rstrip(b"\n")))
         return out
 
@@ -266,7 +277,7 @@ class Reflog:
         Conservative, as for the usage log: a damaged line still protects what it names."""
         out: set[bytes] = set()
         for ref in self.refs():
-            for n, raw in self._raw_lines(ref, []):
+            for n, raw in self._raw_lines(ref, [], torn=True):
                 if not raw:
                     continue
                 e = _parse(raw, ref, n)

@@ -109,10 +109,14 @@ def test_damaged_lines_never_break_a_read_or_a_commit(repo: Repo, damage: bytes)
     c2 = repo.commit({"t": _x(2)})  # and commits still work, and log on a line of their own
     assert [e.new for e in repo.reflog("main")] == [c2, c1]
     rep = fresh(repo).verify()
-    assert [(e["object"], e["kind"]) for e in rep.errors] == [("logs/heads/main:2", "bad-file")]
-    assert all(len(x) <= RL.MAX_LINE for x in log.read_bytes().splitlines()[2:])
     v = run("-C", repo.path, "reflog")
-    assert v.returncode == 1 and "logs/heads/main:2" in v.stderr and c2[:12] in v.stdout
+    assert c2[:12] in v.stdout
+    if damage.endswith(b"\n"):
+        assert [(e["object"], e["kind"]) for e in rep.errors] == [("logs/heads/main:2", "bad-file")]
+        assert v.returncode == 1 and "logs/heads/main:2" in v.stderr
+    else:  # an append cut short (a crash): no entry, no damage; the next append cut it off
+        assert rep.ok and ok(v) and len(log.read_bytes().splitlines()) == 2
+    assert all(len(x) <= RL.MAX_LINE for x in log.read_bytes().splitlines()[2:])
 
 
 def test_gc_keeps_what_a_damaged_line_names(repo: Repo) -> None:
