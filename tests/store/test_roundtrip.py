@@ -514,6 +514,7 @@ def test_branches(repo: Repo) -> None:
 
 
 def test_reset_reads_no_chunk_objects(repo: Repo) -> None:
+    # Rolling back to a commit a ref reaches is O(1): no chunk object is read (there is none).
     rng = np.random.default_rng(13)
     xs = [random_bits(rng, 6, WIDE_DIM["float32"], DTYPES["float32"]) for _ in range(3)]
     ids = [repo.commit({"t": x}) for x in xs]
@@ -523,10 +524,28 @@ def test_reset_reads_no_chunk_objects(repo: Repo) -> None:
     assert r.reset("main", ids[0]) == ids[0]
     assert r.resolve("HEAD") == ids[0]
     assert [c.id for c in r.log()] == [ids[0]]
-    assert r.reset("main", ids[2]) == ids[2]  # forward again: history was kept in objects
-    assert [c.id for c in r.log()] == ids[::-1]
     with pytest.raises(NotFoundError):
         r.reset("nobranch", ids[0])
+
+
+def test_reset_forward_onto_an_orphan_needs_its_objects(repo: Repo) -> None:
+    # Moving a ref onto a commit no ref reaches makes its objects live first (spec §18.4): with
+    # them present the move lands and history is kept in objects; with a chunk gone it is
+    # refused and the branch stays where it was.
+    rng = np.random.default_rng(14)
+    xs = [random_bits(rng, 6, WIDE_DIM["float32"], DTYPES["float32"]) for _ in range(3)]
+    ids = [repo.commit({"t": x}) for x in xs]
+    r = fresh(repo)
+    assert r.reset("main", ids[0]) == ids[0]
+    assert r.reset("main", ids[2]) == ids[2]  # forward again: history was kept in objects
+    assert [c.id for c in r.log()] == ids[::-1]
+    assert np.array_equal(r.read("t").view(np.uint32), xs[2].view(np.uint32))
+    assert r.reset("main", ids[0]) == ids[0]
+    tip_chunks = r.get_table_version(r.get_commit(ids[2]).tables["t"]).digests
+    os.unlink(object_files(repo.path)[tip_chunks[0].hex()])
+    with pytest.raises(ConflictError):
+        r.reset("main", ids[2])
+    assert r.resolve("main") == ids[0]
 
 
 def test_reset_then_read(repo: Repo) -> None:
