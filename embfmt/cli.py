@@ -67,7 +67,8 @@ def _path(args: argparse.Namespace, p: str) -> str:
 
 @contextmanager
 def _open_repo(args: argparse.Namespace) -> Iterator[Repo]:
-    from .repo import Repo, find_repository
+    from .discovery import find_repository
+    from .repo import Repo
 
     base = getattr(args, "chdir", None) or "."
     if not os.path.isdir(base):
@@ -89,7 +90,10 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     from . import _layout as L
 
-    branch = args.initial_branch or "main"
+    from .config import lookup
+
+    setting = lookup("init.defaultBranch", None) if args.initial_branch is None else None
+    branch = args.initial_branch or (setting[0] if setting else "main")
     _check_name(branch, "branch")
     if args.path is not None:  # PATH is the repository itself
         path = _path(args, args.path)
@@ -109,6 +113,65 @@ def cmd_init(args: argparse.Namespace) -> int:
     else:
         print(f"Initialized empty embfmt repository in {full}")
     return EXIT_OK
+
+
+# --- config ----------------------------------------------------------------------------------
+def _repo_path_or_none(args: argparse.Namespace) -> str | None:
+    from .discovery import find_repository
+
+    try:
+        return find_repository(getattr(args, "chdir", None) or ".")
+    except NotFoundError:
+        return None
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from . import config
+
+    if args.list and (args.key is not None or args.unset):
+        raise InputError("config --list takes no KEY and no --unset", ErrorKind.BAD_ARGUMENT)
+    if not args.list and args.key is None:
+        raise InputError("config: give KEY [VALUE], --unset KEY or --list", ErrorKind.BAD_ARGUMENT)
+    if args.unset and args.value is not None:
+        raise InputError("config --unset KEY takes no VALUE", ErrorKind.BAD_ARGUMENT)
+    repo_path = None if args.glob else _repo_path_or_none(args)
+    writes = args.unset or args.value is not None
+    if writes and not args.glob and repo_path is None:
+        from .discovery import find_repository
+
+        find_repository(getattr(args, "chdir", None) or ".")  # raises not-a-repository, naming it
+    path = config.global_path() if args.glob else os.path.join(str(repo_path), config.REPO_CONFIG)
+    if args.list:
+        if args.glob:
+            found = {k: {"value": v, "scope": "global"} for k, v in config.read(path).items()}
+        else:
+            found = config.effective(repo_path)
+        if args.json:
+            _print_json({"settings": found, "repository": repo_path, "global": config.global_path()})
+        else:
+            for k, v in found.items():
+                print(f"{k}={v['value']}")
+        return EXIT_OK
+    if args.unset:
+        config.check_key(args.key)
+        if not config.unset_value(path, args.key):
+            sys.stderr.write(f"embfmt: config: {args.key} is not set in {path}\n")
+            return EXIT_DIFFERENT
+        return EXIT_OK
+    if args.value is not None:
+        config.set_value(path, args.key, args.value)
+        return EXIT_OK
+    config.check_key(args.key)  # an unknown key is a usage error, with a suggestion
+    if args.glob:
+        v = config.read(path).get(args.key)
+        hit = (v, "global") if v is not None else None
+    else:
+        hit = config.lookup(args.key, repo_path)
+    if args.json:
+        _print_json({"key": args.key, "value": hit[0] if hit else None, "scope": hit[1] if hit else None})
+    elif hit:
+        print(hit[0])
+    return EXIT_OK if hit else EXIT_DIFFERENT  # as git config: 1 when the key is not set
 
 
 # --- commit ----------------------------------------------------------------------------------
@@ -778,7 +841,7 @@ class _Operand:
         self.spec, self.kind, self.path, self.dataset = spec, kind, path, dataset
 
 
-_REPO_CONTROL = ("HEAD", "embfmt.json", "objects", "refs", "tmp")
+_REPO_CONTROL = ("HEAD", "embfmt.json", "objects", "refs", "tmp", "config")
 
 
 def _is_file_operand(args: argparse.Namespace, spec: str) -> bool:
@@ -1170,7 +1233,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "the repository (an empty or missing directory).")
     i.add_argument("path", nargs="?", help="a directory to become the repository itself; must be "
                                            "empty or missing (default: .embfmt/ here)")
-    i.add_argument("--initial-branch", metavar="NAME", help="default: main")
+    i.add_argument("--initial-branch", metavar="NAME",
+                   help="default: the global setting init.defaultBranch, else main")
 
     c = add("commit", cmd_commit, "commit new versions of tables from matrix files",
             "print the commit id and each table's write stats as JSON")
@@ -1200,7 +1264,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--allow-identity-change", action="store_true")
     c.add_argument("--allow-schema-change", action="store_true",
                    help="allow a table's dtype or dim to change")
-    c.add_argument("--author", help="default: $EMBFMT_AUTHOR or user@host")
+    c.add_argument("--author", help="default: $EMBFMT_AUTHOR, then the settings author or "
+                                    "user.name/user.email (repository, then global; see embfmt "
+                                    "config), then user@host")
 
     lg = add("log", cmd_log, "list commits, newest first")
     lg.add_argument("rev", nargs="?", default="HEAD", metavar="REV",
@@ -1221,6 +1287,23 @@ def build_parser() -> argparse.ArgumentParser:
     ls = add("ls", cmd_ls, "list the tables of a revision: dtype, shape, raw and stored bytes, "
                            "keys, identity")
     ls.add_argument("rev", nargs="?", default="HEAD", metavar="REV", help="default: HEAD")
+
+    cf = add("config", cmd_config, "get, set or list settings: author, user.name, user.email, "
+                                   "init.defaultBranch, core.progress",
+             "print the value and its scope (or, with --list, every setting) as JSON")
+    cf.description = ("Settings of the repository (its config file) or, with --global, of the user "
+                      "($XDG_CONFIG_HOME/embfmt/config, else ~/.config/embfmt/config); a "
+                      "repository's setting wins. KEY prints the value in force (exit 1 when it "
+                      "is not set), KEY VALUE sets it, --unset KEY removes it, --list shows them "
+                      "all. The commit author comes from --author, then $EMBFMT_AUTHOR, then "
+                      "author (or user.name and user.email) of the repository, then of the "
+                      "global settings, then user@host. Settings are never part of any object.")
+    cf.add_argument("key", nargs="?", metavar="KEY", help="one of: " + ", ".join(
+        ["author", "user.name", "user.email", "init.defaultBranch", "core.progress"]))
+    cf.add_argument("value", nargs="?", metavar="VALUE")
+    cf.add_argument("--global", dest="glob", action="store_true", help="the user's settings file")
+    cf.add_argument("--list", "-l", action="store_true", help="every setting in force")
+    cf.add_argument("--unset", action="store_true", help="remove KEY")
 
     co = add("checkout", cmd_checkout, "write one table of a revision to a file")
     co.description = ("Write TABLE at REV to OUT in the format of its extension or --format: "
@@ -1402,11 +1485,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     # Progress bars only for a person watching: stderr is a terminal, no --quiet, no --json
-    # (EMBFMT_PROGRESS=0/1 overrides, e.g. to keep a terminal session quiet).
-    forced = os.environ.get("EMBFMT_PROGRESS")
-    show = sys.stderr.isatty() if forced not in ("0", "1") else forced == "1"
-    progress.enable(show and not getattr(args, "quiet", False) and not getattr(args, "json", False))
+    # (EMBFMT_PROGRESS=0/1, else the core.progress setting, overrides, e.g. to keep a terminal
+    # session quiet).
     try:
+        forced = os.environ.get("EMBFMT_PROGRESS")
+        if forced not in ("0", "1") and args.command != "config":  # so a bad file can be fixed
+            from .config import lookup
+
+            setting = lookup("core.progress", _repo_path_or_none(args))
+            forced = {"true": "1", "false": "0"}.get(setting[0]) if setting else None
+        show = sys.stderr.isatty() if forced not in ("0", "1") else forced == "1"
+        progress.enable(show and not getattr(args, "quiet", False) and not getattr(args, "json", False))
         return func(args)
     except EmbfmtError as e:
         sys.stderr.write(f"embfmt: error [{e.kind.value}]: {e}\n")

@@ -44,6 +44,7 @@ from .cache import RowprintCache
 from .change import ChangeRecord
 from .commit import Commit
 from .diff import RowChanges, changed_rows
+from .discovery import find_repository
 from .errors import (ConflictError, EmbfmtError, ErrorKind, FormatError, InputError,
                      IntegrityError, NotFoundError)
 from .keys import decode_keys, encode_keys, normalize_keys
@@ -224,28 +225,6 @@ def _commit_meta(message: Any, metadata: Mapping[str, Any] | None) -> dict[str, 
     return meta
 
 
-def find_repository(start: str | os.PathLike[str] = ".") -> str:
-    """The path of the repository that holds ``start`` (spec §11.2), walking up from it: the
-    first directory that is a repository (holds ``embfmt.json``) or holds one in ``.embfmt/``.
-    A ``.embfmt`` that is a symbolic link is not followed."""
-    here = os.path.abspath(os.fspath(start))
-    if not os.path.isdir(here):
-        raise NotFoundError(f"{os.fspath(start)}: no such directory", ErrorKind.NOT_A_REPOSITORY)
-    d = here
-    while True:
-        if os.path.isfile(os.path.join(d, L.REPO_MARKER)):
-            return d
-        hidden = os.path.join(d, L.HIDDEN_REPO_DIR)
-        if not os.path.islink(hidden) and os.path.isfile(os.path.join(hidden, L.REPO_MARKER)):
-            return hidden
-        up = os.path.dirname(d)
-        if up == d:
-            raise NotFoundError(f"{here} is not in an embfmt repository (no {L.REPO_MARKER} or "
-                                f"{L.HIDDEN_REPO_DIR}/ here or in any parent directory); create one "
-                                "with `embfmt init`", ErrorKind.NOT_A_REPOSITORY)
-        d = up
-
-
 class Repo:
     """An embfmt repository in a local directory.
 
@@ -384,6 +363,19 @@ class Repo:
 
     def _keys(self, kid: bytes) -> np.ndarray:
         return decode_keys(self._get(kid, "key object"), kid, f"key object {kid.hex()}")
+
+    # --- settings ---------------------------------------------------------------------------
+    def author(self, explicit: str | None = None) -> str:
+        """Who a commit made now is by: ``explicit``, else ``$EMBFMT_AUTHOR``, else the
+        repository's settings (``author``, or ``user.name`` and ``user.email``), else the
+        global ones (:mod:`embfmt.config`), else ``user@host``."""
+        if explicit:
+            return explicit
+        if os.environ.get("EMBFMT_AUTHOR"):
+            return os.environ["EMBFMT_AUTHOR"]
+        from .config import resolve_author
+
+        return resolve_author(self.path) or _default_author()
 
     # --- refs and revisions -----------------------------------------------------------------
     @property
@@ -676,7 +668,8 @@ class Repo:
             Table name -> matrix (anything :func:`embfmt.fingerprint` accepts). Tables of the
             parent commit not named here carry over unchanged.
         message, metadata, author
-            Free text, a JSON object, and who (default ``EMBFMT_AUTHOR`` or ``user@host``).
+            Free text, a JSON object, and who (default: :meth:`author`: ``$EMBFMT_AUTHOR``,
+            the repository's or the global settings, else ``user@host``).
         keys
             Table name -> row keys (unique int64 or str, one per row).
         identity
@@ -767,7 +760,7 @@ class Repo:
         parent_tables = dict(self.get_commit(parent_id).tables) if parent_id else {}
         env = dict(environment) if environment is not None else capture_environment(backend_name)
         when = time_utc or _now_utc()
-        who = author or _default_author()
+        who = self.author(author)
         for _attempt in range(100):
             snapshot = dict(parent_tables)
             for r in remove:
@@ -1093,7 +1086,7 @@ class Repo:
                         batch: WriteBatch) -> str:
         for _ in range(100):
             parent_id = self.refs.read("heads", branch)
-            new = Commit(dict(c.tables), (parent_id.hex(),) if parent_id else (), _default_author(),
+            new = Commit(dict(c.tables), (parent_id.hex(),) if parent_id else (), self.author(None),
                          _now_utc(), message or f"Restore {target[:12]} ({rev})",
                          {"embfmt": {"restored_from": target}}, capture_environment(None))
             cid = self._put_hashed(new.to_bytes(), batch)
