@@ -279,12 +279,16 @@ def cmd_commit(args: argparse.Namespace) -> int:
                 keys[name] = src.keys
         repo = stack.enter_context(_open_repo(args))
         try:
-            cid = repo.commit(tables, message=args.message, metadata=metadata, keys=keys or None,
+            out = repo.commit(tables, message=args.message, metadata=metadata, keys=keys or None,
                               identity=identity or None, branch=args.branch, author=args.author,
                               allow_identity_change=args.allow_identity_change,
-                              allow_schema_change=args.allow_schema_change)
+                              allow_schema_change=args.allow_schema_change, dry_run=args.dry_run)
         except EmbfmtError as e:
             raise _name_file(e, {n: p for n, (p, _) in specs.items()}) from None
+        if args.dry_run:
+            _print_plan(out, args.json)
+            return EXIT_OK
+        cid = out
         if args.json:
             shown = repo.show(cid)
             _print_json({"id": cid, "branch": args.branch or repo.head_branch,
@@ -292,6 +296,37 @@ def cmd_commit(args: argparse.Namespace) -> int:
         else:
             print(cid)
     return EXIT_OK
+
+
+def _print_plan(plan: Any, as_json: bool) -> None:
+    """``commit --dry-run``: what each table would store, in plain words."""
+    if as_json:
+        _print_json(plan.to_dict())
+        return
+    parent = plan.parent[:12] if plan.parent else "none (first commit)"
+    print(f"dry run: nothing was written; a commit to {plan.branch} (parent {parent}) would store:")
+    width = max((len(n) for n in plan.tables), default=0)
+    for name, t in plan.tables.items():
+        if t["status"] == "removed":
+            print(f"  {name:<{width}}  removed")
+            continue
+        shape = f"{t['rows']} x {t['dim']} {t['dtype']}"
+        if t["status"] == "unchanged":
+            print(f"  {name:<{width}}  unchanged  {shape}  {_fmt_bytes(t['bytes_written'])}")
+            continue
+        parts = []
+        if t["status"] == "changed":
+            parts.append(f"{t['rows_changed']} rows changed")
+            if t["rows_added"]:
+                parts.append(f"{t['rows_added']} added")
+            if t["rows_removed"]:
+                parts.append(f"{t['rows_removed']} removed")
+        how = [f"{n} chunk{'s' if n != 1 else ''} {_CODEC_WORDS.get(c, c)}" for c, n in t["codecs"].items()]
+        if t["chunks_reused"]:
+            how.append(f"{t['chunks_reused']} already stored")
+        print(f"  {name:<{width}}  {t['status']:<9}  {shape}  {_fmt_bytes(t['bytes_written'])}"
+              + (f"  ({', '.join(parts + how)})" if parts or how else ""))
+    print(f"  total {_fmt_bytes(plan.bytes_written)} (plus the commit object, about 1 KiB)")
 
 
 # --- log and show ----------------------------------------------------------------------------
@@ -1261,6 +1296,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(replaces keys read from the file)")
     c.add_argument("--identity", action="append", default=[], metavar="TABLE=JSON",
                    help='identity stamp, e.g. emb=\'{"model": "enc", "revision": "3"}\'')
+    c.add_argument("--dry-run", action="store_true",
+                   help="check and encode everything, then report per table what would be stored "
+                        "(new/changed/unchanged, rows changed, bytes, encodings) without writing "
+                        "any object or moving any ref")
     c.add_argument("--allow-identity-change", action="store_true")
     c.add_argument("--allow-schema-change", action="store_true",
                    help="allow a table's dtype or dim to change")

@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal, overload
 
 import blake3
 import numpy as np
@@ -54,11 +54,11 @@ from .matrix import as_matrix
 from .reader import ChunkReader
 from .ref import RefStore, check_ref_name
 from .reflog import DEFAULT_EXPIRE_SECONDS as DEFAULT_REFLOG_EXPIRE_SECONDS
-from .store import LocalStore, WriteBatch
+from .store import DryRunBatch, LocalStore, WriteBatch
 from .table import TableView
 from .stream import RowStream, StreamWriter
 
-__all__ = ["Repo", "CommitInfo", "VerifyReport", "GcReport", "find_repository"]
+__all__ = ["Repo", "CommitInfo", "CommitPlan", "VerifyReport", "GcReport", "find_repository"]
 
 # Parsed table versions kept per Repo (a 1M-row version is ~16 KiB of digests).
 TABLE_VERSIONS_KEPT = 256
@@ -106,6 +106,25 @@ class CommitInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, **self.commit.to_dict()}
+
+
+@dataclass(frozen=True)
+class CommitPlan:
+    """What :meth:`Repo.commit` with ``dry_run=True`` found it would store (nothing was)."""
+
+    branch: str
+    parent: str | None
+    tables: dict[str, dict[str, Any]]
+    """Table name -> status (new, changed, unchanged, removed), version id and fingerprint the
+    commit would give it, rows, rows changed / added / removed, bytes that would be written,
+    chunks written and reused, and chunk encodings (spec §13.3 codec name -> count)."""
+    bytes_written: int
+    """Bytes of the chunk, key, table-version and change objects a commit would store (those
+    not stored already), not counting the commit object itself (about 1 KiB)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dry_run": True, "branch": self.branch, "parent": self.parent, "tables": self.tables,
+                "bytes_written": self.bytes_written}
 
 
 @dataclass
@@ -654,12 +673,18 @@ class Repo:
         return sorted(out, key=lambda e: (e.time, e.line), reverse=True)
 
     # --- commit -----------------------------------------------------------------------------
+    @overload
+    def commit(self, tables: Mapping[str, Any], *, dry_run: Literal[False] = False, **kw: Any) -> str: ...
+
+    @overload
+    def commit(self, tables: Mapping[str, Any], *, dry_run: Literal[True], **kw: Any) -> CommitPlan: ...
+
     def commit(self, tables: Mapping[str, Any], *, message: str = "", metadata: Mapping[str, Any] | None = None,
                keys: Mapping[str, Any] | None = None, identity: Mapping[str, Mapping[str, Any]] | None = None,
                branch: str | None = None, author: str | None = None, remove: tuple[str, ...] = (),
                allow_identity_change: bool = False, allow_schema_change: bool = False,
                backend: str = "auto", time_utc: str | None = None,
-               environment: Mapping[str, Any] | None = None) -> str:
+               environment: Mapping[str, Any] | None = None, dry_run: bool = False) -> Any:
         """Commit new versions of one or more tables; returns the commit id.
 
         Parameters
@@ -682,6 +707,21 @@ class Repo:
             Table names to drop from the snapshot.
         allow_schema_change
             Allow a table's dtype or dim to differ from the parent's.
+        dry_run
+            Check and encode everything as a commit would, but store nothing and move no ref:
+            returns a :class:`CommitPlan` (per table: new, changed or unchanged, rows changed,
+            bytes that would be written, chunk encodings) instead of a commit id.
+
+        Examples
+        --------
+        >>> import numpy as np, tempfile
+        >>> repo = Repo.init(tempfile.mkdtemp())
+        >>> x = np.zeros((100, 4), np.float32)
+        >>> _ = repo.commit({"t": x})
+        >>> x[3] = 1
+        >>> plan = repo.commit({"t": x}, dry_run=True)
+        >>> plan.tables["t"]["status"], plan.tables["t"]["rows_changed"], len(repo.log())
+        ('changed', 1, 1)
         """
         branch = check_ref_name(self.head_branch if branch is None else branch, "branch")
         if not tables and not remove:
@@ -711,6 +751,8 @@ class Repo:
             prepared.append((name, ptv, self._prepare_table(
                 name, x, ptv, keys.get(name), identity.get(name), allow_identity_change,
                 allow_schema_change)))
+        if dry_run:
+            return self._plan(branch, parent_id, parent_tables, prepared, remove, backend_name)
         # Each stream holds its write lease until the commit has landed (or failed), so gc
         # keeps every object this commit wrote, however long it takes.
         streams: list[RowStream] = []
@@ -723,6 +765,41 @@ class Repo:
         finally:
             for stream in streams:
                 stream.close()
+
+    def _plan(self, branch: str, parent_id: bytes | None, parent_tables: dict[str, str],
+              prepared: list[Any], remove: tuple[str, ...], backend_name: str | None) -> CommitPlan:
+        """What committing ``prepared`` would store: the real write path against a
+        :class:`~embfmt.store.DryRunBatch`, which counts the objects instead of storing them."""
+        dry = DryRunBatch(self.store)
+        plan: dict[str, dict[str, Any]] = {}
+        for item in prepared:
+            before = dry.bytes_written
+            streams: list[RowStream] = []
+            try:
+                ids, info = self._store_tables([item], backend_name, streams, dry)
+            finally:
+                for stream in streams:
+                    stream.close()
+            name = item[0]
+            tid, w = ids[name], info[name]
+            prev = parent_tables.get(name)
+            status = "new" if prev is None else "unchanged" if prev == tid else "changed"
+            plan[name] = {"status": status, "version": tid, "fingerprint": w["fingerprint"],
+                          "rows": w["rows"], "dim": w["dim"], "dtype": w["dtype"],
+                          "parent_rows": w["parent_rows"],
+                          # the writer counts appended rows as changed; the plan tells them apart
+                          "rows_changed": (w["rows_changed"] - max(0, w["rows"] - w["parent_rows"])
+                                           if prev is not None else 0),
+                          "rows_added": max(0, w["rows"] - w["parent_rows"]),
+                          "rows_removed": max(0, w["parent_rows"] - w["rows"]) if prev is not None else 0,
+                          "bytes_written": dry.bytes_written - before, "chunks": w["chunks"],
+                          "chunks_written": w["chunks_written"], "chunks_reused": w["chunks_reused"],
+                          "codecs": w["codecs"]}
+        for r in remove:
+            if r in parent_tables and r not in plan:
+                plan[r] = {"status": "removed", "version": None, "bytes_written": 0}
+        return CommitPlan(branch, parent_id.hex() if parent_id else None, dict(sorted(plan.items())),
+                          dry.bytes_written)
 
     def _store_tables(self, prepared: list[Any], backend_name: str | None,
                       streams: list[RowStream], batch: WriteBatch) -> tuple[dict[str, str], dict[str, Any]]:

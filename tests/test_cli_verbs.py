@@ -163,3 +163,31 @@ def test_init_in_a_project_directory(tmp_path: Path) -> None:
     assert json.loads(ok(res["bare"]).stdout)["path"] == str(tmp_path / "bare")
     assert (tmp_path / "bare" / "embfmt.json").is_file()  # init PATH: PATH is the repository
     assert not (tmp_path / "bare" / ".embfmt").exists()
+
+
+def test_commit_dry_run(hist: dict[str, Any], tmp_path: Path) -> None:
+    path = hist["path"]
+    C = ("-C", str(path))
+    y = np.concatenate([hist["x3"], _x(6, 9)])
+    y[7] += 1
+    np.save(tmp_path / "y.npy", y)
+    np.save(tmp_path / "n.npy", _x(3, 10))
+
+    def state() -> tuple[list[tuple[str, int]], list[tuple[str, bytes]]]:
+        objs = sorted((str(p.relative_to(path)), p.stat().st_size) for p in (path / "objects").rglob("*"))
+        refs = sorted((str(p.relative_to(path)), p.read_bytes()) for p in [*(path / "refs").rglob("*"),
+                                                                            path / "HEAD"] if p.is_file())
+        return objs, refs
+
+    before = state()
+    args = (*C, "commit", f"t={tmp_path / 'y.npy'}", f"n={tmp_path / 'n.npy'}", "-m", "m", "--dry-run")
+    res = run_all({"text": args, "json": (*args, "--json")})
+    text = ok(res["text"]).stdout
+    assert text.startswith("dry run: nothing was written")
+    assert "t  changed" in text and "1 rows changed, 6 added" in text and "n  new" in text
+    plan = json.loads(ok(res["json"]).stdout)
+    assert plan["dry_run"] is True and plan["parent"] == hist["ids"][3]
+    assert plan["tables"]["t"]["rows_changed"] == 1 and plan["tables"]["t"]["rows_added"] == 6
+    assert plan["bytes_written"] == sum(t["bytes_written"] for t in plan["tables"].values()) > 0
+    assert state() == before  # no object written, no ref moved
+    assert "--dry-run" in ok(run("commit", "--help")).stdout

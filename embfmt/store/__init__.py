@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from ._dryrun import DryRunBatch
 from ._local import LocalStore
 from ._memory import MemoryStore
 from .abc import Store, WriteBatch
 
-__all__ = ["Store", "WriteBatch", "LocalStore", "MemoryStore"]
+__all__ = ["Store", "WriteBatch", "LocalStore", "MemoryStore", "DryRunBatch"]
