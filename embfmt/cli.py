@@ -38,6 +38,19 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse would exit 2 with usage; keep one line
         self.exit(EXIT_ERROR, f"embfmt: error: {message}\n")
 
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        # A mistyped command or choice gets the closest spellings instead of the whole list.
+        choices = action.choices
+        if choices is not None and value not in choices:
+            from .suggest import did_you_mean
+
+            hint = did_you_mean(str(value), [str(c) for c in choices])
+            if hint:
+                what = "unknown command" if action.dest == "command" else "invalid choice"
+                raise argparse.ArgumentError(action if what == "invalid choice" else None,
+                                             f"{what} {value!r}{hint}")
+        super()._check_value(action, value)
+
 
 def _print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
@@ -1228,6 +1241,10 @@ _FORMAT_CHOICES = ["npy", "hdf5", "h5", "safetensors", "parquet", "arrow", "word
                    "word2vec-bin", "torch"]
 
 
+# Command name -> its parser, for "did you mean" on a mistyped option (filled by build_parser).
+_SUBPARSERS: dict[str, argparse.ArgumentParser] = {}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="embfmt", description="Change tracking for embedding tables.",
                 epilog="Exit codes: 0 success; 1 verify found corruption, diff found a difference or verify-array failed; 2 usage or input error.")
@@ -1238,10 +1255,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "to it, as with git -C)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
+    _SUBPARSERS.clear()
 
     def add(name: str, func: Callable[[argparse.Namespace], int], help: str,
             json_help: str | None = "print JSON (sorted keys)") -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help, description=help)
+        _SUBPARSERS[name] = sp
         if json_help:
             sp.add_argument("--json", action="store_true", help=json_help)
         if name != "demo":  # demo's own --quiet prints only the repository path
@@ -1521,7 +1540,15 @@ def _version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # as parse_args would say, plus the closest option of that command
+        from .suggest import did_you_mean
+
+        sub = _SUBPARSERS.get(getattr(args, "command", None) or "")
+        options = [o for a in (sub._actions if sub is not None else []) for o in a.option_strings]
+        first = next((x for x in extra if x.startswith("-")), None)
+        hint = did_you_mean(first.split("=")[0], options) if first else ""
+        parser.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
     func: Callable[[argparse.Namespace], int] = args.func
     # Progress bars only for a person watching: stderr is a terminal, no --quiet, no --json
     # (EMBFMT_PROGRESS=0/1, else the core.progress setting, overrides, e.g. to keep a terminal

@@ -57,10 +57,9 @@ def global_path() -> str:
 def check_key(key: str) -> str:
     """``key`` if it is a known setting; else :class:`InputError` with the closest one."""
     if key not in KEYS:
-        import difflib
+        from .suggest import did_you_mean
 
-        close = difflib.get_close_matches(key, list(KEYS), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(sorted(KEYS))})"
+        hint = did_you_mean(key, KEYS, n=1) or f" (known: {', '.join(sorted(KEYS))})"
         raise InputError(f"unknown setting {key!r}{hint}", ErrorKind.BAD_ARGUMENT)
     return key
 

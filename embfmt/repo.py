@@ -456,7 +456,12 @@ class Repo:
                 else:
                     cid = self._find_prefix(base)
         if cid is None:
-            raise NotFoundError(f"unknown revision {base!r} in {self.path}")
+            from .suggest import did_you_mean
+
+            skipped: list[Any] = []  # a damaged ref is verify's to report, not a suggestion's
+            hint = did_you_mean(base, ["HEAD", *self.refs.list("heads", skipped),
+                                       *self.refs.list("tags", skipped)])
+            raise NotFoundError(f"unknown revision {base!r} in {self.path}{hint}")
         for step in re.findall(r"~\d*|\^", tail):
             n = 1 if step in ("~", "^") else int(step[1:])
             for _ in range(n):

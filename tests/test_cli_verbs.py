@@ -191,3 +191,33 @@ def test_commit_dry_run(hist: dict[str, Any], tmp_path: Path) -> None:
     assert plan["bytes_written"] == sum(t["bytes_written"] for t in plan["tables"].values()) > 0
     assert state() == before  # no object written, no ref moved
     assert "--dry-run" in ok(run("commit", "--help")).stdout
+
+
+def test_did_you_mean(hist: dict[str, Any]) -> None:
+    C = ("-C", str(hist["path"]))
+    res = run_all({
+        "command": ("lgo",),
+        "option": (*C, "log", "--onelnie"),
+        "choice": ("fingerprint", "x.npy", "--format", "npz"),
+        "branch": (*C, "show", "mian"),
+        "tag": (*C, "log", "v11"),
+        "head": (*C, "ls", "head~1"),
+        "none": (*C, "show", "zzzzzz"),
+        "range": (*C, "log", "mian..HEAD"),
+    })
+
+    def one_line(r: Any, *words: str) -> str:
+        assert r.returncode == 2 and r.stdout == "" and "Traceback" not in r.stderr
+        assert len(r.stderr.splitlines()) == 1, r.stderr
+        for w in words:
+            assert w in r.stderr, (w, r.stderr)
+        return str(r.stderr)
+
+    one_line(res["command"], "unknown command 'lgo'", "did you mean 'log'?")
+    one_line(res["option"], "--onelnie", "did you mean '--oneline'")
+    one_line(res["choice"], "'npz'", "did you mean 'npy'")
+    fails(res["branch"], "not-found", "unknown revision 'mian'", "did you mean 'main'?")
+    fails(res["tag"], "not-found", "'v11'", "did you mean 'v1'?")
+    fails(res["head"], "not-found", "'head'", "did you mean 'HEAD'?")
+    assert "did you mean" not in fails(res["none"], "not-found", "'zzzzzz'")
+    fails(res["range"], "not-found", "'mian'", "did you mean 'main'?")

@@ -50,3 +50,16 @@ def test_not_found_and_symlinks_are_not_followed(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError) as e:
         Repo.discover(tmp_path / "missing")
     assert e.value.kind == "not-a-repository"
+
+
+def test_unknown_revision_suggests_refs(repo: Repo) -> None:
+    repo.commit({"t": np.ones((2, 2), np.float32)})
+    repo.tag("release-1")
+    repo.branch("experiment")
+    for typo, want in (("mian", "'main'"), ("release1", "'release-1'"), ("experimnet", "'experiment'"),
+                       ("Head", "'HEAD'")):
+        with pytest.raises(NotFoundError, match=f"did you mean {want}"):
+            repo.resolve(typo)
+    (Path(repo.path) / "refs" / "tags" / "broken").write_text("not a ref\n")
+    with pytest.raises(NotFoundError, match="did you mean 'main'"):  # a damaged ref is skipped here
+        repo.resolve("mian")
