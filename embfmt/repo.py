@@ -285,7 +285,7 @@ class Repo:
         self.durable = durable
         self.store = LocalStore(self.path, durable=durable)
         self.refs = RefStore(self.path, durable=durable)
-        self.refs.author = _default_author  # who reflog entries name
+        self.refs.author = self.author  # who reflog entries name: as a commit now would
         # Numba kernels load on first use: log, show, tag, branch and reset never need them.
         self.kernels = _LazyKernels()
         self.reader = ChunkReader(self.store, self.kernels, rowprint_cache=RowprintCache(self.path))
