@@ -36,6 +36,17 @@ BACKEND_NAMES = ("auto", "cpu", "gpu", "reference")
 TASKS_PER_WORKER = 8
 
 
+def cpu_kernels() -> Any:
+    """The Numba CPU kernel module (kernels/cpu.py), imported on first use. Each kernel compiles
+    on its first call where Numba's on-disk cache has none; with progress output on, the first
+    such compile of the process is announced on the terminal (it takes seconds)."""
+    from . import progress
+    from ._kernels import cpu
+
+    progress.watch_kernel_compiles()
+    return cpu
+
+
 def map_runs(pool: ThreadPoolExecutor | None, run: Callable[[int, int], None], n: int, workers: int) -> None:
     """Call ``run(first, stop)`` over items ``[0, n)``: in the caller's thread without a pool
     or for at most one item, else on ``pool`` in contiguous runs, TASKS_PER_WORKER per
@@ -112,9 +123,7 @@ class CpuBackend:
     name = "cpu"
 
     def __init__(self) -> None:
-        from ._kernels import cpu
-
-        self._k = cpu
+        self._k = cpu_kernels()
         self._workers = _threads()
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()

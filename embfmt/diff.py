@@ -23,6 +23,7 @@ import numpy as np
 
 from . import _layout as L
 from . import progress
+from .backend import cpu_kernels
 from .cache import MIN_CHUNKS
 from .errors import ErrorKind, InputError
 from .manifest import TableVersion
@@ -141,9 +142,7 @@ def changed_rows(reader: ChunkReader, a: TableVersion, b: TableVersion, *, exact
         m = min(m_all, lo + cr) - lo
         ra = np.ascontiguousarray(reader.rows(a.digests[c], fits=reader.expected(a, c))[:m])
         rb = np.ascontiguousarray(reader.rows(b.digests[c], fits=reader.expected(b, c))[:m])
-        from ._kernels import cpu
-
-        return np.flatnonzero(~cpu.rows_equal(ra, rb)) + lo
+        return np.flatnonzero(~cpu_kernels().rows_equal(ra, rb)) + lo
 
     # Pass 3: decoding releases the GIL, so chunks are decoded in parallel.
     if len(confirm) > 1:
@@ -371,9 +370,7 @@ def _kernels(backend: str) -> Any:
         from ._kernels import gpu
 
         return gpu  # rows_equal and row_stats run on the device
-    from ._kernels import cpu
-
-    return cpu
+    return cpu_kernels()
 
 
 def _changed_positions(a: Side, b: Side, exact: bool, k: Any, info: dict[str, Any]) -> np.ndarray:
@@ -413,8 +410,9 @@ def _stored_vs_matrix(stored: Side, mem: Side, m: int, exact: bool, k: Any,
 
     import blake3
 
-    from ._kernels import cpu
     from .backend import _threads
+
+    cpu = cpu_kernels()
 
     assert stored.view is not None and mem.matrix is not None
     tv = stored.view.version

@@ -9,6 +9,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import _layout as L
+from .backend import cpu_kernels
 from .cache import RowprintCache
 from .chunk import (ChunkHeader, Scratch, check_base, check_fits, chunk_rowprints, decode_chunk, decode_rows,
                     parse_header, thread_scratch)
@@ -220,8 +221,7 @@ class ChunkReader:
 
         rows = decode_rows(self._get(digest, sc, 0), f"chunk object {digest.hex()}", idx,
                            base_rows, self.kernels, 0)
-        from ._kernels import cpu
-
+        cpu = cpu_kernels()
         want = self.rowprints(digest)[idx]
         got = np.empty(len(idx), dtype=np.uint64)
         cpu.rowprints_into(np.ascontiguousarray(rows), got)  # serial: callers run it in pools

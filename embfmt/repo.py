@@ -39,7 +39,7 @@ import numpy as np
 
 from . import _layout as L
 from . import _fs, progress
-from .backend import _threads, resolve_name
+from .backend import _threads, cpu_kernels, resolve_name
 from .cache import RowprintCache
 from .change import ChangeRecord
 from .commit import Commit
@@ -183,9 +183,7 @@ class _LazyKernels:
     """The CPU kernel module, imported (and its Numba code loaded) on first attribute access."""
 
     def __getattr__(self, name: str) -> Any:
-        from ._kernels import cpu
-
-        return getattr(cpu, name)
+        return getattr(cpu_kernels(), name)
 
 
 def capture_environment(backend: str | None) -> dict[str, Any]:

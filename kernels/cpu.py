@@ -47,6 +47,7 @@ rather than silently producing different fingerprints.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Sequence
 from typing import Any, Callable, TypeAlias
@@ -456,13 +457,12 @@ def _xxh3_0to16(buf: np.ndarray, p: int, n: int) -> np.uint64:
 
 
 @numba.njit(inline="always", **_NJIT)
-def _xxh3_64(buf: np.ndarray, p: int, n: int) -> np.uint64:
-    """XXH3-64 (seed 0) of the n bytes at flat offset p of C-contiguous uint8 ``buf``."""
+def _xxh3_upto240(buf: np.ndarray, p: int, n: int) -> np.uint64:
+    """XXH3-64 (seed 0) of the n <= 240 bytes at flat offset p of C-contiguous uint8 ``buf``
+    (longer rows: :func:`_rowprints_long`)."""
     if n <= 16:
         return _xxh3_0to16(buf, p, n)
-    if n <= 240:
-        return _xxh3_17to240(buf, p, n)
-    return _xxh3_long(buf, p, n)
+    return _xxh3_17to240(buf, p, n)
 
 
 # Rows hashed per call of _xxh3_long_rows in the row loops: two independent
@@ -625,37 +625,58 @@ def _rowprints_long(rows: np.ndarray, out: np.ndarray, lo: int, hi: int, length:
 _PAR_CHUNK = 256
 
 # ---------------------------------------------------------------------------
-# Entry points.  Explicit signatures => compiled (or loaded from the on-disk
-# cache) at import, never at first call; both writable and read-only inputs
-# (np.memmap(mode="r"), np.frombuffer(bytes)) are accepted.
+# Entry points.  Compiled on first use (or loaded from the on-disk cache then),
+# not at import: a command compiles only the kernels it calls, for the one
+# itemsize (and delta mode, dtype) it meets, instead of every specialization up
+# front (issue 13: a first `embfmt demo` spent ~70 s compiling all of them).
+# The wrappers hand every kernel read-only C-contiguous inputs (a view, never a
+# copy, of writable ones) and writable outputs, so each kernel has exactly one
+# specialization: both writable and read-only inputs (np.memmap(mode="r"),
+# np.frombuffer(bytes)) are accepted without compiling twice.
 # ---------------------------------------------------------------------------
-_ROWS_RW = types.Array(types.uint8, 2, "C")
 _ROWS_RO = types.Array(types.uint8, 2, "C", readonly=True)
 _OUT = types.Array(types.uint64, 1, "C")
 
 
-@numba.njit([_OUT(_ROWS_RW), _OUT(_ROWS_RO)], parallel=True, **_NJIT)
-def _rowprints_parallel(rows: np.ndarray) -> np.ndarray:
+# One kernel per row-length regime: rows of at most 240 bytes and longer rows take disjoint
+# code (the short-input paths vs the interleaved stripe loop), and a table has one row
+# length, so a command compiles only the half it uses (the long half is most of the
+# compile time).
+@numba.njit(parallel=True, **_NJIT)
+def _rowprints_parallel_long(rows: np.ndarray, out: np.ndarray) -> None:
     n, length = rows.shape
-    out = np.empty(n, dtype=np.uint64)
-    if length > 240:
-        n_chunks = (n + _PAR_CHUNK - 1) // _PAR_CHUNK
-        for c in numba.prange(n_chunks):
-            _rowprints_long(rows, out, c * _PAR_CHUNK, min(n, (c + 1) * _PAR_CHUNK), length)
-    else:
-        for i in numba.prange(n):
-            out[i] = _xxh3_64(rows, i * length, length)
+    n_chunks = (n + _PAR_CHUNK - 1) // _PAR_CHUNK
+    for c in numba.prange(n_chunks):
+        _rowprints_long(rows, out, c * _PAR_CHUNK, min(n, (c + 1) * _PAR_CHUNK), length)
+
+
+@numba.njit(parallel=True, **_NJIT)
+def _rowprints_parallel_short(rows: np.ndarray, out: np.ndarray) -> None:
+    n, length = rows.shape
+    for i in numba.prange(n):
+        out[i] = _xxh3_upto240(rows, i * length, length)
+
+
+@numba.njit(**_NJIT)
+def _rowprints_serial_long(rows: np.ndarray, out: np.ndarray) -> None:
+    _rowprints_long(rows, out, 0, rows.shape[0], rows.shape[1])
+
+
+@numba.njit(**_NJIT)
+def _rowprints_serial_short(rows: np.ndarray, out: np.ndarray) -> None:
+    n, length = rows.shape
+    for i in range(n):
+        out[i] = _xxh3_upto240(rows, i * length, length)
+
+
+def _rowprints_parallel(rows: np.ndarray) -> np.ndarray:
+    out = np.empty(rows.shape[0], dtype=np.uint64)
+    (_rowprints_parallel_long if rows.shape[1] > 240 else _rowprints_parallel_short)(rows, out)
     return out
 
 
-@numba.njit([types.void(_ROWS_RW, _OUT), types.void(_ROWS_RO, _OUT)], **_NJIT)
 def _rowprints_serial(rows: np.ndarray, out: np.ndarray) -> None:
-    n, length = rows.shape
-    if length > 240:
-        _rowprints_long(rows, out, 0, n, length)
-    else:
-        for i in range(n):
-            out[i] = _xxh3_64(rows, i * length, length)
+    (_rowprints_serial_long if rows.shape[1] > 240 else _rowprints_serial_short)(rows, out)
 
 
 def _check_rows(rows: np.ndarray) -> np.ndarray:
@@ -665,7 +686,7 @@ def _check_rows(rows: np.ndarray) -> np.ndarray:
             f"{getattr(rows, 'dtype', None)} {getattr(rows, 'shape', None)}"
         )
     # A copy only if the caller passed a strided view.
-    return np.ascontiguousarray(rows)
+    return _readonly_view(np.ascontiguousarray(rows))
 
 
 def rowprints(rows: np.ndarray) -> np.ndarray:
@@ -1080,123 +1101,72 @@ def _put_word(buf: np.ndarray, first: int, stride: int, k: int, w: np.uint64) ->
         buf[first + p * stride] = np.uint8((w >> _U(8 * p)) & _U(0xFF))
 
 
-_BYTES_RW = types.Array(types.uint8, 1, "C")
 _BYTES_RO = types.Array(types.uint8, 1, "C", readonly=True)
-_BYTES_IN = (_BYTES_RW, _BYTES_RO)
 
 
-@numba.njit([types.void(s, _BYTES_RW, types.intp) for s in _BYTES_IN], **_NJIT)
-def _shuffle_into(src: np.ndarray, dst: np.ndarray, k: int) -> None:
-    n = src.size // k
-    nb = n - n % _BLOCK_WORDS  # words done in whole blocks
-    # One branch per itemsize: the block intrinsic needs k as a literal.
-    if k == 2:
+# One kernel per itemsize (and delta mode), built and compiled on first use: the block
+# intrinsics need both as literals, and a closure's integer free variables are literals to
+# Numba. A single kernel taking k and mode at run time would hold all eight (k, mode) block
+# loops and compile them all on the first call, whatever table it is given. The on-disk
+# cache keys a closure by its free variables' values, so each one is cached on its own.
+@functools.cache
+def _shuffle_kernel(k: int) -> Any:
+    @numba.njit(**_NJIT)
+    def shuffle_k(src: np.ndarray, dst: np.ndarray) -> None:
+        n = src.size // k
+        # words done in whole blocks; k == 1 is a copy, done by the caller (this scalar path
+        # stays correct anyway)
+        nb = n - n % _BLOCK_WORDS if k > 1 else 0
         for i in range(0, nb, _BLOCK_WORDS):
-            _shuffle_block(src, dst, i, n, 2)
-    elif k == 4:
+            _shuffle_block(src, dst, i, n, k)
+        for i in range(nb, n):
+            _put_word(dst, i, n, k, _get_word(src, i * k, 1, k))
+
+    return shuffle_k
+
+
+@functools.cache
+def _unshuffle_kernel(k: int) -> Any:
+    @numba.njit(**_NJIT)
+    def unshuffle_k(src: np.ndarray, dst: np.ndarray) -> None:
+        n = src.size // k
+        nb = n - n % _BLOCK_WORDS if k > 1 else 0
         for i in range(0, nb, _BLOCK_WORDS):
-            _shuffle_block(src, dst, i, n, 4)
-    elif k == 8:
+            _unshuffle_block(src, dst, i, n, k)
+        for i in range(nb, n):
+            _put_word(dst, i * k, 1, k, _get_word(src, i, n, k))
+
+    return unshuffle_k
+
+
+@functools.cache
+def _delta_encode_kernel(k: int, mode: int) -> Any:
+    @numba.njit(**_NJIT)
+    def delta_encode_k(new: np.ndarray, base: np.ndarray, dst: np.ndarray) -> None:
+        n = new.size // k
+        nb = n - n % _BLOCK_WORDS
         for i in range(0, nb, _BLOCK_WORDS):
-            _shuffle_block(src, dst, i, n, 8)
-    else:
-        nb = 0  # k == 1 is a copy, done by the caller; this scalar path stays correct anyway
-    for i in range(nb, n):
-        _put_word(dst, i, n, k, _get_word(src, i * k, 1, k))
+            _delta_encode_block(new, base, dst, i, n, k, mode)
+        for i in range(nb, n):
+            d = _encode_word(_get_word(new, i * k, 1, k), _get_word(base, i * k, 1, k), k, mode)
+            _put_word(dst, i, n, k, d)
+
+    return delta_encode_k
 
 
-@numba.njit([types.void(s, _BYTES_RW, types.intp) for s in _BYTES_IN], **_NJIT)
-def _unshuffle_into(src: np.ndarray, dst: np.ndarray, k: int) -> None:
-    n = src.size // k
-    nb = n - n % _BLOCK_WORDS
-    if k == 2:
+@functools.cache
+def _delta_decode_kernel(k: int, mode: int) -> Any:
+    @numba.njit(**_NJIT)
+    def delta_decode_k(src: np.ndarray, base: np.ndarray, dst: np.ndarray) -> None:
+        n = src.size // k
+        nb = n - n % _BLOCK_WORDS
         for i in range(0, nb, _BLOCK_WORDS):
-            _unshuffle_block(src, dst, i, n, 2)
-    elif k == 4:
-        for i in range(0, nb, _BLOCK_WORDS):
-            _unshuffle_block(src, dst, i, n, 4)
-    elif k == 8:
-        for i in range(0, nb, _BLOCK_WORDS):
-            _unshuffle_block(src, dst, i, n, 8)
-    else:
-        nb = 0
-    for i in range(nb, n):
-        _put_word(dst, i * k, 1, k, _get_word(src, i, n, k))
+            _delta_decode_block(src, base, dst, i, n, k, mode)
+        for i in range(nb, n):
+            w = _decode_word(_get_word(src, i, n, k), _get_word(base, i * k, 1, k), k, mode)
+            _put_word(dst, i * k, 1, k, w)
 
-
-@numba.njit(
-    [types.void(a, b, _BYTES_RW, types.intp, types.intp) for a in _BYTES_IN for b in _BYTES_IN], **_NJIT
-)
-def _delta_encode_into(new: np.ndarray, base: np.ndarray, dst: np.ndarray, k: int, mode: int) -> None:
-    n = new.size // k
-    nb = n - n % _BLOCK_WORDS
-    # One branch per (itemsize, mode): the block intrinsic needs both as literals.
-    if mode == DELTA_XOR:
-        if k == 1:
-            for i in range(0, nb, _BLOCK_WORDS):
-                _delta_encode_block(new, base, dst, i, n, 1, 2)
-        elif k == 2:
-            for i in range(0, nb, _BLOCK_WORDS):
-                _delta_encode_block(new, base, dst, i, n, 2, 2)
-        elif k == 4:
-            for i in range(0, nb, _BLOCK_WORDS):
-                _delta_encode_block(new, base, dst, i, n, 4, 2)
-        else:
-            for i in range(0, nb, _BLOCK_WORDS):
-                _delta_encode_block(new, base, dst, i, n, 8, 2)
-    else:
-        if k == 1:
-            for i in range(0, nb, _BLOCK_WORDS):
-                _delta_encode_block(new, base, dst, i, n, 1, 3)
-        elif k == 2:
-            for i in range(0, nb, _BLOCK_WORDS):
-                _delta_encode_block(new, base, dst, i, n, 2, 3)
-        elif k == 4:
-            for i in range(0, nb, _BLOCK_WORDS):
-                _delta_encode_block(new, base, dst, i, n, 4, 3)
-        else:
-            for i in range(0, nb, _BLOCK_WORDS):
-                _delta_encode_block(new, base, dst, i, n, 8, 3)
-    for i in range(nb, n):
-        d = _encode_word(_get_word(new, i * k, 1, k), _get_word(base, i * k, 1, k), k, mode)
-        _put_word(dst, i, n, k, d)
-
-
-@numba.njit(
-    [types.void(a, b, _BYTES_RW, types.intp, types.intp) for a in _BYTES_IN for b in _BYTES_IN], **_NJIT
-)
-def _delta_decode_into(src: np.ndarray, base: np.ndarray, dst: np.ndarray, k: int, mode: int) -> None:
-    n = src.size // k
-    nb = n - n % _BLOCK_WORDS
-    if mode == DELTA_XOR:
-        if k == 1:
-            for i in range(0, nb, _BLOCK_WORDS):
-                _delta_decode_block(src, base, dst, i, n, 1, 2)
-        elif k == 2:
-            for i in range(0, nb, _BLOCK_WORDS):
-                _delta_decode_block(src, base, dst, i, n, 2, 2)
-        elif k == 4:
-            for i in range(0, nb, _BLOCK_WORDS):
-                _delta_decode_block(src, base, dst, i, n, 4, 2)
-        else:
-            for i in range(0, nb, _BLOCK_WORDS):
-                _delta_decode_block(src, base, dst, i, n, 8, 2)
-    else:
-        if k == 1:
-            for i in range(0, nb, _BLOCK_WORDS):
-                _delta_decode_block(src, base, dst, i, n, 1, 3)
-        elif k == 2:
-            for i in range(0, nb, _BLOCK_WORDS):
-                _delta_decode_block(src, base, dst, i, n, 2, 3)
-        elif k == 4:
-            for i in range(0, nb, _BLOCK_WORDS):
-                _delta_decode_block(src, base, dst, i, n, 4, 3)
-        else:
-            for i in range(0, nb, _BLOCK_WORDS):
-                _delta_decode_block(src, base, dst, i, n, 8, 3)
-    for i in range(nb, n):
-        w = _decode_word(_get_word(src, i, n, k), _get_word(base, i * k, 1, k), k, mode)
-        _put_word(dst, i * k, 1, k, w)
+    return delta_decode_k
 
 
 # --- Separate planes ---------------------------------------------------------------------------
@@ -1205,13 +1175,6 @@ def _delta_decode_into(src: np.ndarray, base: np.ndarray, dst: np.ndarray, k: in
 # the planes next to each other first (that copy was ~0.5 ms of the ~3.4 ms a three-deep chain
 # took to decode per 1 MiB chunk). Plain loops over whole words: LLVM vectorizes the
 # widen-shift-or and, measured on 1 MiB, they run at the speed of the block intrinsics above.
-_PLANE = _BYTES_RO
-_W16 = types.Array(types.uint16, 1, "C")
-_W32 = types.Array(types.uint32, 1, "C")
-_W64 = types.Array(types.uint64, 1, "C")
-_W16_RO = types.Array(types.uint16, 1, "C", readonly=True)
-_W32_RO = types.Array(types.uint32, 1, "C", readonly=True)
-_W64_RO = types.Array(types.uint64, 1, "C", readonly=True)
 
 
 _ONE16, _ZERO16 = np.uint16(1), np.uint16(0)
@@ -1234,13 +1197,13 @@ def _unzz64(d: np.uint64, b: np.uint64) -> np.uint64:
     return b + ((d >> _ONE) ^ (_ZERO - (d & _ONE)))
 
 
-@numba.njit([types.void(_PLANE, _PLANE, _W16)], **_NJIT)
+@numba.njit(**_NJIT)
 def _unshuffle_planes2(p0: np.ndarray, p1: np.ndarray, out: np.ndarray) -> None:
     for i in range(out.size):
         out[i] = np.uint16(p0[i]) | (np.uint16(p1[i]) << np.uint16(8))
 
 
-@numba.njit([types.void(_PLANE, _PLANE, _PLANE, _PLANE, _W32)], **_NJIT)
+@numba.njit(**_NJIT)
 def _unshuffle_planes4(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: np.ndarray,
                        out: np.ndarray) -> None:
     for i in range(out.size):
@@ -1256,7 +1219,7 @@ def _word8(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: np.ndarray, p4: n
             | (_U(p7[i]) << _U(56)))
 
 
-@numba.njit([types.void(*([_PLANE] * 8), _W64)], **_NJIT)
+@numba.njit(**_NJIT)
 def _unshuffle_planes8(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: np.ndarray,
                        p4: np.ndarray, p5: np.ndarray, p6: np.ndarray, p7: np.ndarray,
                        out: np.ndarray) -> None:
@@ -1264,7 +1227,7 @@ def _unshuffle_planes8(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: np.nd
         out[i] = _word8(p0, p1, p2, p3, p4, p5, p6, p7, i)
 
 
-@numba.njit([types.void(_PLANE, _PLANE, _W16_RO, _W16, types.intp)], **_NJIT)
+@numba.njit(**_NJIT)
 def _delta_decode_planes2(p0: np.ndarray, p1: np.ndarray, base: np.ndarray, out: np.ndarray,
                           mode: int) -> None:
     if mode == DELTA_XOR:
@@ -1275,7 +1238,7 @@ def _delta_decode_planes2(p0: np.ndarray, p1: np.ndarray, base: np.ndarray, out:
             out[i] = _unzz16(np.uint16(p0[i]) | (np.uint16(p1[i]) << np.uint16(8)), base[i])
 
 
-@numba.njit([types.void(_PLANE, _PLANE, _PLANE, _PLANE, _W32_RO, _W32, types.intp)], **_NJIT)
+@numba.njit(**_NJIT)
 def _delta_decode_planes4(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: np.ndarray,
                           base: np.ndarray, out: np.ndarray, mode: int) -> None:
     # One loop per mode: the mode test stays out of the vectorized loop body.
@@ -1291,7 +1254,7 @@ def _delta_decode_planes4(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: np
             out[i] = _unzz32(d, base[i])
 
 
-@numba.njit([types.void(*([_PLANE] * 8), _W64_RO, _W64, types.intp)], **_NJIT)
+@numba.njit(**_NJIT)
 def _delta_decode_planes8(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: np.ndarray,
                           p4: np.ndarray, p5: np.ndarray, p6: np.ndarray, p7: np.ndarray,
                           base: np.ndarray, out: np.ndarray, mode: int) -> None:
@@ -1345,7 +1308,7 @@ def shuffle(data: np.ndarray, itemsize: int) -> np.ndarray:
     if k == 1:
         return data.copy()
     out = np.empty(data.size, dtype=np.uint8)
-    _shuffle_into(data, out, k)
+    _shuffle_kernel(k)(_readonly_view(data), out)
     return out
 
 
@@ -1377,7 +1340,7 @@ def unshuffle(data: np.ndarray | Sequence[np.ndarray], itemsize: int,
         if k == 1:
             out[:] = data
         else:
-            _unshuffle_into(data, out, k)
+            _unshuffle_kernel(k)(_readonly_view(data), out)
         return out
     planes = [_readonly_view(x) for x in _ref.check_planes(data, k)]
     out = _ref.check_out(out, planes[0].size * k, *planes)
@@ -1385,7 +1348,7 @@ def unshuffle(data: np.ndarray | Sequence[np.ndarray], itemsize: int,
     if k == 1:
         out[:] = planes[0]
     elif w is None:  # an unaligned ``out``: join the planes and take the one-buffer path
-        _unshuffle_into(np.concatenate(planes), out, k)
+        _unshuffle_kernel(k)(_readonly_view(np.concatenate(planes)), out)
     else:
         _UNSHUFFLE_PLANES[k](*planes, w)
     return out
@@ -1413,7 +1376,7 @@ def delta_encode(new: np.ndarray, base: np.ndarray, itemsize: int, mode: int) ->
     m = _ref.check_mode(mode)
     new, base = _ref.check_pair(new, base, k)
     out = np.empty(new.size, dtype=np.uint8)
-    _delta_encode_into(new, base, out, k, m)
+    _delta_encode_kernel(k, m)(_readonly_view(new), _readonly_view(base), out)
     return out
 
 
@@ -1447,7 +1410,7 @@ def delta_decode(shuffled: np.ndarray | Sequence[np.ndarray], base: np.ndarray, 
             shuffled = _ref.check_planes(shuffled, 1, "shuffled")[0]
         shuffled, base = _ref.check_pair(shuffled, base, k, ("shuffled", "base"))
         out = _ref.check_out(out, shuffled.size, shuffled, base)
-        _delta_decode_into(shuffled, base, out, k, m)
+        _delta_decode_kernel(k, m)(_readonly_view(shuffled), _readonly_view(base), out)
         return out
     planes = [_readonly_view(x) for x in _ref.check_planes(shuffled, k, "shuffled")]
     base = _ref.check_canonical(base, k, "base")
@@ -1456,7 +1419,7 @@ def delta_decode(shuffled: np.ndarray | Sequence[np.ndarray], base: np.ndarray, 
     out = _ref.check_out(out, base.size, *planes, base)
     w, bw = _word_view(out, k), _word_view(base, k)
     if w is None or bw is None:  # unaligned: join the planes and take the one-buffer path
-        _delta_decode_into(np.concatenate(planes), base, out, k, m)
+        _delta_decode_kernel(k, m)(_readonly_view(np.concatenate(planes)), _readonly_view(base), out)
     else:
         _DELTA_DECODE_PLANES[k](*planes, _readonly_view(bw), w, m)
     return out
@@ -1465,7 +1428,6 @@ def delta_decode(shuffled: np.ndarray | Sequence[np.ndarray], base: np.ndarray, 
 # rows_equal: below this many bytes per input the thread fork/join of the
 # parallel version costs more than the comparison itself (~20 GB/s per thread).
 _ROWS_EQUAL_PARALLEL_MIN_BYTES = 1 << 20
-_BOOLS = types.Array(types.boolean, 1, "C")
 
 
 # Rows per parallel task: enough work (>= ~1.5 KiB even for 6-byte rows) to
@@ -1522,14 +1484,12 @@ def _rows_equal_range(a: np.ndarray, b: np.ndarray, out: np.ndarray, start: int,
         out[i] = eq
 
 
-@numba.njit([types.void(a, b, _BOOLS) for a in (_ROWS_RW, _ROWS_RO) for b in (_ROWS_RW, _ROWS_RO)], **_NJIT)
+@numba.njit(**_NJIT)
 def _rows_equal_serial(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     _rows_equal_range(a, b, out, 0, a.shape[0])
 
 
-@numba.njit(
-    [types.void(a, b, _BOOLS) for a in (_ROWS_RW, _ROWS_RO) for b in (_ROWS_RW, _ROWS_RO)], parallel=True, **_NJIT
-)
+@numba.njit(parallel=True, **_NJIT)
 def _rows_equal_parallel(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     n = a.shape[0]
     n_tasks = (n + _ROWS_EQUAL_TASK_ROWS - 1) // _ROWS_EQUAL_TASK_ROWS
@@ -1555,7 +1515,7 @@ def rows_equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         (-0.0 != +0.0, NaN payloads matter).  Parallel over rows for inputs of
         1 MiB or more, single-threaded below.
     """
-    a, b = _ref.check_row_pair(a, b)
+    a, b = (_readonly_view(x) for x in _ref.check_row_pair(a, b))
     out = np.empty(a.shape[0], dtype=np.bool_)
     if a.size >= _ROWS_EQUAL_PARALLEL_MIN_BYTES and a.shape[0] > 1:
         _rows_equal_parallel(a, b, out)
@@ -1572,7 +1532,7 @@ def rows_equal_into(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     if (not isinstance(out, np.ndarray) or out.dtype != np.bool_ or out.shape != (a.shape[0],)
             or not out.flags.c_contiguous or not out.flags.writeable):
         raise ValueError(f"out must be a writable contiguous bool array of shape ({a.shape[0]},)")
-    _rows_equal_serial(a, b, out)
+    _rows_equal_serial(_readonly_view(a), _readonly_view(b), out)
 
 
 # ---------------------------------------------------------------------------
@@ -1809,22 +1769,18 @@ def _row_stats_range(
         max_ulp[i] = umax
 
 
-_F64S = types.Array(types.float64, 1, "C")
-# One signature per entry point, for read-only rows: the wrapper hands the
-# kernels read-only views of writable inputs too (a view, no copy).  The four
-# (writable, read-only) combinations of the other kernels would quadruple the
-# compile work, and _row_stats_rows holds six inlined copies of the row loop.
-# The parallel version calls _row_stats_rows (not an inlined copy) per task:
-# inlining six row loops into the parfor made the first compile of this
-# section take ~15 minutes instead of ~10 seconds.
-_ROW_STATS_SIG = types.void(_ROWS_RO, _ROWS_RO, types.intp, _F64S, _F64S, _F64S, _OUT, types.intp, types.intp)
-
-
-@numba.njit([_ROW_STATS_SIG], **_NJIT)
+# The row loop is IR-inlined with literal (code, itemsize), one specialization per dtype,
+# compiled on first use: a kernel taking the dtype at run time held six copies of the loop
+# and compiled them all on the first diff of any table. The parallel kernel calls
+# _row_stats_rows (not an inlined copy) per task: inlining six row loops into the parfor made
+# the first compile of this section take ~15 minutes instead of ~10 seconds, and the call
+# lets the serial and the parallel kernel share one compiled row loop.
+@numba.njit(**_NJIT)
 def _row_stats_rows(
     a: np.ndarray,
     b: np.ndarray,
     code: int,
+    k: int,
     l2: np.ndarray,
     cosine: np.ndarray,
     max_abs: np.ndarray,
@@ -1832,32 +1788,36 @@ def _row_stats_rows(
     start: int,
     stop: int,
 ) -> None:
-    """Rows start <= i < stop, single-threaded: _row_stats_range with literal (code, itemsize) per dtype."""
-    if code == _RS_FLOAT64:
-        _row_stats_range(a, b, 1, 8, l2, cosine, max_abs, max_ulp, start, stop)
-    elif code == _RS_FLOAT32:
-        _row_stats_range(a, b, 2, 4, l2, cosine, max_abs, max_ulp, start, stop)
-    elif code == _RS_FLOAT16:
-        _row_stats_range(a, b, 3, 2, l2, cosine, max_abs, max_ulp, start, stop)
-    elif code == _RS_BFLOAT16:
-        _row_stats_range(a, b, 4, 2, l2, cosine, max_abs, max_ulp, start, stop)
-    elif code == _RS_INT8:
-        _row_stats_range(a, b, 5, 1, l2, cosine, max_abs, max_ulp, start, stop)
-    else:
-        _row_stats_range(a, b, 6, 1, l2, cosine, max_abs, max_ulp, start, stop)
+    """Rows start <= i < stop, single-threaded; ``code`` and ``k`` are literals (one
+    specialization per dtype, cached on disk like any other)."""
+    numba.literally(code)
+    numba.literally(k)
+    _row_stats_range(a, b, code, k, l2, cosine, max_abs, max_ulp, start, stop)
 
 
-@numba.njit([types.void(*_ROW_STATS_SIG.args[:7])], parallel=True, **_NJIT)
-def _row_stats_parallel(
-    a: np.ndarray, b: np.ndarray, code: int, l2: np.ndarray, cosine: np.ndarray, max_abs: np.ndarray, max_ulp: np.ndarray
-) -> None:
-    n = a.shape[0]
-    n_tasks = (n + _ROW_STATS_TASK_ROWS - 1) // _ROW_STATS_TASK_ROWS
-    # Each task writes only its own rows' outputs, each a function of row i
-    # alone: no reduction, so the bits do not depend on the thread count.
-    for t in numba.prange(n_tasks):
-        start = t * _ROW_STATS_TASK_ROWS
-        _row_stats_rows(a, b, code, l2, cosine, max_abs, max_ulp, start, min(n, start + _ROW_STATS_TASK_ROWS))
+@functools.cache
+def _row_stats_kernels(code: int) -> tuple[Any, Any]:
+    """The serial and parallel row_stats kernels of one dtype (see _shuffle_kernel)."""
+    k = _ref.ROW_STATS_ITEMSIZE[code]
+
+    @numba.njit(**_NJIT)
+    def rows_k(a: np.ndarray, b: np.ndarray, l2: np.ndarray, cosine: np.ndarray, max_abs: np.ndarray,
+               max_ulp: np.ndarray) -> None:
+        _row_stats_rows(a, b, code, k, l2, cosine, max_abs, max_ulp, 0, a.shape[0])
+
+    @numba.njit(parallel=True, **_NJIT)
+    def parallel_k(a: np.ndarray, b: np.ndarray, l2: np.ndarray, cosine: np.ndarray, max_abs: np.ndarray,
+                   max_ulp: np.ndarray) -> None:
+        n = a.shape[0]
+        n_tasks = (n + _ROW_STATS_TASK_ROWS - 1) // _ROW_STATS_TASK_ROWS
+        # Each task writes only its own rows' outputs, each a function of row i
+        # alone: no reduction, so the bits do not depend on the thread count.
+        for t in numba.prange(n_tasks):
+            start = t * _ROW_STATS_TASK_ROWS
+            _row_stats_rows(a, b, code, k, l2, cosine, max_abs, max_ulp, start,
+                            min(n, start + _ROW_STATS_TASK_ROWS))
+
+    return rows_k, parallel_k
 
 
 def row_stats(a: np.ndarray, b: np.ndarray, dtype_code: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -1887,8 +1847,9 @@ def row_stats(a: np.ndarray, b: np.ndarray, dtype_code: int) -> tuple[np.ndarray
     max_abs = np.empty(n, dtype=np.float64)
     max_ulp = np.empty(n, dtype=np.uint64)
     a, b = _readonly_view(a), _readonly_view(b)
+    serial, parallel = _row_stats_kernels(code)
     if a.size >= _ROW_STATS_PARALLEL_MIN_BYTES and n > 1:
-        _row_stats_parallel(a, b, code, l2, cosine, max_abs, max_ulp)
+        parallel(a, b, l2, cosine, max_abs, max_ulp)
     else:
-        _row_stats_rows(a, b, code, l2, cosine, max_abs, max_ulp, 0, n)
+        serial(a, b, l2, cosine, max_abs, max_ulp)
     return l2, cosine, max_abs, max_ulp

@@ -1,9 +1,11 @@
-"""Progress bars: drawn on a terminal, never in pipes, never with --quiet or --json."""
+"""Progress bars and the first-run compile notice: drawn on a terminal, never in pipes, never
+with --quiet or --json."""
 
 from __future__ import annotations
 
 import os
 import pty
+import re
 import subprocess
 import sys
 
@@ -11,6 +13,7 @@ import numpy as np
 import pytest
 
 import embfmt
+from embfmt.progress import COMPILE_NOTICE
 
 
 def _run_on_tty(args: list[str], cwd: str, env_extra: dict[str, str] | None = None) -> tuple[int, str, str]:
@@ -98,3 +101,45 @@ def test_long_repository_commands_show_bars(repo_and_file, cmd, desc, want_rc):
         assert "%|" not in tty
     rc, out, tty = _run_on_tty([*cmd, "--quiet"], repo)
     assert rc == want_rc and "%|" not in tty and "Traceback" not in tty, tty
+
+
+def test_byte_bars_count_in_mib_and_mib_per_second(repo_and_file):
+    """One unit system, binary, as the CLI prints sizes: 'x.x/y.y MiB' at 'z.zzMiB/s' (tqdm's own
+    byte scaling wrote kB/MB over 1024-based values, and s/MB below 1 MB/s)."""
+    repo, npy = repo_and_file
+    rc, _, commit = _run_on_tty(["commit", f"t={npy}", "-m", "m"], repo)
+    assert rc == 0, commit
+    rc, _, checkout = _run_on_tty(["checkout", "HEAD", "t", "-o", "out.npy"], repo)
+    assert rc == 0, checkout
+    for tty in (commit, checkout):
+        frames = [f for f in re.split(r"[\r\n]", tty) if "%|" in f]
+        assert frames, tty
+        assert all(re.search(r"\d+\.\d/4\.9 MiB \[.*, +(\?|\d+\.\d+)MiB/s\]", f) for f in frames), frames
+        assert not re.search(r"\d ?(k|K|M|G)i?B\b", tty.replace(" MiB", "").replace("MiB/s", "")), tty
+        assert "s/MiB" not in tty
+
+
+def test_compile_notice_once_on_a_terminal_with_a_cold_cache(repo_and_file, tmp_path):
+    """A first run compiles kernels: said once on a terminal, never once they are cached."""
+    repo, npy = repo_and_file
+    cold = {"NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}  # empty: as on a new machine
+    rc, out, tty = _run_on_tty(["commit", f"t={npy}", "-m", "m"], repo, cold)
+    assert rc == 0, tty
+    assert tty.count(COMPILE_NOTICE) == 1, tty
+    assert os.listdir(tmp_path / "numba-cache")  # it did compile, into that cache
+    rc, out, tty = _run_on_tty(["commit", f"t={npy}", "-m", "m again"], repo, cold)
+    assert rc == 0, tty
+    assert COMPILE_NOTICE not in tty and "write t" in tty
+
+
+def test_no_compile_notice_on_a_pipe_or_with_quiet(repo_and_file, tmp_path):
+    repo, npy = repo_and_file
+    env = {k: v for k, v in os.environ.items() if k != "EMBFMT_PROGRESS"}
+    env["NUMBA_CACHE_DIR"] = str(tmp_path / "cold1")
+    proc = subprocess.run([sys.executable, "-m", "embfmt", "commit", f"t={npy}", "-m", "m"], cwd=repo,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert os.listdir(tmp_path / "cold1")  # compiled, silently
+    rc, out, tty = _run_on_tty(["verify", "--quiet"], repo, {"NUMBA_CACHE_DIR": str(tmp_path / "cold2")})
+    assert rc == 0 and tty.strip() == "", tty
+    assert os.listdir(tmp_path / "cold2")
