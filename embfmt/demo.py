@@ -1,15 +1,16 @@
 """The built-in end-to-end example behind ``embfmt demo``.
 
 It plays one embedding table's life in a new repository: a first export, a sparse update (1% of
-rows replaced), a fine-tuning-like dense update of every row, an append of 1% new rows, and then
-the reads, integrity check and rollbacks a user would run. Data come from fixed seeds, so the
-tables, fingerprints and row counts are the same on every run; commit ids differ (they include
-the time and the machine).
+rows replaced), a fine-tuning-like dense update of every row, an append of 1% new rows, then the
+diffs, integrity check and rollback (restore) a user would run, each step shown as its CLI
+command and told in about one screen. Data come from fixed seeds, so the tables, fingerprints and row counts
+are the same on every run; commit ids differ (they include the time and the machine).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 from typing import Any, TextIO
@@ -48,13 +49,61 @@ def _fmt_bytes(n: int) -> str:
         return f"{n} B"
     if n < 1024 ** 2:
         return f"{n / 1024:.1f} KiB"
-    return f"{n / 1024 ** 2:.2f} MiB"
+    return f"{n / 1024 ** 2:.1f} MiB"
+
+
+# How a chunk codec stores its rows, in words (codec names: spec §6, embfmt/_layout.py).
+_STORED_AS = {
+    "raw": "in full",
+    "shuffle-planes": "in full, compressed",
+    "xor-delta": "as a delta against {parent}",
+    "sub-zigzag-delta": "as a delta against {parent}",
+    "sparse-patch": "as a row patch against {parent}",
+}
+
+
+def _stored(w: dict[str, Any], parent: str | None, raw: int) -> str:
+    """One line on how a commit stored a table: which chunks were reused, how the others were
+    written, and the bytes written as a share of the table's size."""
+    ways = sorted({_STORED_AS.get(c, c).format(parent=parent) for c in w["codecs"]})
+    parts = []
+    if w["chunks_reused"]:
+        parts.append(f"{w['chunks_reused']} of {w['chunks']} chunks reused")
+    if ways:
+        parts.append(("the rest " if parts else "stored ") + " and ".join(ways))
+    return (", ".join(parts) + f": {_fmt_bytes(w['bytes_written'])}, "
+            f"{w['bytes_written'] / raw:.1%} of the table's size")
+
+
+def _diff_lines(d: Any, n_top: int = 3) -> list[str]:
+    """The changed-row count, the drift percentiles and the top movers of a diff."""
+    n = d.n_b
+    lines = [f"{d.n_changed} of {n} rows changed ({d.n_changed / max(n, 1):.1%}), "
+             f"matched by {d.matched_by}"]
+    if d.stats is not None and d.n_changed:
+        # Distances, so that the high percentiles are the rows that moved most for both;
+        # L2's are the figures `embfmt diff` prints, 1 - cosine those of its cosine row mirrored.
+        cols = ("min", "p50", "p90", "p99", "max")
+        lines.append(f"  {'drift of the changed rows':<26}" + "".join(f"{c:>10}" for c in cols))
+        for label, v in (("L2 distance", d.stats["l2"]), ("1 - cosine similarity", 1.0 - d.stats["cosine"])):
+            v = v[np.isfinite(v)]
+            if len(v):
+                q = [v.min(), *np.percentile(v, [50, 90, 99]), v.max()]
+                lines.append(f"    {label:<24}" + "".join(f"{x:>10.4g}" for x in q))
+    top = d.top(n_top)
+    if top:
+        who = [f"key {r['key']}" if "key" in r else f"row {r['b']}" for r in top]
+        lines.append("  moved most: " + ", ".join(f"{w} (L2 {r['l2']:.4g})" for w, r in zip(who, top)))
+    return lines
 
 
 def run_demo(directory: str | None = None, *, quiet: bool = False, n_rows: int = 20_000,
              dim: int = 64, out: TextIO | None = None) -> int:
-    """Run the end-to-end example in a new repository at ``directory`` (default: a new temp
-    dir). Prints what it does (only the repository path with ``quiet``); returns 0.
+    """Run the end-to-end example and tell it, one CLI command per step, in about one screen.
+
+    In a new repository at ``directory``, which is kept; without one, in a temporary directory
+    that is removed at the end. ``quiet`` prints only the kept repository's path. Returns 0,
+    or 1 if a check along the way failed.
 
     Examples
     --------
@@ -63,20 +112,34 @@ def run_demo(directory: str | None = None, *, quiet: bool = False, n_rows: int =
     ...     run_demo(os.path.join(d, "demo"), n_rows=2000, dim=8, out=io.StringIO())
     0
     """
-    from .repo import Repo
-
     stream = out if out is not None else sys.stdout
+    keep = directory is not None
+    path = os.path.abspath(directory) if directory is not None else tempfile.mkdtemp(prefix="embfmt-demo-")
+    try:
+        return _story(path, keep, quiet, n_rows, dim, stream)
+    finally:
+        if not keep:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _story(path: str, keep: bool, quiet: bool, n_rows: int, dim: int, stream: TextIO) -> int:
+    from .repo import Repo
 
     def say(*parts: Any) -> None:
         if not quiet:
             print(*parts, file=stream)
 
-    if directory is None:
-        directory = tempfile.mkdtemp(prefix="embfmt-demo-")
-    path = os.path.abspath(directory)
-    if quiet:
+    def cmd(text: str) -> None:
+        say(f"$ {text}")
+
+    def res(text: str) -> None:
+        say(f"  {text}")
+
+    if quiet and keep:
         print(path, file=stream)
-    say(f"embfmt demo: repository {path}")
+    say(f"embfmt demo: the life of {DEMO_TABLE} ({n_rows} x {dim} float32 embeddings, keyed by item id),")
+    say("step by step as CLI commands, " + (f"in {path}." if keep else
+                                            "in a temporary repository (`embfmt demo DIR` keeps one)."))
     say()
 
     rng = np.random.default_rng(1234)
@@ -99,89 +162,73 @@ def run_demo(directory: str | None = None, *, quiet: bool = False, n_rows: int =
     keys4 = np.arange(_KEY_BASE, _KEY_BASE + n_rows + n_new, dtype=np.int64)
 
     steps = [
-        ("v1", x1, keys1, "v1: initial export of item embeddings", "initial"),
-        ("v2", x2, None, f"v2: {n_sparse} items re-embedded (sparse update)", "sparse"),
-        ("v3", x3, None, "v3: one fine-tuning epoch (dense update of every row)", "fine-tune"),
+        ("v1", x1, keys1, "v1: initial export", "initial"),
+        ("v2", x2, None, f"v2: {n_sparse} items re-embedded", "sparse"),
+        ("v3", x3, None, "v3: one fine-tuning epoch", "fine-tune"),
         ("v4", x4, keys4, f"v4: {n_new} new items appended", "append"),
     ]
+    ok = True
+    cmd(f"embfmt init {path}")
     with Repo.init(path) as repo:
         ids: dict[str, str] = {}
+        total_raw = 0
+        parent: str | None = None
         for step, (label, x, keys, message, kind) in enumerate(steps):
+            cmd(f"embfmt commit {DEMO_TABLE}={label}.npy"
+                + (f" --keys {DEMO_TABLE}={label}-ids.npy" if keys is not None else "")
+                + f' -m "{message}"')
             ids[label] = repo.commit(
                 {DEMO_TABLE: x}, message=message, author=_AUTHOR,
                 metadata={"run": "demo-1", "step": step, "update": kind},
                 keys={DEMO_TABLE: keys} if keys is not None else None,
                 identity={DEMO_TABLE: dict(DEMO_IDENTITY)})
-
-        say("== log ==")
-        for c in repo.log():
-            t = repo.open(DEMO_TABLE, c.id)
-            say(f"{c.id[:12]}  {c.time}  {c.author}  {t.shape[0]} x {t.shape[1]}  {c.message}")
-        say()
-
-        say("== bytes on disk added per version ==")
-        say(f"{'version':<8} {'update':<10} {'rows':>7} {'changed':>8} {'raw table':>11} "
-            f"{'written':>11} {'of raw':>7}  codecs")
-        total_raw = total_written = 0
-        for label, x, _k, _m, kind in steps:
             w = repo.show(ids[label])["tables"][DEMO_TABLE]["write"]
-            raw = x.nbytes
-            total_raw += raw
-            total_written += w["bytes_written"]
-            codecs = ", ".join(f"{k} {v}" for k, v in sorted(w["codecs"].items())) or "-"
-            changed = w["rows_changed"] if label != "v1" else w["rows"]
-            say(f"{label:<8} {kind:<10} {w['rows']:>7} {changed:>8} {_fmt_bytes(raw):>11} "
-                f"{_fmt_bytes(w['bytes_written']):>11} {w['bytes_written'] / raw:>7.1%}  {codecs}")
-        say(f"{'total':<8} {'':<10} {'':>7} {'':>8} {_fmt_bytes(total_raw):>11} "
-            f"{_fmt_bytes(total_written):>11} {total_written / total_raw:>7.1%}")
-        say(f"repository objects: {_fmt_bytes(repo.disk_usage())} for 4 versions "
-            f"({_fmt_bytes(total_raw)} as raw arrays)")
+            total_raw += x.nbytes
+            if parent is None:
+                what = f"new table, {_fmt_bytes(x.nbytes)}"
+            elif w["rows"] > w["parent_rows"]:
+                what = f"{w['rows'] - w['parent_rows']} rows added"
+            else:
+                what = ("every row changed" if w["rows_changed"] == w["rows"]
+                        else f"{w['rows_changed']} rows changed")
+            res(f"{what}; {_stored(w, parent, x.nbytes)}")
+            parent = label
+        res(f"4 versions take {_fmt_bytes(repo.disk_usage())} on disk; as 4 .npy files, "
+            f"{_fmt_bytes(total_raw)}")
         say()
 
-        say("== rows changed between v1 and v2 ==")
-        a, b = repo.read(DEMO_TABLE, ids["v1"]), repo.read(DEMO_TABLE, ids["v2"])
-        rows = _changed_rows(a, b)
-        keys = repo.keys(DEMO_TABLE, ids["v2"])
-        assert keys is not None
-        assert np.array_equal(rows, replaced), "demo: v1 -> v2 diff does not match the update"
-        shown = ", ".join(str(int(k)) for k in keys[rows[:8]])
-        say(f"{len(rows)} of {len(a)} rows differ ({len(rows) / len(a):.1%}); "
-            f"keys {shown}{', ...' if len(rows) > 8 else ''}")
-        v3 = repo.open(DEMO_TABLE, ids["v3"])
-        say(f"v2 -> v3: {len(_changed_rows(b, v3[:]))} rows differ; "
-            f"v3 -> v4: {repo.open(DEMO_TABLE, ids['v4']).shape[0] - v3.shape[0]} rows appended")
-        say(f"row with key {int(keys[rows[0]])} in v4 equals v3's: "
-            f"{bool(np.array_equal(repo.open(DEMO_TABLE, ids['v4']).get(int(keys[rows[0]])), v3[int(rows[0])]))}")
+        for a, b, rev_a, rev_b in (("v1", "v2", "HEAD~3", "HEAD~2"), ("v2", "v3", "HEAD~2", "HEAD~1")):
+            cmd(f"embfmt diff {rev_a} {rev_b}    # {a} -> {b}")
+            d = repo.diff(ids[a], ids[b], DEMO_TABLE)
+            for line in _diff_lines(d):
+                res(line)
+            if a == "v1" and not np.array_equal(d.changed_b, replaced):
+                ok = False
+                res("FAILED: the diff does not match the update")
         say()
 
-        say("== verify ==")
+        cmd("embfmt tag v1 HEAD~3")
+        repo.tag("v1", ids["v1"])
+        cmd("embfmt verify")
         rep = repo.verify()
-        say(f"{'ok' if rep.ok else 'FAILED'}: {rep.commits} commits, {rep.tables} table versions, "
+        res(f"{'ok' if rep.ok else 'FAILED'}: {rep.commits} commits, {rep.tables} table versions, "
             f"{rep.chunks} chunks, {rep.keys} key objects checked")
         for err in rep.errors:
-            say(f"  {err['object']} [{err['kind']}]: {err['error']}")
-        say()
-
-        say("== tag and rollback ==")
+            res(f"{err['object']} [{err['kind']}]: {err['error']}")
         branch = repo.head_branch
-        repo.tag("v1", ids["v1"])
-        say(f"tag v1 -> {ids['v1'][:12]}")
-        repo.reset(branch, "v1")
-        say(f"reset {branch} to v1: HEAD is {repo.resolve('HEAD')[:12]}, "
-            f"{len(repo.log())} commit on {branch}, table {repo.open(DEMO_TABLE).shape[0]} rows")
-        repo.reset(branch, ids["v4"])
-        say(f"reset {branch} back to v4: HEAD is {repo.resolve('HEAD')[:12]}, "
-            f"{len(repo.log())} commits")
-        rid = repo.restore("v1", message="roll back to v1 (keeping history)")
+        cmd('embfmt restore v1 -m "roll back to v1"')
+        rid = repo.restore("v1", message="roll back to v1")
         same = repo.open(DEMO_TABLE).fingerprint == repo.open(DEMO_TABLE, "v1").fingerprint
-        say(f"restore v1: new commit {rid[:12]} on {branch}, {len(repo.log())} commits, "
-            f"table equals v1: {same}")
-        say()
-        say("== final log ==")
+        res(f"new commit {rid[:12]} on {branch}, no chunk written: {DEMO_TABLE} "
+            + ("equals v1 again (same fingerprint)" if same else "DIFFERS from v1"))
+        cmd("embfmt log")
         for c in repo.log():
-            say(f"{c.id[:12]}  {c.message}")
+            res(f"{c.id[:12]}  {c.message}")
         final = repo.verify()
-        say()
-        say(f"verify after rollback: {'ok' if final.ok else 'FAILED'}")
-        say(f"try: embfmt -C {path} log")
-        return 0 if rep.ok and final.ok and same else 1
+        ok = ok and rep.ok and final.ok and same
+    say()
+    if keep:
+        say(f"Explore it: embfmt -C {path} log   (or show, diff, checkout, blame)")
+    else:
+        say(f"Removed {path}. Keep one to explore: embfmt demo DIR")
+    return 0 if ok else 1

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -26,38 +27,65 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 def test_demo_cli_runs_and_its_repository_verifies(tmp_path: Path) -> None:
     repo = tmp_path / "demo"
-    tmp = tmp_path / "tmp"  # the default location: a new temp dir, and nothing else left there
+    tmp = tmp_path / "tmp"  # the default location: a new temp dir, removed at the end
     tmp.mkdir()
     env = dict(os.environ, TMPDIR=str(tmp))
-    with ThreadPoolExecutor(2) as ex:
+    with ThreadPoolExecutor(3) as ex:
         full_f = ex.submit(run, "demo", str(repo))
-        quiet_f = ex.submit(run, "demo", "--quiet", env=env)
-        full, quiet = full_f.result(), quiet_f.result()
+        temp_f = ex.submit(run, "demo", env=env)
+        quiet_f = ex.submit(run, "demo", "--quiet", str(tmp_path / "q"))
+        full, temp, quiet = full_f.result(), temp_f.result(), quiet_f.result()
     assert full.returncode == 0, full.stderr
     assert "Traceback" not in full.stderr
     out = full.stdout
-    for section in ("== log ==", "== bytes on disk added per version ==",
-                    "== rows changed between v1 and v2 ==", "== verify ==", "== tag and rollback =="):
-        assert section in out
-    assert str(repo) in out
-    assert "200 of 20000 rows differ (1.0%)" in out
-    assert "ok: 4 commits" in out and "verify after rollback: ok" in out
-    assert "table equals v1: True" in out
+    # one screen, each step as the command behind it
+    assert len(out.splitlines()) <= 40
+    for command in (f"$ embfmt init {repo}",
+                    '$ embfmt commit item_emb=v1.npy --keys item_emb=v1-ids.npy -m "v1: initial export"',
+                    '$ embfmt commit item_emb=v2.npy -m "v2: 200 items re-embedded"',
+                    "$ embfmt diff HEAD~3 HEAD~2", "$ embfmt tag v1 HEAD~3", "$ embfmt verify",
+                    '$ embfmt restore v1 -m "roll back to v1"', "$ embfmt log"):
+        assert command in out, command
+    # storage in plain words, no codec names
+    assert "200 rows changed; stored as a row patch against v1" in out
+    assert "every row changed; stored as a delta against v2" in out
+    assert "of the table's size" in out
+    for codec in ("shuffle-planes", "sparse-patch", "xor-delta", "sub-zigzag", "codecs"):
+        assert codec not in out
+    # the diff's drift statistics and top movers
+    assert "200 of 20000 rows changed (1.0%), matched by key" in out
+    assert re.search(r"L2 distance( +[0-9.e-]+){5}\n", out)
+    assert re.search(r"1 - cosine similarity( +[0-9.e-]+){5}\n", out)
+    assert re.search(r"moved most: key 10\d{5} \(L2 [0-9.]+\)", out)
+    assert "ok: 4 commits" in out and "equals v1 again (same fingerprint)" in out
+    assert f"Explore it: embfmt -C {repo} log" in out
+
+    # Without DIR: the same story in a temporary repository, removed at the end.
+    assert temp.returncode == 0, temp.stderr
+    tmp_repo = re.search(r"\$ embfmt init (\S+)", temp.stdout)
+    assert tmp_repo and Path(tmp_repo[1]).parent == tmp
+    assert f"Removed {tmp_repo[1]}." in temp.stdout
+    assert os.listdir(tmp) == []
 
     assert quiet.returncode == 0, quiet.stderr
-    lines = quiet.stdout.splitlines()
-    assert len(lines) == 1 and quiet.stderr == ""
-    qrepo = Path(lines[0])
-    assert qrepo.parent == tmp and os.listdir(tmp) == [qrepo.name]
+    assert quiet.stdout == f"{tmp_path / 'q'}\n" and quiet.stderr == ""
 
     with ThreadPoolExecutor(2) as ex:
         v1 = ex.submit(run, "-C", str(repo), "verify", "--json")
-        v2 = ex.submit(run, "-C", str(qrepo), "verify")
+        v2 = ex.submit(run, "-C", str(tmp_path / "q"), "verify")
         r1, r2 = v1.result(), v2.result()
     assert r1.returncode == 0, r1.stderr
     d = json.loads(r1.stdout)
     assert d["ok"] is True and d["commits"] == 5 and d["keys"] == 2
     assert r2.returncode == 0, r2.stderr
+
+
+def test_quiet_demo_without_dir_leaves_nothing(tmp_path: Path) -> None:
+    buf = io.StringIO()
+    before = set(os.listdir(tempfile.gettempdir()))
+    assert run_demo(quiet=True, n_rows=500, dim=8, out=buf) == 0
+    assert buf.getvalue() == ""
+    assert not {n for n in set(os.listdir(tempfile.gettempdir())) - before if n.startswith("embfmt-demo-")}
 
 
 def test_run_demo_repository_contents_and_determinism(tmp_path: Path) -> None:
