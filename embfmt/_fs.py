@@ -69,8 +69,8 @@ def storage_error(e: OSError, path: str, doing: str = "write") -> OSError:
     else:
         reason = ("no space left on device" if e.errno != errno.EFBIG
                   else "file too large: no space left on device for it")
-        msg = (f"cannot {doing} {path}: {reason}{where}; nothing was committed. Free space and "
-               "retry; `embfmt gc --status` lists what an interrupted write left behind")
+        msg = (f"cannot {doing} {path}: {reason}{where}; the change was not made. Free space and "
+               "retry (`embfmt gc --status` lists what interrupted writes left behind)")
         kind = ErrorKind.NO_SPACE
     err = StorageError(msg, kind)
     err.errno, err.strerror, err.filename = e.errno, e.strerror, path

@@ -812,6 +812,8 @@ def cmd_gc(args: argparse.Namespace) -> int:
     grace = 0.0 if args.prune_now else args.grace
     if grace < 0:
         raise InputError(f"--grace must be >= 0, got {grace}", ErrorKind.BAD_ARGUMENT)
+    if args.status:
+        return _gc_status(args, grace)
     expire = DEFAULT_EXPIRE_SECONDS if args.expire_reflog is None else _seconds(args.expire_reflog, "--expire-reflog")
     with _open_repo(args) as repo:
         rep = repo.gc(grace_seconds=grace, reflog_expire_seconds=expire)
@@ -848,6 +850,25 @@ def cmd_reflog(args: argparse.Namespace) -> int:
     for p in problems:
         sys.stderr.write(f"embfmt: reflog: {p['object']} [{p['kind']}]: {p['error']}\n")
     return EXIT_DIFFERENT if problems else EXIT_OK
+
+
+def _gc_status(args: argparse.Namespace, grace: float) -> int:
+    with _open_repo(args) as repo:
+        st = repo.gc_status(grace_seconds=grace)
+    if args.json:
+        _print_json(st)
+        return EXIT_OK
+    b = _fmt_bytes
+    print(f"objects: {st['objects']} ({b(st['bytes'])}); unreferenced: {st['unreferenced_objects']} "
+          f"({b(st['unreferenced_bytes'])}), {st['unreferenced_kept_by_grace']} of them younger than "
+          f"the grace period ({grace:g} s)")
+    print(f"temp files: {st['temp_files']} ({b(st['temp_bytes'])}), {st['temp_kept_by_grace']} "
+          "younger than the grace period")
+    print(f"writes running: {st['writes_running']}; leases of dead writers: {st['dead_writer_leases']}")
+    if st["unreferenced_objects"] or st["temp_files"]:
+        print(f"`embfmt gc` removes what is older than the grace period; `embfmt gc --prune-now` "
+              "removes the rest too, except what a running write holds")
+    return EXIT_OK
 
 
 # --- fingerprint and demo --------------------------------------------------------------------
@@ -1452,6 +1473,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="first drop reflog entries older than this (default 30 days, 2592000); "
                         "the commits the remaining entries name are kept. 'now' drops them all, "
                         "so a reset can then lose the old tip")
+    g.add_argument("--status", action="store_true",
+                   help="remove nothing: list unreferenced objects and temp files (what an "
+                        "interrupted write left behind) with their sizes, whatever their age")
 
     rl = add("reflog", cmd_reflog, "list where refs have pointed, newest first (commits, resets, "
                                    "branch and tag changes, switches; exit 1 if a log is damaged)",
@@ -1460,6 +1484,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a branch or tag (heads/NAME, tags/NAME to say which), or HEAD for switches "
                          "(default: every ref)")
     rl.add_argument("-n", "--max-count", type=int, metavar="N", help="show at most N entries")
+
 
     df = add("diff", cmd_diff, "row-level diff of two revisions or matrix files (exit 1 if they differ)",
              "print the diff as JSON (schema: spec/diff-json.md)")

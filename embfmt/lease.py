@@ -25,7 +25,7 @@ import uuid
 
 from . import _fs
 
-__all__ = ["WriteLease", "oldest_live_lease"]
+__all__ = ["WriteLease", "oldest_live_lease", "scan_leases"]
 
 PREFIX = "lease-"
 
@@ -70,14 +70,21 @@ class WriteLease:
         self.release()
 
 
-def oldest_live_lease(tmp_dir: str) -> float | None:
+def oldest_live_lease(tmp_dir: str, *, remove_stale: bool = True) -> float | None:
     """Creation time (the file's mtime) of the oldest lease whose writer is alive, or None.
-    Stale leases (their lock is free: the writer died) are removed on the way."""
+    Stale leases (their lock is free: the writer died) are removed on the way, unless
+    ``remove_stale`` is False (a status report changes nothing)."""
+    return scan_leases(tmp_dir, remove_stale=remove_stale)[0]
+
+
+def scan_leases(tmp_dir: str, *, remove_stale: bool = True) -> tuple[float | None, int, int]:
+    """``(oldest live lease's creation time or None, live leases, stale leases)``."""
     try:
         names = [n for n in os.listdir(tmp_dir) if n.startswith(PREFIX)]
     except FileNotFoundError:
-        return None
+        return None, 0, 0
     oldest: float | None = None
+    live = stale = 0
     for name in names:
         path = os.path.join(tmp_dir, name)
         try:
@@ -90,11 +97,14 @@ def oldest_live_lease(tmp_dir: str) -> float | None:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:  # held: a live writer
                 oldest = when if oldest is None else min(oldest, when)
+                live += 1
                 continue
-            try:  # we got the lock: its writer is gone
-                _fs.unlink(path)
-            except FileNotFoundError:
-                pass
+            stale += 1
+            if remove_stale:
+                try:  # we got the lock: its writer is gone
+                    _fs.unlink(path)
+                except FileNotFoundError:
+                    pass
         finally:
             os.close(fd)
-    return oldest
+    return oldest, live, stale

@@ -48,7 +48,7 @@ from .discovery import find_repository
 from .errors import (ConflictError, EmbfmtError, ErrorKind, FormatError, InputError,
                      IntegrityError, NotFoundError)
 from .keys import decode_keys, encode_keys, normalize_keys
-from .lease import WriteLease, oldest_live_lease
+from .lease import WriteLease, scan_leases
 from .manifest import TableVersion
 from .matrix import as_matrix
 from .reader import ChunkReader
@@ -760,14 +760,18 @@ class Repo:
         # keeps every object this commit wrote, however long it takes.
         streams: list[RowStream] = []
         batch = self.store.batch()  # every object of the commit, synced before the ref moves
+        cid = None
         try:
             new_tables, write_info = self._store_tables(prepared, backend_name, streams, batch)
-            return self._commit_snapshot(branch, parent_id, new_tables, write_info, remove, message,
-                                         meta, author, time_utc, environment, backend_name,
-                                         batch=batch)
+            cid = self._commit_snapshot(branch, parent_id, new_tables, write_info, remove, message,
+                                        meta, author, time_utc, environment, backend_name,
+                                        batch=batch)
+            return cid
         finally:
             for stream in streams:
                 stream.close()
+            if cid is None:  # failed (a full disk, a conflict, Ctrl-C): take back what it wrote
+                self._discard(batch)
 
     def _plan(self, branch: str, parent_id: bytes | None, parent_tables: dict[str, str],
               prepared: list[Any], remove: tuple[str, ...], backend_name: str | None) -> CommitPlan:
@@ -1601,20 +1605,40 @@ class Repo:
         if not reflog_expire_seconds >= 0 or not grace_seconds >= 0:  # also refuses NaN
             raise InputError(f"grace_seconds and reflog_expire_seconds must be >= 0, got "
                              f"{grace_seconds} and {reflog_expire_seconds}", ErrorKind.BAD_ARGUMENT)
+        rep, cutoff, cache_keys = self._collect(grace_seconds, reflog_expire_seconds)
+        rep.bytes_freed += self.store.clean_tmp(cutoff)
+        if self.reader.rowprint_cache is not None:  # derived data of versions gone (§11.1)
+            rep.bytes_freed += self.reader.rowprint_cache.prune(cache_keys)
+        self.reader.clear()
+        return rep
+
+    def _gc_cutoff(self, grace_seconds: float, *, remove_stale: bool = True) -> tuple[float, int, int]:
+        """The modification time at or before which gc may remove an unreachable object or temp
+        file (spec §18.4), with the counts of live and stale leases."""
+        cutoff = time.time() - grace_seconds
+        oldest, live, stale = scan_leases(self.store.tmp, remove_stale=remove_stale)
+        if oldest is not None:
+            # A table write is running: keep whatever it wrote or touched since it started
+            # (1 s of slack for file systems with coarse timestamps).
+            cutoff = min(cutoff, oldest - 1.0)
+        return cutoff, live, stale
+
+    def _collect(self, grace_seconds: float, reflog_expire_seconds: float | None,
+                 candidates: list[bytes] | None = None) -> tuple[GcReport, float, set[bytes]]:
+        """gc's removal of unreachable objects among ``candidates`` (default: every object),
+        first expiring reflog entries older than ``reflog_expire_seconds`` (None: none);
+        returns the report, the cutoff time and the rowprint-cache keys still live."""
         # Leases first, refs second (spec §18.4): a writer whose commit lands between the two
         # steps is then either seen holding its lease (everything it wrote or touched is kept)
         # or seen through the ref it moved. In the other order, a long write that started
         # before the grace period could commit after the ref walk and drop its lease before
         # the lease check, and gc would delete old chunks that its new commit references.
-        cutoff = time.time() - grace_seconds
-        oldest = oldest_live_lease(self.store.tmp)
-        if oldest is not None:
-            # A table write is running: keep whatever it wrote or touched since it started
-            # (1 s of slack for file systems with coarse timestamps).
-            cutoff = min(cutoff, oldest - 1.0)
+        cutoff, _, _ = self._gc_cutoff(grace_seconds)
         cache_keys: set[bytes] = set()
         rep = GcReport()
-        expiry = float("inf") if reflog_expire_seconds == 0 else time.time() - reflog_expire_seconds
+        expiry: float | None = None  # None: every reflog entry stays a root
+        if reflog_expire_seconds is not None:
+            expiry = float("inf") if reflog_expire_seconds == 0 else time.time() - reflog_expire_seconds
         live = self._reachable_objects(cache_keys, expiry)
         # Nothing is deleted before the refs just walked are durable (spec §18.6): a ref moved
         # by a writer that did not sync it could otherwise come back after a power loss and
@@ -1622,9 +1646,10 @@ class Repo:
         self.refs.sync()
         # The walk succeeded: now drop the expired entries (before any object goes, so that no
         # entry ever names a deleted commit). Entries appended meanwhile are newer: kept.
-        with self.refs.locked():
-            rep.reflog_expired = self.refs.reflog.expire(expiry)
-        oids = list(self.store.iter())
+        if expiry is not None:
+            with self.refs.locked():
+                rep.reflog_expired = self.refs.reflog.expire(expiry)
+        oids = list(self.store.iter()) if candidates is None else candidates
         removed: list[bytes] = []
         with progress.bar(len(oids), "gc objects", unit="obj") as bar:
             for oid in oids:
@@ -1643,11 +1668,49 @@ class Repo:
                 elif self.store.has(oid):  # refreshed since: a writer reuses it
                     rep.objects_kept += 1
         self.store.sync_deletions(removed)  # the space is free once gc returns, crash or not
-        rep.bytes_freed += self.store.clean_tmp(cutoff)
-        if self.reader.rowprint_cache is not None:  # derived data of versions gone (§11.1)
-            rep.bytes_freed += self.reader.rowprint_cache.prune(cache_keys)
-        self.reader.clear()
-        return rep
+        return rep, cutoff, cache_keys
+
+    def gc_status(self, *, grace_seconds: float = 3600.0) -> dict[str, Any]:
+        """What :meth:`gc` would find, changing nothing (works on a read-only repository):
+        unreferenced objects (count and bytes, and how many of them are younger than the
+        grace period, which gc keeps), temporary files under ``tmp/`` (of writers running
+        or dead), and live and stale write leases. What an interrupted write left behind
+        shows here at once, whatever the grace period."""
+        cutoff, live_leases, stale_leases = self._gc_cutoff(grace_seconds, remove_stale=False)
+        live = self._reachable_objects(None, time.time() - DEFAULT_REFLOG_EXPIRE_SECONDS)
+        out: dict[str, Any] = {"grace_seconds": grace_seconds, "objects": 0, "bytes": 0,
+                               "unreferenced_objects": 0, "unreferenced_bytes": 0,
+                               "unreferenced_kept_by_grace": 0, "temp_files": 0, "temp_bytes": 0,
+                               "temp_kept_by_grace": 0, "writes_running": live_leases,
+                               "dead_writer_leases": stale_leases}
+        for oid in self.store.iter():
+            try:
+                n = self.store.size(oid)
+            except NotFoundError:
+                continue  # removed meanwhile
+            out["objects"] += 1
+            out["bytes"] += n
+            if oid not in live:
+                out["unreferenced_objects"] += 1
+                out["unreferenced_bytes"] += n
+                out["unreferenced_kept_by_grace"] += self.store.mtime(oid) > cutoff
+        for name, size, mtime in self.store.tmp_files():
+            out["temp_files"] += 1
+            out["temp_bytes"] += size
+            out["temp_kept_by_grace"] += mtime > cutoff
+        return out
+
+    def _discard(self, batch: WriteBatch) -> int:
+        """Remove again the objects a failed commit stored itself, by gc's rules (spec §18.4,
+        grace 0: an object another running write reuses, or one a ref reaches, stays);
+        returns the bytes freed. Best effort: the commit's own error is what the caller sees."""
+        if not batch.published:
+            return 0
+        try:
+            rep, _, _ = self._collect(0.0, None, list(batch.published))
+        except (EmbfmtError, OSError):
+            return 0
+        return rep.bytes_freed
 
     def disk_usage(self) -> int:
         """Bytes of all stored objects."""

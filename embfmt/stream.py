@@ -344,6 +344,8 @@ class StreamWriter:
                     batch=self._stream.batch)
             except BaseException:
                 self._state = "aborted"
+                self._stream.close()  # its lease goes first: the objects are then unprotected
+                self._repo._discard(self._stream.batch)
                 raise
             finally:
                 self._stream.close()
@@ -356,6 +358,7 @@ class StreamWriter:
             if self._state == "open":
                 self._state = "aborted"
                 self._stream.close()
+                self._repo._discard(self._stream.batch)
 
     def _check_open(self) -> None:
         if self._state != "open":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import stat
 import threading
 import time
 import uuid
@@ -261,6 +262,21 @@ class LocalStore(Store):
             if name.startswith(rest) and len(name) == 62:
                 yield bytes.fromhex(hex_prefix[:2] + name)
 
+    def tmp_files(self) -> Iterator[tuple[str, int, float]]:
+        """``(name, size, mtime)`` of each plain file under ``tmp/`` (temp objects, scratch
+        files, leases)."""
+        try:
+            names = os.listdir(self.tmp)
+        except FileNotFoundError:
+            return
+        for name in names:
+            try:
+                st = os.lstat(os.path.join(self.tmp, name))
+            except FileNotFoundError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                yield name, st.st_size, st.st_mtime
+
     def clean_tmp(self, older_than: float) -> int:
         """Remove temp files older than ``older_than`` (epoch seconds); returns bytes freed."""
         freed = 0
@@ -293,6 +309,9 @@ class LocalBatch(WriteBatch):
         self._futures: list[Future[bool]] = []
         self._dirs: set[str] = set()
         self._lock = threading.Lock()
+        #: ids this batch linked into objects/ itself (not ones that existed already): what a
+        #: failed commit may remove again (Repo._discard)
+        self.published: list[bytes] = []
 
     def has(self, oid: bytes) -> bool:
         return self.store.has(oid)
@@ -316,12 +335,18 @@ class LocalBatch(WriteBatch):
         st._prepare(dest)
         tmp = st._write_tmp(oid, data)
         if not st.durable:
-            return st._publish(tmp, dest)
-        fut = _fs.io_pool().submit(st._publish, tmp, dest)
+            return self._linked(oid, st._publish(tmp, dest))
+        fut = _fs.io_pool().submit(lambda: self._linked(oid, st._publish(tmp, dest)))
         with self._lock:
             self._futures.append(fut)
             self._dirs.add(os.path.dirname(dest))
         return True
+
+    def _linked(self, oid: bytes, wrote: bool) -> bool:
+        if wrote:
+            with self._lock:
+                self.published.append(oid)
+        return wrote
 
     def wait(self) -> None:
         with self._lock:

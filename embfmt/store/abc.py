@@ -21,10 +21,15 @@ class WriteBatch:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        #: ids this batch stored itself (not ones that existed already)
+        self.published: list[bytes] = []
 
     def put(self, oid: bytes, data: bytes | memoryview | list[bytes | memoryview]) -> bool:
         """As :meth:`Store.put`; durable only after :meth:`sync`."""
-        return self.store.put(oid, data)
+        wrote = self.store.put(oid, data)
+        if wrote:
+            self.published.append(oid)
+        return wrote
 
     def has(self, oid: bytes) -> bool:
         return self.store.has(oid)
