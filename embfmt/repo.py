@@ -668,8 +668,8 @@ class Repo:
             if full != "HEAD":
                 check_ref_name(full.partition("/")[2])
             out = log.read(full, problems)
-            if not out and full not in log.refs() and (full == "HEAD" or self.refs.read(
-                    *full.split("/", 1)) is None):
+            if not out and full != "HEAD" and full not in log.refs() and self.refs.read(
+                    *full.split("/", 1)) is None:  # HEAD always exists: no switch yet, no entry
                 raise NotFoundError(f"no reflog for {ref!r} in {self.path} (no such ref was ever "
                                     "moved here)")
         # newest first; entries of one log are in file order, which is time order

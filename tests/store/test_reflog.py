@@ -54,6 +54,7 @@ def test_every_ref_move_is_logged(repo: Repo) -> None:
     assert [e.time for e in everything] == sorted((e.time for e in everything), reverse=True)
     with pytest.raises(NotFoundError):
         repo.reflog("nosuch")
+    assert Repo.init(Path(repo.path).parent / "new").reflog("HEAD") == []  # no switch yet
 
 
 def test_reset_then_gc_keeps_the_old_tip_until_the_entry_expires(repo: Repo) -> None:
