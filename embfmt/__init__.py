@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .backend import available_backends, get_backend
     from .fingerprint import Fingerprint, Fingerprinter, InclusionProof, fingerprint, verify_proof
     from .diff import Diff, diff
+    from .keys import CarryKeys
     from .repo import CommitInfo, GcReport, Repo, VerifyReport
     from .lineage import StampInfo, UseRecord
     from .blame import BlameEntry
@@ -49,6 +50,7 @@ _LAZY = {
     "Fingerprint": "fingerprint", "Fingerprinter": "fingerprint", "InclusionProof": "fingerprint",
     "fingerprint": "fingerprint", "verify_proof": "fingerprint",
     "Diff": "diff", "diff": "diff",
+    "CarryKeys": "keys",
     "CommitInfo": "repo", "GcReport": "repo", "Repo": "repo", "VerifyReport": "repo",
     "StampInfo": "lineage", "UseRecord": "lineage",
     "BlameEntry": "blame",
@@ -110,6 +112,7 @@ __all__ = [
     "UseRecord",
     "BlameEntry",
     "StreamWriter",
+    "CarryKeys",
     "Tracker",
     "diff",
     "verify",

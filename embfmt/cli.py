@@ -202,17 +202,38 @@ def _split_dataset(args: argparse.Namespace, spec: str) -> tuple[str, str | None
     return split_dataset(spec, lambda p: _path(args, p))
 
 
-def _parse_meta(items: list[str]) -> dict[str, Any]:
+def _parse_meta(items: list[str], json_items: Sequence[str] = ()) -> dict[str, Any]:
+    """``--meta KEY=VALUE`` stores VALUE as the string it is (``version=1.10`` stays ``"1.10"``,
+    ``sha=0e12`` stays ``"0e12"``); ``--meta-json KEY=JSON`` stores a typed JSON value."""
+    from .manifest import canonical_json
+
     meta: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise InputError(f"--meta: expected KEY=VALUE, got {item!r}", ErrorKind.BAD_ARGUMENT)
-        try:
-            meta[key] = json.loads(value)
-        except json.JSONDecodeError:
-            meta[key] = value
+    for opt, group in (("--meta", items), ("--meta-json", json_items)):
+        for item in group:
+            key, _, value = item.partition("=")
+            if "=" not in item or not key:
+                raise InputError(f"{opt}: expected KEY={'JSON' if opt == '--meta-json' else 'VALUE'}, "
+                                 f"got {item!r}", ErrorKind.BAD_ARGUMENT)
+            if key in meta:
+                raise InputError(f"{opt}: metadata key {key!r} given twice", ErrorKind.BAD_ARGUMENT)
+            if opt == "--meta":
+                meta[key] = value
+                continue
+            try:
+                v = json.loads(value, parse_constant=_no_constant)
+                canonical_json({key: v}, "metadata")  # depth, size, finite numbers
+            except (ValueError, RecursionError, EmbfmtError) as e:
+                why = e.message if isinstance(e, EmbfmtError) else f"{type(e).__name__}: {str(e)[:200]}"
+                raise InputError(f"--meta-json {key}: {value[:80]!r} is not a JSON value embfmt can "
+                                 f"store ({why}); use --meta {key}=... for a string",
+                                 ErrorKind.BAD_ARGUMENT) from None
+            meta[key] = v
     return meta
+
+
+def _no_constant(name: str) -> Any:
+    # JSON has no NaN or infinities; Python's json would accept them and canonical JSON refuses.
+    raise ValueError(f"{name} is not JSON")
 
 
 def _load_keys(args: argparse.Namespace, path: str, table: str) -> Any:
@@ -236,10 +257,43 @@ def _load_keys(args: argparse.Namespace, path: str, table: str) -> Any:
     return arr
 
 
+def _key_options(args: argparse.Namespace, specs: dict[str, Any]) -> dict[str, Any]:
+    """Table -> keys from --keys, --carry-keys, --append-keys and --drop-keys (one per table)."""
+    from .keys import KEYS_CARRY, KEYS_DROP, CarryKeys
+
+    keys: dict[str, Any] = {}
+    given: list[tuple[str, str, Any]] = []
+    for item in args.keys:
+        name, path = _split_assignment(item, "--keys", "TABLE=FILE.npy")
+        given.append(("--keys", name, path))
+    for item in args.append_keys:
+        name, path = _split_assignment(item, "--append-keys", "TABLE=FILE.npy")
+        given.append(("--append-keys", name, path))
+    given += [("--carry-keys", name, None) for name in args.carry_keys]
+    given += [("--drop-keys", name, None) for name in args.drop_keys]
+    seen: dict[str, str] = {}
+    for opt, name, path in given:
+        if name not in specs:
+            raise InputError(f"{opt}: table {name!r} is not committed here", ErrorKind.BAD_ARGUMENT)
+        if name in seen:
+            raise InputError(f"table {name!r}: {seen[name]} and {opt} both given; choose one",
+                             ErrorKind.BAD_ARGUMENT)
+        seen[name] = opt
+        if opt == "--keys":
+            keys[name] = _load_keys(args, path, name)
+        elif opt == "--append-keys":
+            keys[name] = CarryKeys(appended=_load_keys(args, path, name))
+        else:
+            keys[name] = KEYS_CARRY if opt == "--carry-keys" else KEYS_DROP
+    return keys
+
+
 def _name_file(e: EmbfmtError, files: dict[str, str]) -> EmbfmtError:
     """Add the input file to a repository error that names only the table."""
     msg = (e.message.replace("allow_schema_change=True", "--allow-schema-change")
-           .replace("allow_identity_change=True", "--allow-identity-change"))
+           .replace("allow_identity_change=True", "--allow-identity-change")
+           .replace("keys='carry'", "--carry-keys")
+           .replace("CarryKeys(appended=<their keys>)", "--append-keys T=FILE.npy"))
     for name, path in files.items():
         if msg.startswith(f"table {name!r}"):
             msg = f"{path}: {msg}"
@@ -258,12 +312,7 @@ def cmd_commit(args: argparse.Namespace) -> int:
             raise InputError(f"table {name!r} given twice", ErrorKind.BAD_ARGUMENT)
         path, ds = _split_dataset(args, spec)
         specs[name] = (_path(args, path), ds if ds is not None else args.dataset)
-    keys: dict[str, Any] = {}
-    for item in args.keys:
-        name, path = _split_assignment(item, "--keys", "TABLE=FILE.npy")
-        if name not in specs:
-            raise InputError(f"--keys: table {name!r} is not committed here", ErrorKind.BAD_ARGUMENT)
-        keys[name] = _load_keys(args, path, name)
+    keys = _key_options(args, specs)
     identity: dict[str, dict[str, Any]] = {}
     for item in args.identity:
         name, text = _split_assignment(item, "--identity", "TABLE=JSON")
@@ -277,7 +326,7 @@ def cmd_commit(args: argparse.Namespace) -> int:
             raise InputError(f"--identity for table {name!r}: expected a JSON object, got {text!r}",
                              ErrorKind.BAD_ARGUMENT)
         identity[name] = ident
-    metadata = _parse_meta(args.meta)
+    metadata = _parse_meta(args.meta, args.meta_json)
     if args.branch:
         _check_name(args.branch, "branch")
 
@@ -297,6 +346,11 @@ def cmd_commit(args: argparse.Namespace) -> int:
                               allow_identity_change=args.allow_identity_change,
                               allow_schema_change=args.allow_schema_change, dry_run=args.dry_run)
         except EmbfmtError as e:
+            if e.kind is ErrorKind.KEYS_REQUIRED:  # say it in the CLI's words
+                e = InputError(e.message.split("; pass ")[0] + "; give --keys T=FILE.npy, "
+                               "--carry-keys T (the same rows in the same order), --append-keys "
+                               "T=FILE.npy (the parent's rows, then rows appended at the end, "
+                               "keyed by FILE) or --drop-keys T", e.kind)
             raise _name_file(e, {n: p for n, (p, _) in specs.items()}) from None
         if args.dry_run:
             _print_plan(out, args.json)
@@ -929,16 +983,50 @@ def _is_file_operand(args: argparse.Namespace, spec: str) -> bool:
     return True
 
 
+def _spelled_as_file(spec: str) -> bool:
+    """``./x``, ``../x``, an absolute path, or a name (before any ``:DATASET``) with a matrix
+    file extension: a file whatever the repository holds (spec-free CLI rule, README)."""
+    from .formats import has_matrix_extension
+
+    seps = ("/", os.sep)
+    if spec.startswith(tuple(p + s for p in (".", "..") for s in seps) + seps):
+        return True
+    heads = [spec] + [spec[:i] for i, ch in enumerate(spec) if ch == ":"]
+    return any(has_matrix_extension(h) for h in heads)
+
+
+def _names_revision(args: argparse.Namespace, spec: str) -> str | None:
+    """The commit ``spec`` resolves to in the repository of the command, or None."""
+    from .repo import Repo
+
+    base = getattr(args, "chdir", None) or "."
+    try:
+        with Repo(os.path.abspath(base)) as repo:
+            return repo.resolve(spec)
+    except EmbfmtError:
+        return None
+
+
 def _classify(args: argparse.Namespace, spec: str, dataset: str | None) -> _Operand:
-    """A matrix file when ``spec`` (or ``FILE:DATASET``) names an existing file, else a revision."""
-    if _is_file_operand(args, spec):
-        return _Operand(spec, "file", _path(args, spec), dataset)
-    path, ds = _split_dataset(args, spec)
-    if path != spec and _is_file_operand(args, path):
-        if ds is not None and dataset is not None and ds != dataset:
-            raise InputError(f"{spec}: dataset given twice ({ds!r} and {dataset!r})", ErrorKind.BAD_ARGUMENT)
-        return _Operand(spec, "file", _path(args, path), ds if ds is not None else dataset)
-    return _Operand(spec, "rev")
+    """A matrix file or a revision. Spelled as a file (``./base``, a path, a known extension):
+    a file. A bare name that is an existing file and not a revision: that file. One that is
+    both is refused (exit 2), naming both readings: a file never silently shadows a revision."""
+    path, ds = spec, None
+    if not _is_file_operand(args, spec):
+        path, ds = _split_dataset(args, spec)
+    if ds is not None and dataset is not None and ds != dataset:
+        raise InputError(f"{spec}: dataset given twice ({ds!r} and {dataset!r})", ErrorKind.BAD_ARGUMENT)
+    op = _Operand(spec, "file", _path(args, path), ds if ds is not None else dataset)
+    if _spelled_as_file(spec):
+        return op  # a missing file is then "no such file", never a revision by accident
+    if not _is_file_operand(args, path):
+        return _Operand(spec, "rev")
+    cid = _names_revision(args, spec)
+    if cid is not None:
+        raise InputError(f"{spec!r} is both a file ({_path(args, path)}) and a revision (commit "
+                         f"{cid[:12]}); write ./{spec} for the file or {cid[:12]} for the revision",
+                         ErrorKind.AMBIGUOUS_REVISION)
+    return op
 
 
 def _pick_table(repo: Repo, revs: list[str], table: str | None) -> str:
@@ -1041,7 +1129,22 @@ def cmd_diff(args: argparse.Namespace) -> int:
     for op, opt in zip(ops, ("--dataset-a", "--dataset-b")):
         if op.kind == "rev" and getattr(args, opt[2:].replace("-", "_")) is not None:
             raise InputError(f"{opt} given, but {op.spec!r} is not a file", ErrorKind.BAD_ARGUMENT)
-    kw = dict(stats=args.stats, procrustes=args.procrustes, knn=args.knn, sample=args.sample)
+    summary = [o for o in ("--stat", "--name-only", "--name-status") if getattr(args, o[2:].replace("-", "_"))]
+    if len(summary) > 1 or (summary and args.json):
+        raise InputError(f"diff: {' and '.join(summary + (['--json'] if args.json else []))} "
+                         "cannot be combined; choose one", ErrorKind.BAD_ARGUMENT)
+    # A summary shows counts only: per-row statistics would be computed for nothing.
+    kw = dict(stats=args.stats and (not summary or bool(args.plot)), procrustes=args.procrustes,
+              knn=args.knn, sample=args.sample)
+    if all(op.kind == "rev" for op in ops) and args.table is None:
+        with _open_repo(args) as repo:
+            try:
+                ta, tb = (set(repo.get_commit(repo.resolve(op.spec)).tables) for op in ops)
+            except EmbfmtError as e:
+                bad = next((op for op in ops if op.spec in e.message), ops[0])
+                raise _rev_error(bad, e) from None
+            if not (len(ta) == 1 and ta == tb):  # every table, not just one of them
+                return _diff_tables(args, repo, ops, kw, summary[0] if summary else None)
     with ExitStack() as stack:
         sides: list[Any] = []
         infos: list[dict[str, Any]] = []
@@ -1088,17 +1191,100 @@ def cmd_diff(args: argparse.Namespace) -> int:
             plot_diff(d, _path(args, args.plot), title=None)
     if args.json:
         _print_json(d.to_dict(top=args.top, rows=args.rows))
+    elif summary:
+        name = d.info.get("b", {}).get("table") or args.b
+        _print_summary([(name, "unchanged" if d.identical else "changed", d, None, None)], summary[0])
     else:
         _print_diff(d, (labels[0], labels[1]), args.top)
         if args.rows:
-            print()
-            print("changed (a -> b): " + " ".join(f"{x}->{y}" if x != y else str(x)
-                                                for x, y in zip(d.changed_a.tolist(), d.changed_b.tolist())))
-            print("added (b): " + " ".join(map(str, d.added.tolist())))
-            print("removed (a): " + " ".join(map(str, d.removed.tolist())))
+            _print_rows(d)
         if args.plot:
             print(f"wrote {_path(args, args.plot)}")
     return EXIT_OK if d.identical else EXIT_DIFFERENT
+
+
+def _diff_tables(args: argparse.Namespace, repo: Repo, ops: list[_Operand], kw: dict[str, Any],
+                 summary: str | None) -> int:
+    """``embfmt diff A B`` of two revisions without --table: every table of either side."""
+    try:
+        td = repo.diff(ops[0].spec, ops[1].spec, **kw)
+    except EmbfmtError as e:
+        bad = next((op for op in ops if op.spec in e.message), ops[0])
+        raise _rev_error(bad, e) from None
+    if args.plot:
+        from .plot import plot_tables
+
+        plot_tables(td, _path(args, args.plot))
+    entries = []
+    for name, st in td.status().items():
+        sc = td.schema_changed.get(name)
+        entries.append((name, st, td.diffs.get(name), sc[0] if sc else td.removed.get(name),
+                        sc[1] if sc else td.added.get(name)))
+    if args.json:
+        _print_json(td.to_dict(top=args.top, rows=args.rows))
+    elif summary:
+        _print_summary(entries, summary)
+    else:
+        for side in "ab":
+            i = td.info[side]
+            print(f"{side}: {i['rev']}  (commit {i['commit'][:12]})")
+        c = td.to_dict(top=0)["table_counts"]
+        print(f"{len(entries)} tables: {c['changed']} changed, {c['added']} added, "
+              f"{c['removed']} removed, {c['unchanged']} unchanged")
+        for name, st, d, a, b in entries:
+            print()
+            if d is not None and not d.identical:
+                print(f"== table {name}: changed ==")
+                _print_diff(d, (ops[0].spec, ops[1].spec), args.top)
+                if args.rows:
+                    _print_rows(d)
+            elif d is not None:
+                print(f"== table {name}: unchanged ({d.n_a} x {d.dim} {d.dtype}) ==")
+            elif a is not None and b is not None:
+                print(f"== table {name}: changed: {a['rows']} x {a['dim']} {a['dtype']} -> "
+                      f"{b['rows']} x {b['dim']} {b['dtype']} (dtype or D changed: rows not compared) ==")
+            else:
+                t = a if a is not None else b
+                print(f"== table {name}: {st} ({t['rows']} x {t['dim']} {t['dtype']}) ==")
+        if args.plot:
+            print(f"\nwrote {_path(args, args.plot)}")
+    return EXIT_OK if td.identical else EXIT_DIFFERENT
+
+
+def _print_summary(entries: list[tuple[str, str, Any, Any, Any]], mode: str) -> None:
+    """git's --stat / --name-only / --name-status, one line per table that differs."""
+    differ = [e for e in entries if e[1] != "unchanged"]
+    if mode == "--name-only":
+        for name, *_ in differ:
+            print(name)
+        return
+    if mode == "--name-status":
+        for name, st, *_ in differ:
+            print(f"{'MAD'[('changed', 'added', 'removed').index(st)]}\t{name}")
+        return
+    width = max((len(e[0]) for e in differ), default=0)
+    for name, st, d, a, b in differ:
+        if d is not None:
+            what = (f"{d.n_changed} changed, {len(d.added)} added, {len(d.removed)} removed "
+                    f"({d.n_a} -> {d.n_b} rows)")
+        elif a is not None and b is not None:
+            what = f"dtype or D changed ({a['dtype']} x {a['dim']} -> {b['dtype']} x {b['dim']})"
+        else:
+            t = a if a is not None else b
+            what = f"{st} ({t['rows']} x {t['dim']} {t['dtype']})"
+        print(f" {name:<{width}} | {what}")
+    if differ:
+        n = {k: sum(1 for e in differ if e[1] == k) for k in ("changed", "added", "removed")}
+        print(f" {len(differ)} table{'s' if len(differ) != 1 else ''} differ: {n['changed']} changed, "
+              f"{n['added']} added, {n['removed']} removed; {len(entries) - len(differ)} unchanged")
+
+
+def _print_rows(d: Any) -> None:
+    print()
+    print("changed (a -> b): " + " ".join(f"{x}->{y}" if x != y else str(x)
+                                        for x, y in zip(d.changed_a.tolist(), d.changed_b.tolist())))
+    print("added (b): " + " ".join(map(str, d.added.tolist())))
+    print("removed (a): " + " ".join(map(str, d.removed.tolist())))
 
 
 def cmd_verify_array(args: argparse.Namespace) -> int:
@@ -1328,12 +1514,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Parquet/Arrow key column (default: a column named key or id, if any)")
     c.add_argument("-m", "--message", required=True)
     c.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE",
-                   help="commit metadata; VALUE is parsed as JSON when it is valid JSON")
+                   help="commit metadata: KEY gets the string VALUE, as typed (1.10 stays 1.10)")
+    c.add_argument("--meta-json", action="append", default=[], metavar="KEY=JSON",
+                   help="commit metadata: KEY gets the JSON value (a number, true, null, a list "
+                        "or an object), e.g. --meta-json lr=0.001 --meta-json tags='[1, 2]'")
     c.add_argument("--branch", help="branch to commit to (default: HEAD's; created if missing)")
     c.add_argument("--dataset", help="HDF5 dataset or safetensors tensor for every FILE without :DATASET")
     c.add_argument("--keys", action="append", default=[], metavar="TABLE=FILE.npy",
                    help="row keys: a 1-D .npy of unique integers or strings, one per row "
                         "(replaces keys read from the file)")
+    c.add_argument("--carry-keys", action="append", default=[], metavar="TABLE",
+                   help="keep the parent version's keys: FILE holds the same rows in the same "
+                        "order. A table whose parent has keys needs keys (from FILE or --keys), "
+                        "--carry-keys, --append-keys or --drop-keys")
+    c.add_argument("--append-keys", action="append", default=[], metavar="TABLE=FILE.npy",
+                   help="the parent's keys for its rows, which come first in FILE, then the "
+                        "keys in FILE.npy for the rows appended after them")
+    c.add_argument("--drop-keys", action="append", default=[], metavar="TABLE",
+                   help="commit TABLE without keys although its parent version has some")
     c.add_argument("--identity", action="append", default=[], metavar="TABLE=JSON",
                    help='identity stamp, e.g. emb=\'{"model": "enc", "revision": "3"}\'')
     c.add_argument("--dry-run", action="store_true",
@@ -1488,13 +1686,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     df = add("diff", cmd_diff, "row-level diff of two revisions or matrix files (exit 1 if they differ)",
              "print the diff as JSON (schema: spec/diff-json.md)")
-    df.description = ("Compare B with A row by row. Each of A and B is a matrix file (.npy, HDF5, "
-                      ".safetensors; FILE:DATASET names a dataset) or, when no such file exists, a "
-                      "revision of the repository. Exit 0: identical; 1: they differ; 2: error "
-                      "(including a different dtype or D).")
+    df.description = ("Compare B with A row by row. Each of A and B is a revision of the "
+                      "repository or a matrix file (.npy, HDF5, .safetensors, ...; FILE:DATASET "
+                      "names a dataset). A file is spelled as one: ./NAME, a path, or a name with "
+                      "a matrix extension; a bare NAME that is both a file and a revision is an "
+                      "error naming both. Two revisions without --table: every table of either "
+                      "side (added, removed, changed). Exit 0: identical; 1: they differ; 2: "
+                      "error (including a different dtype or D of one table).")
     df.add_argument("a", metavar="A")
     df.add_argument("b", metavar="B")
-    df.add_argument("--table", help="table of the revisions (needed when they share several)")
+    df.add_argument("--table", help="compare only this table (default for two revisions: every "
+                                    "table of either side, added, removed and changed)")
+    df.add_argument("--stat", action="store_true",
+                    help="one line per table that differs: rows changed, added and removed")
+    df.add_argument("--name-only", action="store_true", help="only the names of the tables that differ")
+    df.add_argument("--name-status", action="store_true",
+                    help="the tables that differ, each with M (changed), A (added) or D (removed)")
     df.add_argument("--top", type=int, default=10, metavar="K", help="list the K rows that moved most (default 10)")
     df.add_argument("--plot", metavar="FILE.png", help="write a PNG report (needs matplotlib)")
     df.add_argument("--stats", action=argparse.BooleanOptionalAction, default=True,

@@ -180,7 +180,7 @@ def _story(path: str, keep: bool, quiet: bool, n_rows: int, dim: int, stream: Te
             ids[label] = repo.commit(
                 {DEMO_TABLE: x}, message=message, author=_AUTHOR,
                 metadata={"run": "demo-1", "step": step, "update": kind},
-                keys={DEMO_TABLE: keys} if keys is not None else None,
+                keys={DEMO_TABLE: keys if keys is not None else "carry"},  # same rows: keep keys
                 identity={DEMO_TABLE: dict(DEMO_IDENTITY)})
             w = repo.show(ids[label])["tables"][DEMO_TABLE]["write"]
             total_raw += x.nbytes

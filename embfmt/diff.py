@@ -16,6 +16,7 @@ So a fast path only skips work: the result always equals a full bit-exact compar
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,7 @@ from .manifest import TableVersion
 from .matrix import Matrix, as_matrix
 from .reader import ChunkReader
 
-__all__ = ["RowChanges", "changed_rows", "Diff", "diff", "DIFF_SCHEMA_VERSION"]
+__all__ = ["RowChanges", "changed_rows", "Diff", "TablesDiff", "diff", "DIFF_SCHEMA_VERSION"]
 
 #: Version of the ``Diff.to_dict()`` / ``embfmt diff --json`` schema (docs: spec/diff-json.md).
 DIFF_SCHEMA_VERSION = 1
@@ -350,6 +351,84 @@ class Diff:
                          "added_keys": keys_of(self.added, self.keys_b),
                          "removed_keys": keys_of(self.removed, self.keys_a)}
         return d
+
+    def to_json(self, **kw: Any) -> str:
+        return json.dumps(self.to_dict(**kw), indent=2, sort_keys=True)
+
+
+class TablesDiff(Mapping[str, Diff]):
+    """Every table of two revisions compared (:meth:`embfmt.Repo.diff` without ``table``).
+
+    A mapping of table name -> :class:`Diff` for the tables both revisions have with the same
+    dtype and D (``d["item_emb"].n_changed``), plus the tables that exist on one side only
+    (:attr:`added`, :attr:`removed`) and those whose dtype or D changed, which have no row diff
+    (:attr:`schema_changed`). Each of those maps a name to the side's ``rows``, ``dim``,
+    ``dtype``, ``fingerprint`` and table-``version`` id.
+    """
+
+    def __init__(self, diffs: dict[str, Diff], added: dict[str, dict[str, Any]],
+                 removed: dict[str, dict[str, Any]],
+                 schema_changed: dict[str, tuple[dict[str, Any], dict[str, Any]]],
+                 info: dict[str, Any]) -> None:
+        self.diffs = dict(sorted(diffs.items()))
+        self.added = dict(sorted(added.items()))
+        self.removed = dict(sorted(removed.items()))
+        self.schema_changed = dict(sorted(schema_changed.items()))
+        self.info = info
+        """``a`` and ``b``: the revisions as given and the commits they resolved to."""
+
+    def __getitem__(self, name: str) -> Diff:
+        return self.diffs[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.diffs)
+
+    def __len__(self) -> int:
+        return len(self.diffs)
+
+    def __repr__(self) -> str:
+        return f"TablesDiff({self.status()})"
+
+    def status(self) -> dict[str, str]:
+        """Every table of either side -> ``added``, ``removed``, ``changed`` or ``unchanged``."""
+        out = {n: ("unchanged" if d.identical else "changed") for n, d in self.diffs.items()}
+        out.update({n: "added" for n in self.added})
+        out.update({n: "removed" for n in self.removed})
+        out.update({n: "changed" for n in self.schema_changed})
+        return dict(sorted(out.items()))
+
+    @property
+    def changed(self) -> list[str]:
+        """Tables on both sides that differ (rows, or dtype / D)."""
+        return [n for n, s in self.status().items() if s == "changed" and n not in self.added]
+
+    @property
+    def identical(self) -> bool:
+        """No table added, removed or changed."""
+        return all(s == "unchanged" for s in self.status().values())
+
+    def to_dict(self, top: int = 10, rows: bool = False) -> dict[str, Any]:
+        """The multi-table JSON form (spec/diff-json.md, "Several tables")."""
+        tables: dict[str, Any] = {}
+        for name, st in self.status().items():
+            t: dict[str, Any] = {"status": st}
+            if name in self.diffs:
+                t["diff"] = self.diffs[name].to_dict(top=top, rows=rows)
+            elif name in self.schema_changed:
+                t["a"], t["b"] = self.schema_changed[name]
+                t["diff"] = None
+                t["reason"] = "dtype or D changed: rows cannot be compared"
+            elif name in self.added:
+                t["b"] = self.added[name]
+            else:
+                t["a"] = self.removed[name]
+            tables[name] = t
+        counts = {k: 0 for k in ("changed", "added", "removed", "unchanged")}
+        for st in self.status().values():
+            counts[st] += 1
+        return {"schema": DIFF_SCHEMA_VERSION, "identical": self.identical,
+                "a": dict(self.info.get("a", {})), "b": dict(self.info.get("b", {})),
+                "tables": tables, "table_counts": counts}
 
     def to_json(self, **kw: Any) -> str:
         return json.dumps(self.to_dict(**kw), indent=2, sort_keys=True)

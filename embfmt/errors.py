@@ -84,6 +84,9 @@ class ErrorKind(str, Enum):
     BRANCH_IN_USE = "branch-in-use"
     # ConflictError: deleting a branch whose tip no other ref reaches (force to delete anyway).
     NOT_MERGED = "not-merged"
+    # InputError: a new version of a keyed table was given no keys and no explicit carry or
+    # drop (spec §18.1): the rows' identity is unknown, so the parent's keys cannot follow them.
+    KEYS_REQUIRED = "keys-required"
 
 
 class EmbfmtError(Exception):

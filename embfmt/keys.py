@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import blake3
@@ -11,11 +12,53 @@ import zstandard
 from . import _layout as L
 from .errors import ErrorKind, FormatError, InputError, IntegrityError
 
-__all__ = ["normalize_keys", "encode_keys", "decode_keys", "KeyIndex"]
+__all__ = ["normalize_keys", "encode_keys", "decode_keys", "KeyIndex", "CarryKeys", "KEYS_CARRY",
+           "KEYS_DROP", "one_or_many"]
+
+#: ``keys={table: "carry"}``: the new version keeps its parent's keys (same rows, same order).
+KEYS_CARRY = "carry"
+#: ``keys={table: "drop"}``: the new version has no keys, even though its parent had some.
+KEYS_DROP = "drop"
+
+
+@dataclass(frozen=True)
+class CarryKeys:
+    """Keys of a new table version taken from its parent's version, for rows whose identity
+    the caller knows: the parent's ``N`` rows are the new version's first ``N`` rows, in the
+    same order, followed by ``len(appended)`` new rows with the keys ``appended``.
+
+    ``CarryKeys()`` (or the string ``"carry"``) needs the same row count as the parent.
+    Without it, a commit of a keyed table with no keys is refused (``keys-required``):
+    embfmt cannot tell a re-export in another row order from the same rows.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, embfmt
+    >>> repo = embfmt.Repo.init(tempfile.mkdtemp())
+    >>> _ = repo.commit({"t": np.zeros((2, 3), np.float32)}, keys={"t": ["a", "b"]})
+    >>> _ = repo.commit({"t": np.ones((3, 3), np.float32)}, keys={"t": embfmt.CarryKeys(["c"])})
+    >>> repo.keys("t").tolist()
+    ['a', 'b', 'c']
+    """
+
+    appended: Any = None
+    """Keys of the rows after the parent's (None: no row is appended)."""
+
+
+def one_or_many(keys: Any) -> tuple[Any, bool]:
+    """``(keys, True)`` for one key (a str, bytes or scalar), ``(keys, False)`` for a sequence or
+    array of keys. A str is one key, never a sequence of one-character keys."""
+    if isinstance(keys, (str, bytes, int, np.integer)) or (isinstance(keys, np.ndarray) and keys.ndim == 0):
+        return keys, True
+    return keys, False
 
 
 def normalize_keys(keys: Any, n_rows: int, table: str) -> np.ndarray:
     """Validate user keys: int64 array or object array of str, length ``n_rows``, unique."""
+    if isinstance(keys, (str, bytes)):  # list("abc") would be three keys: never what was meant
+        raise InputError(f"table {table!r}: keys must be a sequence of {n_rows} keys, got one "
+                         f"{type(keys).__name__} {keys[:40]!r} (one key: put it in a list)",
+                         ErrorKind.BAD_KEYS)
     if isinstance(keys, np.ndarray) and keys.dtype.kind in "iu":
         arr = keys.astype(np.int64)
         if keys.dtype.kind == "u" and keys.size and keys.max() > np.iinfo(np.int64).max:
@@ -129,7 +172,16 @@ class KeyIndex:
             return np.array(out, dtype=np.int64)
         if self._order is None:
             self._order = np.argsort(self.keys, kind="stable")
-        w = np.asarray(wanted, dtype=np.int64)
+        if isinstance(wanted, np.ndarray) and wanted.dtype.kind in "iu":
+            if wanted.dtype.kind == "u" and wanted.size and wanted.max() > np.iinfo(np.int64).max:
+                raise NotFoundError(f"no row with key {int(wanted.max())}")
+            w = wanted.astype(np.int64).reshape(-1)
+        else:  # a str, float or bool is no int64 key: not found (never parsed or truncated)
+            for k in wanted:
+                if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) \
+                        or not -(1 << 63) <= int(k) < (1 << 63):
+                    raise NotFoundError(f"no row with key {k!r}")
+            w = np.array([int(k) for k in wanted], dtype=np.int64)
         sk = self.keys[self._order]
         pos = np.searchsorted(sk, w)
         pos_c = np.minimum(pos, max(0, len(sk) - 1))

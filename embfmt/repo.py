@@ -47,7 +47,7 @@ from .diff import RowChanges, changed_rows
 from .discovery import find_repository
 from .errors import (ConflictError, EmbfmtError, ErrorKind, FormatError, InputError,
                      IntegrityError, NotFoundError)
-from .keys import decode_keys, encode_keys, normalize_keys
+from .keys import KEYS_CARRY, KEYS_DROP, CarryKeys, decode_keys, encode_keys, normalize_keys
 from .lease import WriteLease, scan_leases
 from .manifest import TableVersion
 from .matrix import as_matrix
@@ -699,7 +699,13 @@ class Repo:
             Free text, a JSON object, and who (default: :meth:`author`: ``$EMBFMT_AUTHOR``,
             the repository's or the global settings, else ``user@host``).
         keys
-            Table name -> row keys (unique int64 or str, one per row).
+            Table name -> row keys (unique int64 or str, one per row), or for a table whose
+            parent version has keys: ``"carry"`` (keep them: the same rows in the same order),
+            :class:`~embfmt.keys.CarryKeys` ``(appended=...)`` (the parent's rows first, then
+            rows appended with these keys) or ``"drop"`` (no keys from now on). A keyed table
+            committed without any of these is refused (:class:`InputError`,
+            ``keys-required``): keys are never carried to rows whose identity is unknown (a
+            re-export in another row order would silently get wrong keys), nor dropped.
         identity
             Table name -> identity stamp (model name, revision, normalization, ...). A stamp
             that differs from the parent's is refused (``identity-mismatch``) unless
@@ -888,7 +894,7 @@ class Repo:
 
     def _prepare_table(self, name: str, x: Any, parent: TableVersion | None, keys: Any,
                        identity: dict[str, Any] | None, allow_identity_change: bool,
-                       allow_schema_change: bool) -> tuple[Any, np.ndarray | None, dict[str, Any] | None]:
+                       allow_schema_change: bool) -> tuple[Any, np.ndarray | bytes | None, dict[str, Any] | None]:
         """Check one table against the commit rules; writes nothing."""
         m = as_matrix(x)
         key_arr, identity = self._check_table(name, m.dtype, m.n_rows, m.dim, parent, keys, identity,
@@ -897,7 +903,7 @@ class Repo:
 
     def _check_table(self, name: str, dt: Any, n_rows: int, dim: int, parent: TableVersion | None,
                      keys: Any, identity: dict[str, Any] | None, allow_identity_change: bool,
-                     allow_schema_change: bool) -> tuple[np.ndarray | None, dict[str, Any] | None]:
+                     allow_schema_change: bool) -> tuple[np.ndarray | bytes | None, dict[str, Any] | None]:
         """Schema, identity and key rules for a new version of ``name``; returns the normalized
         keys and the identity the version carries. Writes nothing."""
         if parent is not None and not allow_schema_change:
@@ -921,21 +927,79 @@ class Repo:
                     "allow_identity_change=True", ErrorKind.IDENTITY_MISMATCH)
         else:
             identity = pident
-        key_arr = normalize_keys(keys, n_rows, name) if keys is not None else None
-        return key_arr, identity
+        return self._key_rule(name, n_rows, parent, keys), identity
 
-    def _finish_table(self, stream: RowStream, parent: TableVersion | None, key_arr: np.ndarray | None,
+    def _key_rule(self, name: str, n_rows: int, parent: TableVersion | None,
+                  keys: Any) -> np.ndarray | bytes | None:
+        """The keys of a new version of ``name`` (spec §18.1): new keys (an array), the id of
+        the parent's key object to reuse (bytes), or None. Keys never follow rows whose
+        identity the caller has not stated: a keyed parent needs keys, a carry or a drop."""
+        pkeys = parent.keys_id if parent is not None else None
+        if isinstance(keys, str) and keys == KEYS_CARRY:
+            keys = CarryKeys()
+        if isinstance(keys, str) and keys == KEYS_DROP:
+            return None
+        if isinstance(keys, CarryKeys):
+            n_parent = parent.n_rows if parent is not None else 0
+            if keys.appended is None:
+                if pkeys is None:
+                    return None  # nothing to carry, nothing lost
+                if n_rows != n_parent:
+                    raise InputError(
+                        f"table {name!r}: keys='carry' keeps the parent's {n_parent} keys, but the "
+                        f"new version has {n_rows} rows; for rows appended at the end pass "
+                        "CarryKeys(appended=<their keys>), else keys for every row",
+                        ErrorKind.BAD_KEYS)
+                # The new version will reference this object: check it before writing anything
+                # (a lost or damaged key object must not be carried into a new commit).
+                self._keys(pkeys)
+                return pkeys
+            if pkeys is None:
+                raise InputError(f"table {name!r}: CarryKeys(appended=...) needs a parent version "
+                                 "with keys; this one has none (pass keys for every row)",
+                                 ErrorKind.BAD_KEYS)
+            if isinstance(keys.appended, (str, bytes)):
+                normalize_keys(keys.appended, n_rows - n_parent, name)  # refused: one str
+            new = list(keys.appended)
+            if n_parent + len(new) != n_rows:
+                raise InputError(f"table {name!r}: the parent's {n_parent} keys and {len(new)} "
+                                 f"appended keys for {n_rows} rows", ErrorKind.BAD_KEYS)
+            old = self._keys(pkeys)
+            if len(new) and old.dtype != object:
+                try:
+                    joined: Any = np.concatenate([old, np.asarray(new, dtype=np.int64)])
+                except (TypeError, ValueError, OverflowError):
+                    joined = [*old.tolist(), *new]  # normalize_keys names what is wrong
+            else:
+                joined = [*old.tolist(), *new]
+            return normalize_keys(joined, n_rows, name)
+        if keys is None:
+            if pkeys is not None:
+                raise InputError(
+                    f"table {name!r} has row keys in the parent commit and none were given for "
+                    f"its new version ({parent.n_rows if parent else 0} -> {n_rows} rows); pass "
+                    "keys for every row, keys='carry' (the same rows in the same order), "
+                    "CarryKeys(appended=...) (the parent's rows, then rows appended at the end) "
+                    "or keys='drop'", ErrorKind.KEYS_REQUIRED)
+            return None
+        return normalize_keys(keys, n_rows, name)
+
+    def _finish_table(self, stream: RowStream, parent: TableVersion | None, key_arr: np.ndarray | bytes | None,
                       identity: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
         """Flush a fully fed :class:`RowStream` and store its table version; returns its id and
         the write statistics recorded in the commit."""
         w = stream.writer
         fp, stats = w.finish()
         tmeta: dict[str, Any] = {}
-        if key_arr is not None:
+        if isinstance(key_arr, bytes):  # carried: the parent's key object, refreshed for gc
+            if not self.store.touch(key_arr):
+                raise NotFoundError(f"key object {key_arr.hex()} of table {stream.name!r} is missing "
+                                    f"from {self.path} (lost, or removed by a garbage collection "
+                                    "running now); nothing was committed", ErrorKind.MISSING_OBJECT)
+            tmeta["keys"] = key_arr.hex()
+        elif key_arr is not None:
             kid = self._put_hashed(encode_keys(key_arr), stream.batch)
             tmeta["keys"] = kid.hex()
-        elif parent is not None and parent.keys_id is not None and parent.n_rows == stream.n_rows:
-            tmeta["keys"] = parent.meta["keys"]  # unchanged row set: keys carry over
         if identity is not None:
             tmeta["identity"] = identity
         digests = fp.chunk_digests
@@ -972,7 +1036,9 @@ class Repo:
         memory; the commit happens when the ``with`` block exits cleanly.
 
         The schema, identity and key rules of :meth:`commit` are checked here, before any row
-        is written. Other tables of the branch carry over unchanged.
+        is written: ``keys`` takes what one table's entry of ``commit(keys=...)`` takes (keys,
+        ``"carry"``, :class:`~embfmt.keys.CarryKeys`, ``"drop"``), and a keyed table needs one
+        of them. Other tables of the branch carry over unchanged.
 
         Examples
         --------
@@ -1319,9 +1385,20 @@ class Repo:
     def diff(self, rev_a: str, rev_b: str = "HEAD", table: str | None = None, **kw: Any) -> Any:
         """Row-level diff of ``table`` between two revisions (see :func:`embfmt.diff`).
 
-        Without ``table``, a dict of table name -> :class:`~embfmt.diff.Diff` for every table the
-        two revisions share (their ``info`` names tables present on one side only).
+        Without ``table``, every table of either revision: a :class:`~embfmt.diff.TablesDiff`,
+        a mapping of table name -> :class:`~embfmt.diff.Diff` for the tables both have (with the
+        same dtype and D), whose ``added``, ``removed`` and ``schema_changed`` name the others
+        and whose ``identical`` is True only when no table was added, removed or changed.
+
+        >>> import numpy as np, tempfile
+        >>> repo = Repo.init(tempfile.mkdtemp())
+        >>> _ = repo.commit({"a": np.zeros((3, 2), np.float32), "b": np.zeros((3, 2), np.float32)})
+        >>> _ = repo.commit({"b": np.ones((3, 2), np.float32), "c": np.ones((1, 2), np.float32)})
+        >>> d = repo.diff("HEAD~1", "HEAD")
+        >>> d.status(), d["b"].n_changed, d.identical
+        ({'a': 'unchanged', 'b': 'changed', 'c': 'added'}, 3, False)
         """
+        from .diff import TablesDiff
         from .diff import diff as _diff
 
         if table is not None:
@@ -1332,9 +1409,25 @@ class Repo:
             d.info["a"] = {"rev": rev_a, "commit": va.commit, "table": table, "fingerprint": va.fingerprint}
             d.info["b"] = {"rev": rev_b, "commit": vb.commit, "table": table, "fingerprint": vb.fingerprint}
             return d
-        ta = self.get_commit(self.resolve(rev_a)).tables
-        tb = self.get_commit(self.resolve(rev_b)).tables
-        return {t: self.diff(rev_a, rev_b, t, **kw) for t in sorted(set(ta) & set(tb))}
+        ca, cb = self.resolve(rev_a), self.resolve(rev_b)
+        ta, tb = self.get_commit(ca).tables, self.get_commit(cb).tables
+
+        def info(tid: str) -> dict[str, Any]:
+            tv = self.get_table_version(tid)
+            return {"rows": tv.n_rows, "dim": tv.dim, "dtype": tv.dtype.name,
+                    "fingerprint": tv.fingerprint, "version": tid}
+
+        diffs, schema = {}, {}
+        for t in sorted(set(ta) & set(tb)):
+            a, b = self.get_table_version(ta[t]), self.get_table_version(tb[t])
+            if a.dtype != b.dtype or a.dim != b.dim:
+                schema[t] = (info(ta[t]), info(tb[t]))
+            else:
+                diffs[t] = self.diff(ca, cb, t, **kw)
+                diffs[t].info["a"]["rev"], diffs[t].info["b"]["rev"] = rev_a, rev_b
+        return TablesDiff(diffs, {t: info(tb[t]) for t in set(tb) - set(ta)},
+                          {t: info(ta[t]) for t in set(ta) - set(tb)}, schema,
+                          {"a": {"rev": rev_a, "commit": ca}, "b": {"rev": rev_b, "commit": cb}})
 
     def _change_id(self, cid: bytes, table: str) -> str | None:
         """Hex id of the change object recorded for ``table`` in commit ``cid`` (or None)."""

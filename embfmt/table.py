@@ -9,7 +9,7 @@ import numpy as np
 
 from .backend import _threads, map_runs
 from .errors import ErrorKind, InputError
-from .keys import KeyIndex
+from .keys import KeyIndex, one_or_many
 from .manifest import TableVersion
 from .reader import ChunkReader
 
@@ -187,11 +187,24 @@ class TableView:
             self._key_index = KeyIndex(self._keys_loader(self.version.keys_id))
         return self._key_index.keys
 
-    def index_of(self, keys: Any) -> np.ndarray:
-        """Row indices of ``keys``; :class:`~embfmt.errors.NotFoundError` for an unknown key."""
+    def index_of(self, keys: Any) -> Any:
+        """Row index of one key (a str, bytes or int: one key, never split into characters), or
+        an int64 array of row indices for a sequence or array of keys, in that order;
+        :class:`~embfmt.errors.NotFoundError` for an unknown key.
+
+        >>> import numpy as np, tempfile, embfmt
+        >>> repo = embfmt.Repo.init(tempfile.mkdtemp())
+        >>> _ = repo.commit({"t": np.zeros((3, 2), np.float32)}, keys={"t": ["h", "i", "hi"]})
+        >>> t = repo.open("t")
+        >>> int(t.index_of("hi")), t.index_of(["i", "h"]).tolist()
+        (2, [1, 0])
+        """
         if self.keys is None:
             raise InputError(f"table {self.name!r} has no row keys", ErrorKind.BAD_ARGUMENT)
         assert self._key_index is not None
+        keys, one = one_or_many(keys)
+        if one:
+            return self._key_index.rows([keys])[0]
         return self._key_index.rows(list(keys) if not isinstance(keys, np.ndarray) else keys)
 
     def get(self, key: Any) -> np.ndarray:
@@ -199,5 +212,7 @@ class TableView:
         return self.rows(self.index_of([key]))[0]
 
     def lookup(self, keys: Any) -> np.ndarray:
-        """The rows whose keys are ``keys``, in that order."""
-        return self.rows(self.index_of(keys))
+        """The rows whose keys are ``keys``, in that order; one key (a str, bytes or int) gives
+        its row, as :meth:`get` does."""
+        idx = self.index_of(keys)
+        return self.rows(np.asarray([idx]))[0] if np.ndim(idx) == 0 else self.rows(idx)

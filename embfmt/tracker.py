@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .errors import ErrorKind, InputError
+from .keys import KEYS_CARRY
 
 if TYPE_CHECKING:
     from .repo import Repo
@@ -66,8 +67,15 @@ class Tracker:
         Commit message template; ``{step}`` and metric names are filled in.
     metadata
         Extra commit metadata (e.g. the training run id), added to every commit.
-    identity, keys
-        As in :meth:`embfmt.Repo.commit`; identity stamps are passed on every commit.
+    identity
+        As in :meth:`embfmt.Repo.commit`; passed on every commit.
+    keys
+        As in :meth:`embfmt.Repo.commit` (keys, ``"carry"``, :class:`~embfmt.keys.CarryKeys`,
+        ``"drop"``), passed on every commit. A tracked table that ``keys`` does not name gets
+        ``"carry"``: a tracker commits the same tensor over time, so row ``i`` is the same
+        entity in every commit and its key follows it, as long as the row count holds. When
+        the tensor grows, pass its keys (``tracker.keys = {"t": CarryKeys(appended=...)}``):
+        keys are never carried to rows whose identity is unknown.
 
     Attributes
     ----------
@@ -122,8 +130,9 @@ class Tracker:
         meta = {**self.metadata, "step": int(step)}
         if mets:
             meta["metrics"] = mets
+        keys = {**{name: KEYS_CARRY for name in values}, **(self.keys or {})}
         cid = self.repo.commit(values, message=msg, metadata=meta, branch=self.branch,
-                               identity=self.identity, keys=self.keys)
+                               identity=self.identity, keys=keys)
         self.commits.append((int(step), cid))
         return cid
 

@@ -102,16 +102,17 @@ def built(files: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> di
     assert (repo / "embfmt.json").is_file()
 
     r1 = ok(run("-C", str(repo), "commit", f"emb={d / 'a.npy'}", f"bf={d / 'bf.safetensors'}",
-                "-m", "first", "--meta", "run=demo-1", "--meta", "lr=0.001", "--meta", "tags=[1,2]",
+                "-m", "first", "--meta", "run=demo-1", "--meta-json", "lr=0.001", "--meta-json", "tags=[1,2]",
                 "--meta", "note=not json", "--keys", f"emb={d / 'keys.npy'}",
                 "--identity", 'emb={"model": "enc", "revision": "1"}', "--author", "alice",
                 "--json"))
     c1 = json.loads(r1.stdout)
     # In the repository directory itself, no -C; FILE:DATASET picks the HDF5 dataset.
-    r2 = ok(run("commit", f"emb={d / 'm.h5'}:/grp/ds", "-m", "second", cwd=repo))
+    r2 = ok(run("commit", f"emb={d / 'm.h5'}:/grp/ds", "-m", "second", "--carry-keys", "emb",
+                cwd=repo))
     c2 = r2.stdout.strip()
     r3 = ok(run("-C", str(repo), "commit", f"emb={d / 'm.safetensors'}", "--dataset", "emb.weight",
-                "-m", "third", "--json"))
+                "-m", "third", "--drop-keys", "emb", "--json"))  # 5100 rows: the old keys do not fit
     c3 = json.loads(r3.stdout)
     return {"repo": repo, "c1": c1, "c2": c2, "c3": c3, "ids": [c3["id"], c2, c1["id"]]}
 

@@ -197,6 +197,15 @@ def split_dataset(spec: str, where: Callable[[str], str] = lambda p: p) -> tuple
     return spec, None
 
 
+def has_matrix_extension(name: str) -> bool:
+    """Whether ``name`` ends in the extension of a matrix format (``.npy``, ``.h5``, ...).
+
+    >>> has_matrix_extension("emb.NPY"), has_matrix_extension("v1.0")
+    (True, False)
+    """
+    return os.path.splitext(name)[1].lower() in _EXT
+
+
 @contextmanager
 def read(path: str | os.PathLike[str], dataset: str | None = None, fmt: str | None = None,
          **opts: Any) -> Iterator[Source]:

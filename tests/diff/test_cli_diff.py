@@ -114,7 +114,7 @@ def results(env: dict[str, Any]) -> dict[str, subprocess.CompletedProcess[str]]:
         "file_rev": ("-C", r, "diff", "../m.h5:other", "HEAD~1", "--json"),  # FILE:DATASET
         "bad_rev": ("-C", r, "diff", "nosuch", "HEAD"),
         "no_repo": (("diff", "HEAD", "a.npy"), str(root)),
-        "multi_need_table": ("-C", m, "diff", "HEAD~1", "HEAD"),
+        "multi_all_tables": ("-C", m, "diff", "HEAD~1", "HEAD", "--json"),
         "multi_bad_table": ("-C", m, "diff", "HEAD~1", "HEAD", "--table", "nope"),
         "plot": ("-C", r, "diff", "HEAD~1", "HEAD", "--plot", "report.png", "--top", "0"),
         # verify-array
@@ -185,7 +185,9 @@ def test_diff_revisions(results: dict[str, subprocess.CompletedProcess[str]], en
     assert fr["identical"] and fr["b"]["rev"] == "HEAD~1" and fr["a"]["dataset"] == "other"
     error(results["bad_rev"], "not-found", "nosuch")
     error(results["no_repo"], "not-found", "HEAD")
-    error(results["multi_need_table"], "bad-argument", "--table", "emb", "other")
+    # without --table, every table is compared (issue 13: it used to ask for --table)
+    mt = json.loads(code(results["multi_all_tables"], 1).stdout)
+    assert {n: t["status"] for n, t in mt["tables"].items()} == {"emb": "changed", "other": "unchanged"}
     error(results["multi_bad_table"], "not-found", "nope")
 
 

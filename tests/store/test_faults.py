@@ -72,7 +72,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> dict:
         c1 = r.commit({"emb": _emb(1), "names": NAMES}, keys={"emb": EMB_KEYS, "names": NAME_KEYS},
                       identity={"emb": {"model": "m"}}, message="v1")
         r.tag("v1")
-        c2 = r.commit({"emb": _emb(2)}, message="v2")
+        c2 = r.commit({"emb": _emb(2)}, keys={"emb": "carry"}, message="v2")
         tv1, tv2 = r.table_version("emb", c1), r.table_version("emb", c2)
         names_tv = r.table_version("names", c1)
         heads = {i: r.reader.header(d) for i, d in enumerate(tv2.digests)}
@@ -127,9 +127,10 @@ def _reads_that_must_fail(role: str):
 
 
 # Roles whose damage a commit of a new "emb" version must run into (it reads them).
-COMMIT_READS = {"chunk_delta", "chunk_full", "chunk_base", "table_v2", "commit_head"}
+COMMIT_READS = {"chunk_delta", "chunk_full", "chunk_base", "table_v2", "commit_head",
+                "keys_int"}  # keys="carry": the new version references the parent's key object
 # ... and of those, the ones found before any object is written.
-FOUND_BEFORE_WRITING = {"table_v2", "commit_head"}
+FOUND_BEFORE_WRITING = {"table_v2", "commit_head", "keys_int"}
 
 
 def _check_damaged(path: Path, role: str, oid: str, template: dict) -> None:
@@ -157,7 +158,7 @@ def _check_damaged(path: Path, role: str, oid: str, template: dict) -> None:
     # existing file and no ref; only objects that no ref reaches may have been added.
     with Repo(path) as r:
         try:
-            r.commit({"emb": _emb(3)}, message="after damage")
+            r.commit({"emb": _emb(3)}, keys={"emb": "carry"}, message="after damage")
             committed = True
         except EmbfmtError as e:
             committed = False
@@ -400,7 +401,7 @@ def test_half_written_branch_ref(template: dict, tmp_path: Path, content: bytes)
         assert errs and errs[0]["kind"] == "bad-ref", rep.errors
         assert rep.commits >= 1  # the other refs (tag v1) were still walked
         for call in [lambda: r.read("emb"), lambda: r.log(), lambda: r.resolve("main"),
-                     lambda: r.commit({"emb": _emb(3)}), lambda: r.branch("b2"),
+                     lambda: r.commit({"emb": _emb(3)}, keys={"emb": "carry"}), lambda: r.branch("b2"),
                      lambda: r.gc(grace_seconds=0)]:
             with pytest.raises(FormatError) as e:
                 call()

@@ -344,8 +344,8 @@ def test_str_keys_roundtrip_and_lookup(repo: Repo) -> None:
     assert_bits_equal(t.lookup(["item-3", "item-0"]), x[[3, 0]])
     with pytest.raises(NotFoundError):
         t.get("nope")
-    # keys carry over when the row count is unchanged and no keys are given
-    repo.commit({"t": x + 1})
+    # keys follow the rows only when the caller says these are the same rows (issue 13)
+    repo.commit({"t": x + 1}, keys={"t": "carry"})
     assert list(fresh(repo).keys("t")) == keys
 
 
@@ -580,7 +580,7 @@ def test_log_and_show(repo: Repo) -> None:
                      author="alice@example", keys={"emb": np.arange(3000)})
     y = x.copy()
     y[[4, 2000]] += 1
-    c2 = repo.commit({"emb": y}, message="second", metadata={"run": 2})
+    c2 = repo.commit({"emb": y}, message="second", metadata={"run": 2}, keys={"emb": "carry"})
     log = repo.log()
     assert [c.id for c in log] == [c2, c1]
     assert [c.message for c in log] == ["second", "first"]
@@ -595,7 +595,7 @@ def test_log_and_show(repo: Repo) -> None:
     t = s["tables"]["emb"]
     assert (t["rows"], t["dim"], t["dtype"], t["chunks"]) == (3000, 512, "float32", 6)
     assert t["fingerprint"] == embfmt.fingerprint(y).root
-    assert t["keys"] is True  # carried over: same row count
+    assert t["keys"] is True  # carried over: keys="carry"
     assert t["write"]["rows_changed"] == 2
     assert repo.show("HEAD~1")["tables"]["emb"]["fingerprint"] == embfmt.fingerprint(x).root
     with pytest.raises(InputError):
