@@ -992,7 +992,7 @@ class Repo:
         fp, stats = w.finish()
         tmeta: dict[str, Any] = {}
         if isinstance(key_arr, bytes):  # carried: the parent's key object, refreshed for gc
-            if not self.store.touch(key_arr):
+            if not stream.batch.touch(key_arr):
                 raise NotFoundError(f"key object {key_arr.hex()} of table {stream.name!r} is missing "
                                     f"from {self.path} (lost, or removed by a garbage collection "
                                     "running now); nothing was committed", ErrorKind.MISSING_OBJECT)

@@ -29,7 +29,8 @@ def test_dry_run_changes_nothing_and_predicts_the_bytes(repo: Repo) -> None:
     before = _tree(repo.path)
     y = np.concatenate([x, x[:10]])
     y[[3, 40_000]] += 1
-    plan = repo.commit({"t": y, "same": x[:100], "new": x[:7]}, remove=("gone",), dry_run=True)
+    plan = repo.commit({"t": y, "same": x[:100], "new": x[:7]}, remove=("gone",), dry_run=True,
+                       keys={"same": "carry"})
     assert isinstance(plan, CommitPlan)
     assert _tree(repo.path) == before  # no object, ref, lease or scratch file left or touched
     t = plan.tables["t"]
@@ -39,7 +40,7 @@ def test_dry_run_changes_nothing_and_predicts_the_bytes(repo: Repo) -> None:
     assert same["status"] == "unchanged" and same["chunks_written"] == 0 and same["codecs"] == {}
     assert plan.tables["new"]["status"] == "new" and sum(plan.tables["new"]["codecs"].values()) == 1
     assert plan.tables["gone"] == {"status": "removed", "version": None, "bytes_written": 0}
-    cid = repo.commit({"t": y, "same": x[:100], "new": x[:7]}, remove=("gone",))
+    cid = repo.commit({"t": y, "same": x[:100], "new": x[:7]}, remove=("gone",), keys={"same": "carry"})
     after = _tree(repo.path)
     new = {p: s for p, (s, _) in after.items() if p.startswith("objects") and p not in before}
     commit_file = os.path.join("objects", cid[:2], cid[2:])

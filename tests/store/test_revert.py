@@ -53,7 +53,7 @@ def test_revert_of_the_head_commit_reuses_the_parent_version(repo: Repo) -> None
     c0 = repo.commit({"t": x0}, keys={"t": np.arange(300) * 3})
     x1 = x0.copy()
     x1[7] = 0
-    c1 = repo.commit({"t": x1})
+    c1 = repo.commit({"t": x1}, keys={"t": "carry"})
     chunks = objects_by_kind(repo.path)["chunk"]
     rv = repo.revert("HEAD")
     assert repo.get_commit(rv).tables == repo.get_commit(c0).tables  # the parent's version back
@@ -123,7 +123,7 @@ def test_appended_rows_are_removed_with_their_keys(repo: Repo) -> None:
     c3 = repo.commit({"t": x3}, keys={"t": list(range(100)) + list(range(120, 128))})
     x4 = x3.copy()
     x4[106] = 0
-    repo.commit({"t": x4})
+    repo.commit({"t": x4}, keys={"t": "carry"})
     with pytest.raises(ConflictError) as e:
         repo.revert(c3)
     assert e.value.conflicts == {"t": [106]}  # type: ignore[attr-defined]
