@@ -1566,7 +1566,7 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("rev", nargs="?", default="HEAD", metavar="REV", help="default: HEAD")
 
     cf = add("config", cmd_config, "get, set or list settings: author, user.name, user.email, "
-                                   "init.defaultBranch, core.progress",
+                                   "init.defaultBranch, core.progress, core.durable",
              "print the value and its scope (or, with --list, every setting) as JSON")
     cf.description = ("Settings of the repository (its config file) or, with --global, of the user "
                       "($XDG_CONFIG_HOME/embfmt/config, else ~/.config/embfmt/config); a "
@@ -1576,7 +1576,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "author (or user.name and user.email) of the repository, then of the "
                       "global settings, then user@host. Settings are never part of any object.")
     cf.add_argument("key", nargs="?", metavar="KEY", help="one of: " + ", ".join(
-        ["author", "user.name", "user.email", "init.defaultBranch", "core.progress"]))
+        ["author", "user.name", "user.email", "init.defaultBranch", "core.progress", "core.durable"]))
     cf.add_argument("value", nargs="?", metavar="VALUE")
     cf.add_argument("--global", dest="glob", action="store_true", help="the user's settings file")
     cf.add_argument("--list", "-l", action="store_true", help="every setting in force")

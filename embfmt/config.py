@@ -43,6 +43,8 @@ KEYS = {
     "user.email": "commit author e-mail",
     "init.defaultBranch": "the branch `embfmt init` creates (default: main)",
     "core.progress": "progress bars on a terminal: auto (default), true or false",
+    "core.durable": "true (default): acknowledged changes survive a power loss; false: no fsyncs "
+                    "(scratch repositories; spec §18.6)",
 }
 
 _TRUE, _FALSE = ("true", "on", "yes", "1"), ("false", "off", "no", "0")
@@ -79,6 +81,12 @@ def normalize(key: str, value: str) -> str:
         if v == "auto":
             return "auto"
         raise InputError(f"setting 'core.progress': expected auto, true or false, got {value!r}",
+                         ErrorKind.BAD_ARGUMENT)
+    if key == "core.durable":
+        v = value.strip().lower()
+        if v in _TRUE + _FALSE:
+            return "true" if v in _TRUE else "false"
+        raise InputError(f"setting 'core.durable': expected true or false, got {value!r}",
                          ErrorKind.BAD_ARGUMENT)
     if key == "init.defaultBranch":
         from .ref import check_ref_name

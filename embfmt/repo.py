@@ -64,10 +64,21 @@ __all__ = ["Repo", "CommitInfo", "CommitPlan", "VerifyReport", "GcReport", "find
 TABLE_VERSIONS_KEPT = 256
 
 
-def default_durable() -> bool:
-    """The durability of a :class:`Repo` opened without ``durable=``: on, unless the
-    environment variable ``EMBFMT_DURABLE`` is ``0``, ``false``, ``no`` or ``off``."""
-    return os.environ.get("EMBFMT_DURABLE", "1").strip().lower() not in ("0", "false", "no", "off")
+def default_durable(repo_path: str | None = None) -> bool:
+    """The durability of a :class:`Repo` opened without ``durable=``: the environment variable
+    ``EMBFMT_DURABLE`` (``0``, ``false``, ``no``, ``off`` turn it off), else the setting
+    ``core.durable`` of the repository or the user (``embfmt config``), else on. A settings
+    file that does not parse leaves it on: damage never makes writes less safe."""
+    env = os.environ.get("EMBFMT_DURABLE")
+    if env is not None:
+        return env.strip().lower() not in ("0", "false", "no", "off")
+    from . import config
+
+    try:
+        found = config.lookup("core.durable", repo_path)
+    except EmbfmtError:
+        return True
+    return found is None or found[0] != "false"
 
 
 _REV = re.compile(r"^(?P<base>[^~^]+)(?P<tail>(?:~\d*|\^)*)$")
@@ -253,7 +264,8 @@ class Repo:
         Whether an acknowledged change survives a power loss (spec §18.6): a commit's objects,
         then its ref, are fsynced before the call returns (as are tags, branches, resets, the
         usage log and gc's deletions). Default True, or what the environment variable
-        ``EMBFMT_DURABLE`` says (``0`` turns it off). ``durable=False`` is for scratch
+        ``EMBFMT_DURABLE`` (``0`` turns it off) or the setting ``core.durable`` says
+        (:func:`default_durable`). ``durable=False`` is for scratch
         repositories that can be rebuilt: writes are still atomic (a killed process never
         leaves a partial object or ref), but a power loss may undo acknowledged commits.
     durable_objects
@@ -265,7 +277,7 @@ class Repo:
                  durable_objects: bool | None = None) -> None:
         self.path = os.fspath(path)
         if durable is None:
-            durable = durable_objects if durable_objects is not None else default_durable()
+            durable = durable_objects if durable_objects is not None else default_durable(self.path)
         marker = os.path.join(self.path, L.REPO_MARKER)
         try:
             with open(marker, "rb") as f:
@@ -307,7 +319,7 @@ class Repo:
         if os.path.isdir(p) and os.listdir(p):
             raise InputError(f"{p} exists and is not empty; init needs an empty directory",
                              ErrorKind.BAD_ARGUMENT)
-        durable = default_durable() if durable is None else durable
+        durable = default_durable(p) if durable is None else durable
         for sub in ("objects", "refs/heads", "refs/tags", "tmp"):
             _fs.makedirs(os.path.join(p, sub), durable=durable)
         RefStore(p, durable=durable).set_head_branch(default_branch)

@@ -188,8 +188,10 @@ def gc_scenario(tmp_path: Any, durable: bool, first_failure: bool = False) -> di
     v1 = sc.commit({"a": table(1)})
     sc.commit({"a": table(3)})
     start = snapshot(sc, str(tmp_path))
+    # The reflog would keep the old tip: expire it, so gc deletes the second commit's objects.
     ops = sc.record([("reset", lambda: sc.repo.reset("main", v1)),
-                     ("gc", lambda: sc.repo.gc(grace_seconds=0).objects_removed)])
+                     ("gc", lambda: sc.repo.gc(grace_seconds=0, reflog_expire_seconds=0).objects_removed)])
+    assert any(o[0] == "unlink" and o[1].startswith("objects" + os.sep) for o in ops)
     return replay(sc, start, ops, str(tmp_path), {}, first_failure)
 
 
