@@ -6,9 +6,14 @@
    in the page cache, as the in-memory side's data is in RAM.
 2. Import of a chunked HDF5 dataset (``repo.commit`` of the h5py Dataset, read block by block)
    against reading it whole with h5py and committing the array (target >= 0.8x).
+3. word2vec text export (``formats.write(path.vec, x)``: the shortest text that reads back to
+   the same bits) of a 30,000 x 384 float32 table against the fastest exact text path of
+   numpy/Python in the same run (target: within 3x), and the text read (``formats.read``)
+   against ``np.loadtxt`` of the same file. Interleaved runs, medians.
 
     python benchmarks/bench_interop.py               # full size (4 GiB: needs ~10 GiB disk, 5 GiB RAM)
     python benchmarks/bench_interop.py --gib 0.5     # quicker
+    python benchmarks/bench_interop.py --only text   # the text rows alone
 
 CI runs the pytest entry points below with --benchmark-disable (tiny sizes, nothing timed).
 """
@@ -26,7 +31,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 import embfmt  # noqa: E402
-from _timing import print_table, run_peak_rss, verdict  # noqa: E402
+from _timing import interleaved_medians, print_table, run_peak_rss, verdict  # noqa: E402
+from embfmt import formats  # noqa: E402
 
 D = 128
 
@@ -125,6 +131,65 @@ def run_hdf5(gib: float, work: str) -> list[list[str]]:
              verdict(tb / ti, 0.8)]]
 
 
+def _text_baselines(x: np.ndarray, path: str) -> dict[str, object]:
+    """Exact text writers of numpy and Python (each float32 value reads back to its bits):
+    np.savetxt with 9 significant digits, Python's float repr of the float64 value, and one
+    %-format of 9 significant digits per row (numpy's savetxt without its per-row overhead).
+    Each fsyncs its file, as formats.write does before renaming it into place."""
+    words = [str(i) for i in range(len(x))]
+    row = " ".join(["%.9g"] * x.shape[1])
+
+    def savetxt() -> None:
+        with open(path, "wb") as f:
+            np.savetxt(f, x, fmt="%.9g")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def write(text: str) -> None:
+        with open(path, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def repr_join() -> None:
+        write("".join(w + " " + " ".join(map(repr, r)) + "\n"
+                      for w, r in zip(words, x.astype(np.float64).tolist())))
+
+    def row_format() -> None:
+        write("".join(w + " " + row % tuple(r) + "\n" for w, r in zip(words, x.tolist())))
+
+    return {"np.savetxt('%.9g')": savetxt, "repr join": repr_join, "'%.9g' per row": row_format}
+
+
+def run_text(n: int, d: int, work: str, repeat: int = 5) -> list[list[str]]:
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal((n, d)) * 0.05).astype(np.float32)
+    vec, base = os.path.join(work, "x.vec"), os.path.join(work, "base.txt")
+    fns = {"embfmt": lambda: formats.write(vec, x), **_text_baselines(x, base)}
+    t = interleaved_medians(fns, repeat=repeat)
+    name, best = min(((k, v) for k, v in t.items() if k != "embfmt"), key=lambda kv: kv[1])
+    with formats.read(vec) as src:  # the export is exact
+        back = src.matrix.rows(0, n)
+    assert back.tobytes() == x.tobytes()
+
+    def read_embfmt() -> None:
+        with formats.read(vec) as src:
+            src.matrix.rows(0, n)
+
+    r = interleaved_medians({"embfmt": read_embfmt, "loadtxt": lambda: np.loadtxt(
+        vec, skiprows=1, usecols=range(1, d + 1), dtype=np.float32)}, repeat=repeat)
+    vals = n * d
+    ratio, rratio = t["embfmt"] / best, r["embfmt"] / r["loadtxt"]
+    others = ", ".join(f"{k} {vals / v / 1e6:.2f}" for k, v in t.items() if k not in ("embfmt", name))
+    return [[f"word2vec text export, {n} x {d} float32 (shortest exact text)",
+             f"{vals / t['embfmt'] / 1e6:.2f} M values/s",
+             f"{name} {vals / best / 1e6:.2f} M values/s (fastest; {others})",
+             f"{ratio:.2f}x time", "<= 3x", verdict(ratio, 3.0, False)],
+            [f"word2vec text read, {n} x {d} float32", f"{vals / r['embfmt'] / 1e6:.2f} M values/s",
+             f"np.loadtxt {vals / r['loadtxt'] / 1e6:.2f} M values/s", f"{rratio:.2f}x time",
+             "<= 3x", verdict(rratio, 3.0, False)]]
+
+
 HEADER = ["measurement", "embfmt", "baseline (same run)", "ratio", "target", ""]
 
 
@@ -132,10 +197,13 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--gib", type=float, default=4.0, help="size of the .npy table (default 4)")
     ap.add_argument("--hdf5-gib", type=float, default=1.0, help="size of the HDF5 table (default 1)")
+    ap.add_argument("--text-rows", type=int, default=30000, help="rows of the text table (default 30000)")
+    ap.add_argument("--only", choices=["text"], help="run only these rows")
     args = ap.parse_args(argv)
     work = tempfile.mkdtemp(prefix="embfmt-bench-interop-")
     try:
-        rows = run_npy(args.gib, work) + run_hdf5(args.hdf5_gib, work)
+        rows = [] if args.only else run_npy(args.gib, work) + run_hdf5(args.hdf5_gib, work)
+        rows += run_text(args.text_rows, 384, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print_table("Interop (issue 6)", HEADER, rows)
@@ -159,6 +227,13 @@ def test_bench_table_smoke(tmp_path) -> None:  # type: ignore[no-untyped-def]
     for r, target, higher in ((rows[0], 0.8, True), (rows[2], 0.8, True)):
         assert r[-1] == verdict(float(r[3].rstrip("x")), target, higher)  # the verdict is the ratio's
     assert rows[1][-1] == verdict(float(rows[1][1].split()[0]), 600, False)
+
+
+def test_bench_text_smoke(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rows = run_text(64, 16, str(tmp_path), repeat=1)
+    assert [r[0].split()[2] for r in rows] == ["export,", "read,"]
+    for r in rows:
+        assert r[-1] == verdict(float(r[3].split("x")[0]), 3.0, False)
 
 
 if __name__ == "__main__":

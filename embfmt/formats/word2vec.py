@@ -30,6 +30,8 @@ from .. import _layout as L
 from ..dtype import DType, dtype_from_name
 from ..errors import ErrorKind, FormatError, InputError
 from ._common import Rows, Source, named_matrix, unsupported_dtype
+from ._decimal import format_rows as format_decimal_rows
+from ._decimal import precisions
 
 TEXT_EXTENSIONS = (".txt", ".vec")
 BIN_EXTENSIONS = (".bin",)
@@ -37,6 +39,8 @@ TEXT_DTYPES = ("float64", "float32", "float16", "bfloat16", "int8", "uint8")
 BIN_DTYPES = ("float32",)
 # Rows per block when writing text (formatting is per element; blocks keep memory bounded).
 TEXT_BLOCK_ROWS = 4096
+# Lines whose values are parsed together when reading text (bounded memory, few array calls).
+TEXT_PARSE_LINES = 1024
 _WS = (" ", "\t", "\n", "\r", "\v", "\f")
 
 
@@ -45,19 +49,20 @@ def parse_values(tokens: Any, dt: DType) -> np.ndarray:
     """Parse decimal text into ``dt``: via float64 for floats (the writer checks that its
     output reads back through exactly this path), via int64 with a range check for ints."""
     if dt.is_float:
-        text = np.asarray(tokens, dtype=np.str_)
-        wide = text.astype(np.float64)
+        text = tokens if isinstance(tokens, list) else list(tokens)
+        # Python's float() is what numpy's str -> float64 cast applies to each string (same
+        # values, same accepted spellings), without building a string array first: ~3x faster.
+        wide = np.fromiter(map(float, text), dtype=np.float64, count=len(text))
         inf = np.isinf(wide)
         if inf.any():  # "1e400" overflows float64 itself: only a spelled infinity may be inf
-            spelled = np.char.lstrip(np.char.lower(text[inf]), "+-")
-            bad = ~np.isin(spelled, ["inf", "infinity"])
-            if bad.any():
-                raise OverflowError(str(text[inf][bad][0]))
+            for i in np.nonzero(inf)[0]:
+                if text[i].lower().lstrip("+-") not in ("inf", "infinity"):
+                    raise OverflowError(str(text[i]))
         with np.errstate(over="ignore"):
             out = wide.astype(dt.numpy)
         over = np.isinf(out.astype(np.float64)) & np.isfinite(wide)
         if over.any():
-            raise OverflowError(str(np.asarray(tokens)[over][0]))
+            raise OverflowError(str(text[int(np.nonzero(over)[0][0])]))
         return out
     wide_i = np.asarray(tokens, dtype=np.str_).astype(np.int64)
     info = np.iinfo(dt.numpy)
@@ -66,33 +71,21 @@ def parse_values(tokens: Any, dt: DType) -> np.ndarray:
     return wide_i.astype(dt.numpy)
 
 
-def format_values(block: np.ndarray, dt: DType, path: str, first_row: int) -> list[list[str]]:
-    """Shortest decimal text for each value that :func:`parse_values` reads back bit-exactly."""
+def format_rows(block: np.ndarray, dt: DType, path: str, first_row: int) -> list[str]:
+    """Each row's values as text, space-separated: the shortest decimal that
+    :func:`parse_values` reads back bit-exactly (see :mod:`embfmt.formats._decimal`)."""
     if not dt.is_float:
-        return [[str(v) for v in row] for row in block.tolist()]
-    bits = block.view(dt.bits)
-    with np.errstate(invalid="ignore"):  # a signalling NaN warns; it is refused below anyway
-        wide = block.astype(np.float64)
-    out = np.empty(block.shape, dtype=object)
-    todo = np.ones(block.shape, dtype=bool)
-    # Fewest significant digits first; 17 always suffices for any finite float64.
-    for p in range(1, 18):
-        idx = np.nonzero(todo)
-        if not len(idx[0]):
-            break
-        cand = np.char.mod(f"%.{p}g", wide[idx])
-        with np.errstate(over="ignore", invalid="ignore"):
-            back = cand.astype(np.float64).astype(dt.numpy).view(dt.bits)
-        hit = back == bits[idx]
-        out[idx[0][hit], idx[1][hit]] = cand[hit]
-        todo[idx[0][hit], idx[1][hit]] = False
-    if todo.any():
-        r, c = (int(v[0]) for v in np.nonzero(todo))
+        row = " ".join(["%d"] * block.shape[1])
+        return [row % tuple(r) for r in block.tolist()]
+    p = precisions(block, dt)
+    if not p.all():
+        r, c = (int(v[0]) for v in np.nonzero(p == 0))
+        bits = int(block.view(dt.bits)[r, c])
         raise InputError(f"{path}: row {first_row + r} column {c} holds a NaN with payload "
-                         f"0x{int(bits[r, c]):0{2 * dt.itemsize}x}; text can only hold the "
+                         f"0x{bits:0{2 * dt.itemsize}x}; text can only hold the "
                          "canonical quiet NaN, write .npy, .safetensors, HDF5 or Parquet to "
                          "keep it", ErrorKind.UNSUPPORTED_DTYPE)
-    return out.tolist()
+    return format_decimal_rows(block, p)
 
 
 # --- words -----------------------------------------------------------------------------------
@@ -136,6 +129,18 @@ def _is_header(tokens: list[str]) -> bool:
     return len(tokens) == 2 and all(t.isascii() and t.isdigit() for t in tokens)
 
 
+def _parse_line(path: str, no: int, tokens: list[str], dt: DType) -> np.ndarray:
+    """The values of line ``no``, with the typed error naming the line."""
+    try:
+        return parse_values(tokens, dt)
+    except ValueError as e:
+        raise FormatError(f"{path}: line {no} holds a value that is not a number ({e})",
+                          ErrorKind.BAD_FILE) from None
+    except OverflowError as e:
+        raise InputError(f"{path}: line {no} value {e} does not fit {dt.name}; read it with "
+                         "a wider --dtype", ErrorKind.UNSUPPORTED_DTYPE) from None
+
+
 @contextmanager
 def read_text(path: str, dataset: str | None = None, *, dtype: str | None = None,
               header: bool | None = None, **opts: Any) -> Iterator[Source]:
@@ -145,6 +150,25 @@ def read_text(path: str, dataset: str | None = None, *, dtype: str | None = None
     vecs: list[np.ndarray] = []
     n_header: int | None = None
     dim: int | None = None
+    # Values are parsed TEXT_PARSE_LINES lines at a time (one array call, not one per line);
+    # a block that fails is parsed again line by line to name the line at fault, and every
+    # structural error first parses the lines before it, so errors come in line order.
+    todo: list[str] = []
+    todo_lines: list[int] = []
+
+    def flush() -> None:
+        if not todo_lines:
+            return
+        assert dim is not None
+        try:
+            vecs.append(parse_values(todo, dt).reshape(len(todo_lines), dim))
+        except (ValueError, OverflowError):
+            for i, no in enumerate(todo_lines):
+                _parse_line(path, no, todo[i * dim:(i + 1) * dim], dt)
+            raise
+        todo.clear()
+        todo_lines.clear()
+
     for no, line in _lines(path):
         tokens = line.split(" ")
         if dim is None:  # the first line: a header, or the first row
@@ -160,26 +184,25 @@ def read_text(path: str, dataset: str | None = None, *, dtype: str | None = None
                 raise FormatError(f"{path}: line {no} has a word and no values", ErrorKind.BAD_FILE)
         assert dim is not None
         if len(tokens) < dim + 1:
+            flush()
             raise FormatError(f"{path}: line {no} has {len(tokens) - 1} values, expected {dim}",
                               ErrorKind.BAD_FILE)
         # A GloVe word may itself contain spaces: the last D tokens are the values.
-        try:
-            vecs.append(parse_values(tokens[-dim:], dt))
-        except ValueError as e:
-            raise FormatError(f"{path}: line {no} holds a value that is not a number ({e})",
-                              ErrorKind.BAD_FILE) from None
-        except OverflowError as e:
-            raise InputError(f"{path}: line {no} value {e} does not fit {dt.name}; read it with "
-                             "a wider --dtype", ErrorKind.UNSUPPORTED_DTYPE) from None
+        todo.extend(tokens[-dim:])
+        todo_lines.append(no)
         words.append(" ".join(tokens[:-dim]))
         if n_header is not None and len(words) > n_header:
+            flush()
             raise FormatError(f"{path}: more rows than the header's {n_header}", ErrorKind.BAD_FILE)
+        if len(todo_lines) >= TEXT_PARSE_LINES:
+            flush()
+    flush()
     if n_header is not None and len(words) != n_header:
         raise FormatError(f"{path}: header says {n_header} rows, the file has {len(words)}",
                           ErrorKind.TRUNCATED)
     if dim is None:
         raise FormatError(f"{path}: empty word-vector file", ErrorKind.TRUNCATED)
-    arr = np.stack(vecs) if vecs else np.empty((0, dim), dtype=dt.numpy)
+    arr = np.concatenate(vecs) if vecs else np.empty((0, dim), dtype=dt.numpy)
     kind = "word2vec" if n_header is not None else "glove"
     yield Source(named_matrix(path, arr), words, kind, path)
 
@@ -202,8 +225,8 @@ def write_text_stream(f: BinaryIO, rows: Rows, keys: Any = None, dataset: str | 
     if header:
         f.write(f"{rows.n_rows} {rows.dim}\n".encode())
     for lo, hi, block in rows.blocks(TEXT_BLOCK_ROWS * max(1, rows.row_bytes)):
-        f.write("".join(words[lo + i] + " " + " ".join(vals) + "\n"
-                        for i, vals in enumerate(format_values(block, rows.dtype, name, lo))).encode())
+        f.write("".join(words[lo + i] + " " + vals + "\n"
+                        for i, vals in enumerate(format_rows(block, rows.dtype, name, lo))).encode())
 
 
 # --- binary ----------------------------------------------------------------------------------
