@@ -219,3 +219,31 @@ def test_safetensors_replace_same_size_keeps_layout(tmp_path: Path) -> None:
     b, e = header["emb"]["data_offsets"]
     assert new[8 + hlen2:8 + hlen2 + b] == old[8 + hlen:8 + hlen + b]
     assert new[8 + hlen2 + e:] == old[8 + hlen + e:]
+
+
+def test_failed_write_leaves_the_file_byte_identical(repo: dict[str, Any], tmp_path: Path) -> None:
+    """A table that fails to decode half way (a damaged chunk) leaves the file as it was."""
+    import shutil
+
+    r = tmp_path / "repo"
+    shutil.copytree(repo["repo"], r)
+    objs = sorted((p for p in (r / "objects").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    data = bytearray(objs[-1].read_bytes())  # the largest object: the chunk of `emb`
+    data[len(data) // 2] ^= 0x40
+    objs[-1].write_bytes(bytes(data))
+    out = tmp_path / "out"
+    out.mkdir()
+    model, multi = out / "model.safetensors", out / "multi.h5"
+    _model(model)
+    _multi_h5(multi)
+    before = {p: p.read_bytes() for p in (model, multi)}
+    C = ("-C", str(r))
+    res = run_all({
+        "st": (*C, "checkout", "HEAD", "emb", "-o", f"{model}:emb", "--force"),
+        "h5": (*C, "checkout", "HEAD", "emb", "-o", f"{multi}:/weights/emb", "--force"),
+    })
+    for k, p in (("st", model), ("h5", multi)):
+        assert res[k].returncode != 0 and "Traceback" not in res[k].stderr, res[k].stderr
+        assert "digest-mismatch" in res[k].stderr
+        assert p.read_bytes() == before[p]
+    assert sorted(q.name for q in out.iterdir()) == ["model.safetensors", "multi.h5"]
