@@ -611,6 +611,34 @@ def _split_output(args: argparse.Namespace, out: str) -> tuple[str, str | None]:
     return out, None
 
 
+class _CorruptionFound(Exception):
+    """A read of the repository found a damaged or missing object: exit 1, not 2 (README)."""
+
+    def __init__(self, error: EmbfmtError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+# FormatError kinds that describe what the user gave (a file, a fingerprint, a stamp) or a
+# repository newer than this embfmt, not damage to stored objects.
+_NOT_DAMAGE = {ErrorKind.BAD_FILE, ErrorKind.BAD_FINGERPRINT, ErrorKind.BAD_PROOF,
+               ErrorKind.BAD_STAMP, ErrorKind.UNSUPPORTED_VERSION}
+
+
+@contextmanager
+def _reading_repository() -> Iterator[None]:
+    """Around code that reads only repository objects (after the user's files are open): a
+    hash mismatch, a malformed object or ref, or a missing object is corruption found."""
+    try:
+        yield
+    except (IntegrityError, FormatError, NotFoundError) as e:
+        if (isinstance(e, IntegrityError)
+                or (isinstance(e, NotFoundError) and e.kind is ErrorKind.MISSING_OBJECT)
+                or (isinstance(e, FormatError) and e.kind not in _NOT_DAMAGE)):
+            raise _CorruptionFound(e) from None
+        raise
+
+
 def cmd_checkout(args: argparse.Namespace) -> int:
     from .formats import format_for_output, write
 
@@ -622,7 +650,7 @@ def cmd_checkout(args: argparse.Namespace) -> int:
     # An extension that names no format is refused: writing .npy bytes under another name
     # (as checkout once did) only moves the surprise to whoever opens the file.
     fmt = format_for_output(out, args.format)
-    with _open_repo(args) as repo:
+    with _open_repo(args) as repo, _reading_repository():
         cid = repo.resolve(args.rev)
         view = repo.open(args.table, cid)
         d = os.path.dirname(os.path.abspath(out))
@@ -662,7 +690,7 @@ def _checkout_stdout(args: argparse.Namespace) -> int:
     if fmt not in ("word2vec", "glove") and sys.stdout.isatty():
         raise InputError(f"-o -: not writing binary {fmt} to a terminal; redirect or pipe it "
                          "(-o - > FILE), or give --format word2vec", ErrorKind.BAD_ARGUMENT)
-    with _open_repo(args) as repo:
+    with _open_repo(args) as repo, _reading_repository():
         view = repo.open(args.table, repo.resolve(args.rev))
         out = sys.stdout.buffer
         write_stream(out, view, dataset=args.dataset or args.table, fmt=fmt, name="<stdout>",
@@ -1137,7 +1165,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     kw = dict(stats=args.stats and (not summary or bool(args.plot)), procrustes=args.procrustes,
               knn=args.knn, sample=args.sample)
     if all(op.kind == "rev" for op in ops) and args.table is None:
-        with _open_repo(args) as repo:
+        with _open_repo(args) as repo, _reading_repository():
             try:
                 ta, tb = (set(repo.get_commit(repo.resolve(op.spec)).tables) for op in ops)
             except EmbfmtError as e:
@@ -1159,6 +1187,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
                 sides.append(None)
                 infos.append({})
                 labels.append(op.spec)
+        stack.enter_context(_reading_repository())  # from here on only the repository is read
         revs = [op for op in ops if op.kind == "rev"]
         if revs:
             try:
@@ -1307,6 +1336,7 @@ def cmd_verify_array(args: argparse.Namespace) -> int:
             res = verify(m, against.strip(), **tol)
         else:
             op = _Operand(against, "rev")
+            stack.enter_context(_reading_repository())  # FILE is open: only the repository now
             try:
                 repo = stack.enter_context(_open_repo(args))
                 table = _pick_table(repo, [against], args.table)
@@ -1454,7 +1484,7 @@ _SUBPARSERS: dict[str, argparse.ArgumentParser] = {}
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="embfmt", description="Change tracking for embedding tables.",
-                epilog="Exit codes: 0 success; 1 verify found corruption, diff found a difference or verify-array failed; 2 usage or input error.")
+                epilog="Exit codes: 0 success; 1 a difference or corruption was found (verify, a diff that differs, verify-array failing, checkout or diff reading a damaged repository); 2 usage or input error.")
     p.add_argument("--version", action="version", version=f"embfmt {_version()}")
     p.add_argument("-C", dest="chdir", metavar="PATH",
                    help="run as if started in PATH (a repository, or a directory in a project "
@@ -1795,6 +1825,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         show = sys.stderr.isatty() if forced not in ("0", "1") else forced == "1"
         progress.enable(show and not getattr(args, "quiet", False) and not getattr(args, "json", False))
         return func(args)
+    except _CorruptionFound as c:
+        e = c.error
+        sys.stderr.write(f"embfmt: error [{e.kind.value}]: {e} (the repository is damaged; "
+                         "`embfmt verify` lists every damaged object)\n")
+        return EXIT_DIFFERENT
     except EmbfmtError as e:
         sys.stderr.write(f"embfmt: error [{e.kind.value}]: {e}\n")
         return EXIT_ERROR

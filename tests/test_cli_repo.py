@@ -319,7 +319,11 @@ def test_corrupt_object_verify_exits_1(built: dict[str, Any], tmp_path: Path) ->
     d = json.loads(r.stdout)
     assert d["ok"] is False and any(e["object"] == oid for e in d["errors"])
     assert all(set(e) == {"object", "kind", "error"} for e in d["errors"])
-    fails(res["co"], "digest-mismatch", oid)
+    # corruption found: exit 1 as the README says (it was 2, the usage-error code), one line
+    r = res["co"]
+    assert r.returncode == 1 and "Traceback" not in r.stderr and r.stdout == "", r
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("embfmt: error [digest-mismatch]: ") and oid in lines[0]
     assert not (tmp_path / "o.npy").exists()
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
