@@ -400,7 +400,7 @@ class TablesDiff(Mapping[str, Diff]):
     @property
     def changed(self) -> list[str]:
         """Tables on both sides that differ (rows, or dtype / D)."""
-        return [n for n, s in self.status().items() if s == "changed" and n not in self.added]
+        return [n for n, s in self.status().items() if s == "changed"]
 
     @property
     def identical(self) -> bool:

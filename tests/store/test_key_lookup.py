@@ -66,3 +66,14 @@ def test_diff_keys_refuse_a_bare_string() -> None:
     with pytest.raises(InputError) as e:
         embfmt.diff(x, x, keys_a="hello", keys_b="hello")
     assert e.value.kind == ErrorKind.BAD_KEYS
+
+
+def test_blame_follows_the_one_key(tmp_path: Path) -> None:
+    repo = embfmt.Repo.init(tmp_path / "b")
+    x = np.zeros((5, 2), np.float32)
+    repo.commit({"t": x}, keys={"t": ["h", "e", "l", "o", "hello"]}, message="one")
+    y = x.copy()
+    y[0] = 1  # the row of "h" changes, not the row of "hello"
+    repo.commit({"t": y}, keys={"t": "carry"}, message="two")
+    assert [(e.kind, e.row, e.message) for e in repo.blame("t", key="hello")] == [("added", 4, "one")]
+    assert [e.kind for e in repo.blame("t", key="h")] == ["changed", "added"]
