@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import progress
+from . import _fs, progress
 from .dtype import DType, dtype_of
 from .errors import ConflictError, ErrorKind, InputError
 from .lease import WriteLease
@@ -121,15 +121,14 @@ class RowStream:
         return min(self.chunk_rows, self.n_rows - c * self.chunk_rows)
 
     def _spill(self, start: int, rows: np.ndarray) -> None:
+        # Scratch data is never synced: it is not part of any acknowledged state (a power loss
+        # ends the write it belongs to). A refusal (full disk, read-only) is a StorageError.
         if self._fd is None:
-            os.makedirs(self._tmp_dir, exist_ok=True)
+            _fs.makedirs(self._tmp_dir, durable=False)
             self._scratch = os.path.join(self._tmp_dir, f"stream-{uuid.uuid4().hex}.rows")
-            self._fd = os.open(self._scratch, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        view = memoryview(np.ascontiguousarray(rows)).cast("B")
-        off = start * self.row_bytes
-        while len(view):  # pwrite may write less than asked (e.g. over 2 GiB on Linux)
-            k = os.pwrite(self._fd, view, off)
-            view, off = view[k:], off + k
+            self._fd = _fs.create(self._scratch, 0o600, flags=os.O_RDWR)
+        data = np.ascontiguousarray(rows)
+        _fs.pwrite(self._fd, memoryview(data).cast("B"), start * self.row_bytes, self._scratch)
         cr = self.chunk_rows
         end = start + rows.shape[0]
         for c in range(start // cr, (end - 1) // cr + 1):

@@ -50,10 +50,14 @@ INSIDE = textwrap.dedent("""
         try:
             if mode == "api":
                 repo.commit({"big": x}, message="too big")
-            else:  # a streaming writer: blocks until the disk is full
+            elif mode == "stream":  # a streaming writer: blocks until the disk is full
                 with repo.writer("big", shape=x.shape, dtype="float32") as w:
                     for i in range(0, len(x), 4096):
                         w.append(x[i:i + 4096])
+            else:  # blocks last to first: they wait in the scratch file, which fills the disk
+                with repo.writer("big", shape=x.shape, dtype="float32") as w:
+                    for i in reversed(range(0, len(x), 4096)):
+                        w.write(i, x[i:i + 4096])
             out["error"] = None
         except embfmt.EmbfmtError as e:
             out["error"] = [type(e).__name__, e.kind.value, isinstance(e, OSError),
@@ -109,7 +113,7 @@ def test_cli_commit_on_a_full_disk_names_the_file(tmp_path: Any, big: str) -> No
 
 
 @needs_mounts
-@pytest.mark.parametrize("mode", ["api", "stream"])
+@pytest.mark.parametrize("mode", ["api", "stream", "scatter"])
 def test_api_write_on_a_full_disk_is_a_typed_error(tmp_path: Any, big: str, mode: str) -> None:
     out = full_disk(tmp_path, big, mode)
     name, kind, is_oserror, enospc, text = out["error"]
