@@ -205,7 +205,27 @@ def usage_scenario(tmp_path: Any, durable: bool, first_failure: bool = False) ->
     return replay(sc, start, ops, str(tmp_path), {}, first_failure)
 
 
-SCENARIOS = {"commit": commit_scenario, "gc": gc_scenario, "usage-log": usage_scenario}
+def stream_scenario(tmp_path: Any, durable: bool, first_failure: bool = False) -> dict[str, Any]:
+    sc = Scenario(str(tmp_path), durable)
+    sc.commit({"a": table(1)})
+    start = snapshot(sc, str(tmp_path))
+    x = table(4)
+
+    def streamed() -> str:
+        # The second half first: it waits in a scratch file until the first half is in.
+        with sc.repo.writer("a", shape=x.shape, dtype="float32") as w:
+            w.write(ROWS // 2, x[ROWS // 2:])
+            w.write(0, x[:ROWS // 2])
+        assert w.commit_id is not None
+        sc.expected[w.commit_id] = {"a": x}
+        return w.commit_id
+
+    ops = sc.record([("commit", streamed)])
+    return replay(sc, start, ops, str(tmp_path), {"a": x}, first_failure)
+
+
+SCENARIOS = {"commit": commit_scenario, "gc": gc_scenario, "usage-log": usage_scenario,
+             "stream": stream_scenario}
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
