@@ -154,6 +154,11 @@ MAX_KEY_BYTES = 1 << 16  # one string key is at most 64 KiB of UTF-8
 # --- Commit objects (spec §16) ----------------------------------------------------------------
 COMMIT_MAGIC = b"EMBCOMMIT1\n"
 MAX_COMMIT_BYTES = 1 << 24
+# No object file may exceed this (spec §19): the largest chunk object is its 80-byte header,
+# 8 bytes of rowprint for each of at most 2^27 rows and a payload of at most 2^27 bytes plus
+# its plane table and zstd framing (< 2^27 more); a reader refuses a larger file before
+# allocating for it. Kinds with tighter limits (commits) are read with those.
+MAX_OBJECT_BYTES = 80 + 8 * (1 << 27) + 2 * (1 << 27)
 # Ref names: git-like, checked by a whitelist regex (spec §17).
 MAX_REF_NAME = 200
 

@@ -138,6 +138,7 @@ class _Walker:
         tv = self.tvs.get(tid)
         if tv is None:
             tv = self.tvs[tid] = self.repo.get_table_version(tid)
+            self.repo.reader.load_seals(tv)  # its rowprints are read through bound headers
         return tv
 
     def locate(self, tv: TableVersion) -> int | None:

@@ -150,6 +150,12 @@ class Encoded:
     def __len__(self) -> int:
         return self.nbytes
 
+    @property
+    def checksum(self) -> int:
+        """The header checksum (spec §13.2), from the first part (header + rowprint section)."""
+        return int.from_bytes(memoryview(self.parts[0]).cast("B")[L.CHUNK_CHECKSUM_OFFSET:L.CHUNK_HEADER_BYTES],
+                              "little")
+
     def __bytes__(self) -> bytes:
         return b"".join(memoryview(p).cast("B") for p in self.parts)
 

@@ -83,6 +83,11 @@ def changed_rows(reader: ChunkReader, a: TableVersion, b: TableVersion, *, exact
     cr = a.chunk_rows
     m_all = min(a.n_rows, b.n_rows)
     differing = [c for c in range(-(-m_all // cr)) if a.digests[c] != b.digests[c]]
+    # Headers and rowprint sections are trusted only from objects bound to their ids (spec
+    # §13.7): bindings recorded by the writer or an earlier reader save the full checks.
+    if differing:
+        reader.load_seals(a)
+        reader.load_seals(b)
     # Changed rows among the first m_all, marked chunk by chunk in any order; read out sorted
     # at the end (one pass over m_all bytes instead of a sorted merge of per-chunk arrays).
     changed_mask = np.zeros(m_all, dtype=bool)
@@ -159,6 +164,9 @@ def changed_rows(reader: ChunkReader, a: TableVersion, b: TableVersion, *, exact
     else:
         for c in confirm:
             changed_mask[decode_compare(c)] = True
+    if differing:  # bindings established by full checks here: keep them for the next process
+        reader.save_seals(a)
+        reader.save_seals(b)
     compared, decoded = len(differing), len(confirm)
     changed = np.flatnonzero(changed_mask).astype(np.int64, copy=False)
     return RowChanges(changed, np.arange(a.n_rows, b.n_rows, dtype=np.int64),
@@ -499,6 +507,7 @@ def _stored_vs_matrix(stored: Side, mem: Side, m: int, exact: bool, k: Any,
     cr = tv.chunk_rows
     n_chunks = -(-m // cr)
     mat = mem.matrix
+    reader.load_seals(tv)
 
     def one(c: int) -> tuple[np.ndarray, np.ndarray, bool]:
         """(changed rows, their stored bytes, whether the chunk was decoded in full)"""
@@ -539,6 +548,7 @@ def _stored_vs_matrix(stored: Side, mem: Side, m: int, exact: bool, k: Any,
             for c in range(n_chunks):
                 parts.append(one(c))
                 bar.update(1)
+    reader.save_seals(tv)
     info["chunks_compared"] = n_chunks
     info["chunks_decoded"] = sum(p[2] for p in parts)
     if not parts:

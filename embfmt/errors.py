@@ -87,6 +87,12 @@ class ErrorKind(str, Enum):
     # InputError: a new version of a keyed table was given no keys and no explicit carry or
     # drop (spec §18.1): the rows' identity is unknown, so the parent's keys cannot follow them.
     KEYS_REQUIRED = "keys-required"
+    # FormatError: a symbolic link, FIFO, device or directory where the repository keeps a
+    # regular file (never followed or opened for reading: it could hang or lead outside).
+    NOT_A_FILE = "not-a-file"
+    # ConflictError: a write or delete refused because its path leads out of the repository
+    # through a symbolic link.
+    UNSAFE_PATH = "unsafe-path"
 
 
 class EmbfmtError(Exception):

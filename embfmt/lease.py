@@ -24,6 +24,8 @@ import os
 import uuid
 
 from . import _fs
+from .errors import FormatError
+from .store import open_regular, real_dir
 
 __all__ = ["WriteLease", "oldest_live_lease", "scan_leases"]
 
@@ -36,6 +38,7 @@ class WriteLease:
     _fd: int | None = None  # set once the file exists: __del__ of a failed __init__ is a no-op
 
     def __init__(self, tmp_dir: str) -> None:
+        real_dir(tmp_dir, "temp directory")  # never a lease (or objects) through a symlink
         _fs.makedirs(tmp_dir, durable=False)
         token = uuid.uuid4().hex
         self.path = os.path.join(tmp_dir, f"{PREFIX}{token}")
@@ -79,6 +82,8 @@ def oldest_live_lease(tmp_dir: str, *, remove_stale: bool = True) -> float | Non
 
 def scan_leases(tmp_dir: str, *, remove_stale: bool = True) -> tuple[float | None, int, int]:
     """``(oldest live lease's creation time or None, live leases, stale leases)``."""
+    if not real_dir(tmp_dir, "temp directory"):
+        return None, 0, 0
     try:
         names = [n for n in os.listdir(tmp_dir) if n.startswith(PREFIX)]
     except FileNotFoundError:
@@ -88,9 +93,11 @@ def scan_leases(tmp_dir: str, *, remove_stale: bool = True) -> tuple[float | Non
     for name in names:
         path = os.path.join(tmp_dir, name)
         try:
-            fd = os.open(path, os.O_RDONLY)
+            fd, _ = open_regular(path, "lease")
         except FileNotFoundError:
             continue  # released meanwhile
+        except FormatError:
+            continue  # a link, FIFO or directory named like a lease: no writer holds it
         try:
             when = os.fstat(fd).st_mtime
             try:

@@ -37,6 +37,7 @@ True
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -51,6 +52,7 @@ import blake3
 
 from . import _fs
 from .errors import (
+    ConflictError,
     EmbfmtError,
     ErrorKind,
     FormatError,
@@ -60,6 +62,7 @@ from .errors import (
 )
 from .manifest import canonical_json
 from .ref import check_ref_name
+from .store import open_regular, read_bounded, real_dir
 
 if TYPE_CHECKING:
     from .repo import Repo
@@ -336,10 +339,9 @@ class UsageLog:
     # --- head ------------------------------------------------------------------------------
     def read_head(self) -> tuple[int, int, str] | None:
         """``(records, length, last hash)`` from the head file; None when it does not exist."""
-        try:
-            with open(self.head_path, "rb") as f:
-                data = f.read(4096)
-        except FileNotFoundError:
+        try:  # bounded; a FIFO or link in its place is refused, never waited on or followed
+            data = read_bounded(self.head_path, 4096, self.head_name)
+        except (FileNotFoundError, NotADirectoryError):
             return None
         try:
             d = json.loads(data.decode("utf-8"))
@@ -369,7 +371,10 @@ class UsageLog:
                context: dict[str, Any] | None, author: str, time: str | None = None) -> UseRecord:
         """Append one record. The caller holds the repository's ref lock and has resolved the
         stamp; returns the record."""
+        # Never appended through a symlink out of the repository (directory or file).
+        real_dir(self.dir, "usage log directory")
         _fs.makedirs(self.dir, durable=self.durable)
+        real_dir(self.dir, "usage log directory")
         head = self.read_head()
         if head is None:
             if os.path.exists(self.log_path) and os.path.getsize(self.log_path) > 0:
@@ -380,14 +385,21 @@ class UsageLog:
             self._write_head(0, 0, GENESIS)
             head = (0, 0, GENESIS)
         n, length, last = head
-        try:
-            fd = os.open(self.log_path, os.O_RDWR)
+        try:  # never through a link; a FIFO in its place must not block the open
+            fd = os.open(self.log_path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
-            fd = _fs.create(self.log_path, 0o644, flags=os.O_RDWR)
+            fd = _fs.create(self.log_path, 0o644, flags=os.O_RDWR | os.O_NOFOLLOW)
         except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise ConflictError(f"{self.log_path} is a symbolic link: the usage log is never "
+                                    "written through one", ErrorKind.UNSAFE_PATH) from None
             raise _fs.storage_error(e, self.log_path) from None
         try:
-            size = os.fstat(fd).st_size
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise FormatError(f"{self.log_path} is not a regular file", ErrorKind.NOT_A_FILE)
+            os.set_blocking(fd, True)
+            size = st.st_size
             if size < length:
                 raise IntegrityError(f"{self.log_name} has {size} bytes, its head says {length}: "
                                      "records were removed; run `embfmt verify`", ErrorKind.TRUNCATED)
@@ -483,7 +495,12 @@ class UsageLog:
         out: list[UseRecord] = []
         prev_hash, prev_seq, pos, lineno = GENESIS, -1, 0, 0
         at_head: tuple[int, str] | None = (0, GENESIS) if length == 0 else None
-        with open(self.log_path, "rb") as f:
+        try:
+            fd, _ = open_regular(self.log_path, self.log_name)
+        except FormatError as e:  # a FIFO, device or link in its place
+            report(_Problem(self.log_name, e.kind, e.message))
+            return []
+        with os.fdopen(fd, "rb") as f:
             while True:
                 # Lines end at b"\n" only (U+2028 and friends inside JSON strings are not breaks).
                 raw = f.readline(MAX_RECORD_BYTES + 2)

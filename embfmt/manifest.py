@@ -88,6 +88,18 @@ class TableVersion:
                                           self.root, len(meta), 0)
         return head + b"".join(self.digests) + meta
 
+    @staticmethod
+    def size_from_header(head: bytes) -> int | None:
+        """The object size a table version's first bytes imply (``80 + 32·n_chunks +
+        meta_bytes``), for a read bounded before it starts; None when they are too short or
+        not a table version's (parsing them reports what is wrong)."""
+        hs = L.TABLE_HEADER_STRUCT.size
+        if len(head) < hs or head[:4] != L.TABLE_MAGIC:
+            return None
+        f = L.TABLE_HEADER_STRUCT.unpack_from(head)
+        nch, mlen = f[7], f[9]
+        return hs + 32 * min(nch, L.MAX_OBJECT_BYTES // 32) + min(mlen, L.MAX_META_BYTES)
+
     @classmethod
     def from_bytes(cls, buf: bytes, name: str = "table version") -> TableVersion:
         """Parse and validate; recomputes the root from the digests (``digest-mismatch`` if not)."""

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _layout as L
 from .backend import cpu_kernels
-from .cache import RowprintCache
+from .cache import RowprintCache, SealCache
 from .chunk import (ChunkHeader, Scratch, check_base, check_fits, chunk_rowprints, decode_chunk, decode_rows,
                     parse_header, thread_scratch)
 from .errors import ErrorKind, FormatError, IntegrityError, NotFoundError
@@ -35,10 +35,11 @@ class ChunkReader:
     """Decodes chunk objects of one store. Thread-safe."""
 
     def __init__(self, store: Store, kernels: object, *, cache_bytes: int = CACHE_BYTES,
-                 rowprint_cache: RowprintCache | None = None) -> None:
+                 rowprint_cache: RowprintCache | None = None, seal_cache: SealCache | None = None) -> None:
         self.store = store
         self.kernels = kernels
         self.rowprint_cache = rowprint_cache
+        self.seal_cache = seal_cache
         self.cache_bytes = cache_bytes
         self._rows: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._rp: OrderedDict[bytes, np.ndarray] = OrderedDict()
@@ -47,6 +48,13 @@ class ChunkReader:
         self._patches: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._tables: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._fits: OrderedDict[bytes, tuple[int, int, int]] = OrderedDict()
+        # Chunk ids bound to the header checksum of their own object (spec §13.7): id ->
+        # (checksum, base id or None). Rowprints, sparse indices and headers are trusted only
+        # from an object whose checksum is bound to the id asked for: the file of another chunk
+        # of the same shape is well-formed too, and only a full decode would tell them apart.
+        self._bound: dict[bytes, tuple[int, bytes | None]] = {}
+        self._seals_loaded: set[bytes] = set()
+        self._seals_saved: dict[bytes, int] = {}
         self._held = 0
         self._lock = threading.Lock()
 
@@ -257,7 +265,7 @@ class ChunkReader:
                 self._rp.move_to_end(digest)
                 return hit
         # Only the header and the rowprint section are read: never the payload.
-        h = self.header(digest, rows_hint)
+        h = self.bound_header(digest, rows_hint)
         with self._lock:
             kept = self._sections.get(digest)
         buf, size = kept if kept is not None else self._prefix(digest, h.payload_offset)
@@ -276,6 +284,93 @@ class ChunkReader:
             while len(self._rp) > 4096:
                 self._rp.popitem(last=False)
         return rp
+
+    # --- binding objects to their ids (spec §13.7) ---------------------------------------------
+    def bind(self, digest: bytes, checksum: int, base: bytes | None = None) -> None:
+        """Record that chunk ``digest``'s own object has header checksum ``checksum`` (and delta
+        base ``base``): the writer calls this for objects it encoded and wrote itself."""
+        with self._lock:
+            self._bound[digest] = (checksum, base)
+
+    def bound_header(self, digest: bytes, rows_hint: int = 0) -> ChunkHeader:
+        """:meth:`header`, once the object is known to be ``digest``'s own: its checksum is the
+        one bound to ``digest``, or a full check (:meth:`check_bound`) binds it now."""
+        h = self.header(digest, rows_hint)
+        with self._lock:
+            b = self._bound.get(digest)
+        if b is None or b[0] != h.checksum:
+            self.check_bound(digest, h)
+        return h
+
+    def check_bound(self, digest: bytes, h: ChunkHeader | None = None) -> None:
+        """Decode chunk ``digest`` in full (digest checked), check that its rowprint section holds
+        the rowprints of the decoded rows (the patched rows for a sparse patch, whose other
+        rowprints are its base's, bound in their own right), and bind its checksum.
+
+        ``h``: the header a fast path read; the object read here must be that object (else it
+        changed between the two reads). Raises :class:`IntegrityError` naming the object."""
+        name = f"chunk object {digest.hex()}"
+        buf = self._get(digest)
+        own = parse_header(buf, name)
+        if h is not None and own.checksum != h.checksum:
+            raise IntegrityError(f"{name}: changed while it was being read")
+        try:
+            rows = decode_chunk(buf, digest, name, self._base_rows, self.kernels, verify=True)
+        except IntegrityError:
+            rows = decode_chunk(buf, digest, name, self._checked_base_rows, self.kernels, verify=True)
+        from ._kernels import cpu
+
+        if own.codec == L.CODEC_SPARSE:
+            idx = np.frombuffer(buf, dtype="<u4", count=own.n_patch, offset=own.rowprint_offset).astype(np.int64)
+            stored = np.frombuffer(buf, dtype="<u8", count=own.n_patch,
+                                   offset=own.rowprint_offset + 4 * own.n_patch)
+            rows = rows[idx]
+        else:
+            stored = np.frombuffer(buf, dtype="<u8", count=own.n_rows, offset=own.rowprint_offset)
+        got = np.empty(len(rows), dtype=np.uint64)
+        cpu.rowprints_into(np.ascontiguousarray(rows), got)
+        if not np.array_equal(got, stored):
+            raise IntegrityError(f"{name}: its rowprint section does not hold the rowprints of its rows")
+        self.bind(digest, own.checksum, own.base if own.is_delta else None)
+
+    def load_seals(self, tv: TableVersion) -> None:
+        """Bindings recorded for ``tv``'s chunks by an earlier process (cache/seals/, spec §11.1);
+        a missing or damaged record only costs full checks."""
+        if self.seal_cache is None:
+            return
+        key = self.table_key(tv)
+        with self._lock:
+            if key in self._seals_loaded:
+                return
+            self._seals_loaded.add(key)
+        got = self.seal_cache.get(key, (L.MAX_CHAIN_DEPTH + 1) * tv.n_chunks)
+        if got:
+            with self._lock:
+                for d, cs, base in got:
+                    self._bound.setdefault(d, (cs, base))
+                self._seals_saved[key] = len(got)
+
+    def save_seals(self, tv: TableVersion) -> None:
+        """Record the bindings known for ``tv``'s chunks and their delta bases for later
+        processes (best effort; nothing is written when the record would not grow)."""
+        if self.seal_cache is None:
+            return
+        key = self.table_key(tv)
+        entries: dict[bytes, tuple[int, bytes | None]] = {}
+        with self._lock:
+            for d in tv.digests:
+                for _ in range(L.MAX_CHAIN_DEPTH + 1):
+                    b = self._bound.get(d)
+                    if b is None or d in entries:
+                        break
+                    entries[d] = b
+                    if b[1] is None:
+                        break
+                    d = b[1]
+            if not entries or self._seals_saved.get(key, -1) >= len(entries):
+                return
+            self._seals_saved[key] = len(entries)
+        self.seal_cache.put(key, [(d, cs, base) for d, (cs, base) in sorted(entries.items())])
 
     def table_rowprints(self, tv: TableVersion) -> np.ndarray | None:
         """All rowprints of table version ``tv`` from memory or the rowprint cache, or None when
@@ -307,9 +402,11 @@ class ChunkReader:
         the rowprint cache (when there is one) for the next process."""
         cr = tv.chunk_rows
         out = np.empty(tv.n_rows, dtype=np.uint64)
+        self.load_seals(tv)
         for c in range(tv.n_chunks):
             out[c * cr:(c + 1) * cr] = self.rowprints(self.chunk_of(tv, c), rows_hint=cr)
         out.flags.writeable = False
+        self.save_seals(tv)
         if self.rowprint_cache is not None:
             key = self.table_key(tv)
             self.rowprint_cache.put(key, out)
@@ -324,7 +421,7 @@ class ChunkReader:
     def patch_rows(self, digest: bytes) -> tuple[ChunkHeader, np.ndarray]:
         """Header and patched row indices of a sparse-patch chunk, from its first bytes only
         (header + index section; checksum verified)."""
-        h = self.header(digest)
+        h = self.bound_header(digest)
         if h.codec != L.CODEC_SPARSE:
             raise ValueError("not a sparse patch")
         with self._lock:
@@ -386,5 +483,8 @@ class ChunkReader:
             self._patches.clear()
             self._tables.clear()
             self._fits.clear()
+            self._bound.clear()
+            self._seals_loaded.clear()
+            self._seals_saved.clear()
             self._held = 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import stat
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from . import _fs
 from . import _layout as L
 from .errors import ConflictError, ErrorKind, FormatError, InputError, NotFoundError
 from .reflog import Reflog
+from .store import read_bounded
 
 __all__ = ["RefStore", "check_ref_name"]
 
@@ -27,6 +29,8 @@ _HEX64 = re.compile(rb"[0-9a-f]{64}\n\Z")
 # Temp files of refs as older versions named them ("<name>.tmp.<uuid4 hex>").
 _LEGACY_TMP = re.compile(r"\.tmp\.[0-9a-f]{32}\Z")
 LOCK_TIMEOUT_S = 30.0
+REF_BYTES = 65  # 64 hex digits and a newline (spec §17)
+HEAD_BYTES = len("ref: refs/heads/\n") + L.MAX_REF_NAME * 4  # a name of 200 characters of UTF-8
 
 
 def check_ref_name(name: str, what: str = "ref") -> str:
@@ -64,12 +68,17 @@ class RefStore:
         """The commit id a ref points to, or None when it does not exist."""
         p = self._path(kind, name)
         try:
-            with open(p, "rb") as f:
-                data = f.read(200)
+            # Bounded, and never a symlink, FIFO or device (a FIFO would hang every read).
+            data = read_bounded(p, REF_BYTES, f"ref {kind}/{name}", kind=ErrorKind.BAD_REF)
         except (FileNotFoundError, NotADirectoryError):
             return None
-        except IsADirectoryError:
-            return None
+        except FormatError:
+            try:
+                if stat.S_ISDIR(os.lstat(p).st_mode):  # refs named <name>/... exist, not <name>
+                    return None
+            except OSError:
+                pass
+            raise
         if not _HEX64.match(data):
             raise FormatError(f"ref {kind}/{name} ({p}) is corrupt: expected 64 hex digits and a "
                               f"newline, found {data[:80]!r}", ErrorKind.BAD_REF)
@@ -198,14 +207,23 @@ class RefStore:
 
     # HEAD names the current branch: "ref: refs/heads/<name>\n"
     def head_branch(self) -> str:
+        """The branch HEAD names. A missing HEAD is damage, not "main": only ``init`` creates
+        it, and guessing would read (and commit to) another branch than the user's (spec §17)."""
+        p = os.path.join(self.root, "HEAD")
         try:
-            with open(os.path.join(self.root, "HEAD"), "rb") as f:
-                data = f.read(300).decode("utf-8", "replace")
-        except FileNotFoundError:
-            return "main"
+            raw = read_bounded(p, HEAD_BYTES, "HEAD", kind=ErrorKind.BAD_REF)
+        except (FileNotFoundError, NotADirectoryError):
+            raise FormatError(f"{p} is missing: it names the current branch (only `embfmt init` "
+                              "creates it; `embfmt checkout BRANCH` writes it again)", ErrorKind.BAD_REF) from None
+        data = raw.decode("utf-8", "replace")
         if not data.startswith("ref: refs/heads/") or not data.endswith("\n"):
-            raise FormatError(f"{self.root}/HEAD is corrupt: {data[:80]!r}", ErrorKind.BAD_REF)
-        return check_ref_name(data[len("ref: refs/heads/"):-1], "branch")
+            raise FormatError(f"{p} is corrupt: {data[:80]!r}", ErrorKind.BAD_REF)
+        name = data[len("ref: refs/heads/"):-1]
+        try:
+            return check_ref_name(name, "branch")
+        except InputError:  # the user did not type it: the file is damaged
+            raise FormatError(f"{p} is corrupt: it names {name[:80]!r}, which is not a valid branch "
+                              "name", ErrorKind.BAD_REF) from None
 
     def set_head_branch(self, name: str, *, reason: str | None = None) -> None:
         """Point HEAD at branch ``name``; with ``reason``, log the switch in ``logs/HEAD``

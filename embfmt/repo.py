@@ -40,7 +40,8 @@ import numpy as np
 from . import _layout as L
 from . import _fs, progress
 from .backend import _threads, cpu_kernels, resolve_name
-from .cache import RowprintCache
+from .cache import RowprintCache, SealCache
+from .store import read_bounded, real_dir
 from .change import ChangeRecord
 from .commit import Commit
 from .diff import RowChanges, changed_rows
@@ -62,6 +63,8 @@ __all__ = ["Repo", "CommitInfo", "CommitPlan", "VerifyReport", "GcReport", "find
 
 # Parsed table versions kept per Repo (a 1M-row version is ~16 KiB of digests).
 TABLE_VERSIONS_KEPT = 256
+# embfmt.json is one short JSON object; a larger file (or a FIFO, a device) is not read.
+MARKER_BYTES = 4096
 
 
 def default_durable(repo_path: str | None = None) -> bool:
@@ -280,9 +283,10 @@ class Repo:
             durable = durable_objects if durable_objects is not None else default_durable(self.path)
         marker = os.path.join(self.path, L.REPO_MARKER)
         try:
-            with open(marker, "rb") as f:
-                info = json.loads(f.read(4096))
-        except FileNotFoundError:
+            info = json.loads(read_bounded(marker, MARKER_BYTES, L.REPO_MARKER))
+        except FormatError:  # a FIFO, link or oversized file in its place: said as such
+            raise
+        except (FileNotFoundError, NotADirectoryError):
             raise NotFoundError(f"{self.path} is not an embfmt repository (no {L.REPO_MARKER}); "
                                 "create one with `embfmt init`", ErrorKind.NOT_A_REPOSITORY) from None
         except (ValueError, UnicodeDecodeError, IsADirectoryError, RecursionError) as e:  # ValueError: JSON
@@ -298,7 +302,8 @@ class Repo:
         self.refs.author = self.author  # who reflog entries name: as a commit now would
         # Numba kernels load on first use: log, show, tag, branch and reset never need them.
         self.kernels = _LazyKernels()
-        self.reader = ChunkReader(self.store, self.kernels, rowprint_cache=RowprintCache(self.path))
+        self.reader = ChunkReader(self.store, self.kernels, rowprint_cache=RowprintCache(self.path),
+                                  seal_cache=SealCache(self.path))
         self._pool = ThreadPoolExecutor(_threads(), thread_name_prefix="embfmt-read")
         self._tv_cache: OrderedDict[bytes, TableVersion] = OrderedDict()
         self._tv_lock = threading.Lock()
@@ -350,9 +355,9 @@ class Repo:
         return f"Repo({self.path!r})"
 
     # --- objects ----------------------------------------------------------------------------
-    def _get(self, oid: bytes, what: str) -> bytes:
+    def _get(self, oid: bytes, what: str, max_size: int | None = None) -> bytes:
         try:
-            return self.store.get(oid)
+            return self.store.get(oid, max_size)
         except NotFoundError:
             raise NotFoundError(f"{what} {oid.hex()} is missing from {self.path}",
                                 ErrorKind.MISSING_OBJECT) from None
@@ -364,7 +369,8 @@ class Repo:
 
     def get_commit(self, cid: bytes | str) -> Commit:
         oid = bytes.fromhex(cid) if isinstance(cid, str) else cid
-        return Commit.from_bytes(self._get(oid, "commit"), oid, f"commit {oid.hex()}")
+        # Refused before reading when larger than a commit may be (spec §16, §19).
+        return Commit.from_bytes(self._get(oid, "commit", L.MAX_COMMIT_BYTES), oid, f"commit {oid.hex()}")
 
     def get_table_version(self, tid: bytes | str, *, cached: bool = True) -> TableVersion:
         """The table-version object ``tid``, hash- and root-checked.
@@ -380,7 +386,16 @@ class Repo:
                 if tv is not None:
                     self._tv_cache.move_to_end(oid)
                     return tv
-        buf = self._get(oid, "table version")
+        # Its header says how long it is: a larger file is refused before it is read.
+        try:
+            head, _ = self.store.get_prefix(oid, L.TABLE_HEADER_STRUCT.size)
+        except NotFoundError:
+            raise NotFoundError(f"table version {oid.hex()} is missing from {self.path}",
+                                ErrorKind.MISSING_OBJECT) from None
+        limit = TableVersion.size_from_header(head)
+        if limit is None:  # not a table version's header: say what is wrong with it
+            TableVersion.from_bytes(head, f"table version {oid.hex()}")
+        buf = self._get(oid, "table version", limit)
         if blake3.blake3(buf).digest() != oid:
             raise IntegrityError(f"table version {oid.hex()}: bytes do not hash to its id")
         tv = TableVersion.from_bytes(buf, f"table version {oid.hex()}")
@@ -881,7 +896,7 @@ class Repo:
                     first = message.splitlines()[0] if message else ""
                     self.refs.cas("heads", branch, parent_id, cid, reason=f"{verb}: {first}".rstrip(),
                                   author=who)
-                    return cid.hex()
+                    break
             # Someone else moved the branch: re-parent onto their commit when they did not
             # touch our tables, else refuse. Never drop their commit.
             if cur is None:
@@ -889,7 +904,17 @@ class Repo:
             self._check_disjoint(cur, parent_id, set(new_tables) | set(remove), branch)
             parent_id = cur
             parent_tables = dict(self.get_commit(cur).tables)
-        raise ConflictError(f"branch {branch!r} kept moving; gave up after 100 attempts")
+        else:
+            raise ConflictError(f"branch {branch!r} kept moving; gave up after 100 attempts")
+        # Landed: record what the writer bound (spec §13.7), so that later diffs of these
+        # versions need no full checks. Derived data (cache/): after the ref, so that a failed
+        # commit leaves nothing but unreferenced objects.
+        try:
+            for tid in new_tables.values():
+                self.reader.save_seals(self.get_table_version(tid))
+        except EmbfmtError:  # derived data only: the commit has landed either way
+            pass
+        return cid.hex()
 
     def _check_disjoint(self, head: bytes, base: bytes | None, ours: set[str], branch: str) -> None:
         cid: bytes | None = head
@@ -1018,6 +1043,8 @@ class Repo:
         tv = TableVersion(stream.dtype, stream.n_rows, stream.dim, digests, tmeta)
         tvb = tv.to_bytes()
         tid = self._put_hashed(tvb, stream.batch)
+        with self._tv_lock:  # kept parsed: the commit records its bindings once it has landed
+            self._tv_cache[tid] = tv
         extra = 0
         changes = w.changes()
         change_id = None
@@ -1556,9 +1583,9 @@ class Repo:
                       + list(self.refs.list("tags", bad_refs).values()))
             for ref, e in bad_refs:
                 report.errors.append({"object": ref, "kind": e.kind.value, "error": str(e)})
-            try:  # HEAD names the current branch: a damaged HEAD is damage too
+            try:  # HEAD names the current branch: a damaged or missing HEAD is damage too
                 self.refs.head_branch()
-            except FormatError as e:
+            except EmbfmtError as e:
                 report.errors.append({"object": "HEAD", "kind": e.kind.value, "error": str(e)})
             # Versions the usage log records as used are live (gc keeps them, §18.4): checked
             # like the refs' history.
@@ -1614,7 +1641,9 @@ class Repo:
 
         def check(d: bytes) -> tuple[bytes, EmbfmtError] | None:
             try:
-                reader.rows(d)
+                # Decoded in full (digest), and its rowprint section checked against the decoded
+                # rows (spec §13.7): diffs trust those rowprints without decoding.
+                reader.check_bound(d)
                 reader.rowprints(d)
                 return None
             except EmbfmtError as e:
@@ -1712,8 +1741,9 @@ class Repo:
                              f"{grace_seconds} and {reflog_expire_seconds}", ErrorKind.BAD_ARGUMENT)
         rep, cutoff, cache_keys = self._collect(grace_seconds, reflog_expire_seconds)
         rep.bytes_freed += self.store.clean_tmp(cutoff)
-        if self.reader.rowprint_cache is not None:  # derived data of versions gone (§11.1)
-            rep.bytes_freed += self.reader.rowprint_cache.prune(cache_keys)
+        for c in (self.reader.rowprint_cache, self.reader.seal_cache):  # derived data of versions gone (§11.1)
+            if c is not None:
+                rep.bytes_freed += c.prune(cache_keys, cutoff)
         self.reader.clear()
         return rep
 
@@ -1738,6 +1768,13 @@ class Repo:
         # or seen through the ref it moved. In the other order, a long write that started
         # before the grace period could commit after the ref walk and drop its lease before
         # the lease check, and gc would delete old chunks that its new commit references.
+        # A symlinked tmp/, objects/ fan-out or cache/ directory would make gc delete files
+        # outside the repository: refused (unsafe-path) before anything is deleted.
+        self.store.check_layout()
+        for c in (self.reader.rowprint_cache, self.reader.seal_cache):
+            if c is not None:
+                real_dir(os.path.dirname(c.dir), "cache directory")
+                real_dir(c.dir, "cache directory")
         cutoff, _, _ = self._gc_cutoff(grace_seconds)
         cache_keys: set[bytes] = set()
         rep = GcReport()

@@ -33,6 +33,7 @@ from .dtype import DType, dtype_of
 from .errors import ConflictError, ErrorKind, InputError
 from .lease import WriteLease
 from .matrix import as_matrix, check_shape
+from .store import real_dir
 from .writer import TableWriter
 
 if TYPE_CHECKING:
@@ -124,6 +125,7 @@ class RowStream:
         # Scratch data is never synced: it is not part of any acknowledged state (a power loss
         # ends the write it belongs to). A refusal (full disk, read-only) is a StorageError.
         if self._fd is None:
+            real_dir(self._tmp_dir, "temp directory")
             _fs.makedirs(self._tmp_dir, durable=False)
             self._scratch = os.path.join(self._tmp_dir, f"stream-{uuid.uuid4().hex}.rows")
             self._fd = _fs.create(self._scratch, 0o600, flags=os.O_RDWR)

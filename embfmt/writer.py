@@ -83,6 +83,8 @@ class TableWriter:
         self.parent = parent if (parent is not None and parent.dtype == self.fp.dtype
                                  and parent.dim == self.fp.dim) else None
         self.itemsize = self.fp.dtype.itemsize
+        if self.parent is not None:  # its chunks are this version's bases and unchanged chunks
+            reader.load_seals(self.parent)
         self.stats = WriteStats()
         self.collect_changes = self.parent is not None
         self._changes: dict[int, tuple[np.ndarray, tuple[np.ndarray, ...]]] = {}
@@ -184,6 +186,8 @@ class TableWriter:
         if obj is None:
             obj = encode_full(rows, self.itemsize, rp, self.kernels)
         wrote = self.store.put(digest, obj.parts)
+        if wrote:  # this writer encoded it from rows whose digest it computed: bound (§13.7)
+            self.reader.bind(digest, obj.checksum, pd if obj.codec in L.DELTA_CODECS else None)
         return L.CODEC_NAMES[obj.codec], len(obj) if wrote else 0, n_changed
 
     def changes(self) -> tuple[np.ndarray, tuple[np.ndarray, ...]] | None:

@@ -16,10 +16,116 @@ from contextlib import contextmanager
 import numpy as np
 
 from .. import _fs
-from ..errors import ConflictError, ErrorKind, NotFoundError
+from .. import _layout as L
+from ..errors import ConflictError, ErrorKind, FormatError, NotFoundError
 from .abc import Store, WriteBatch
 
-__all__ = ["LocalStore", "LocalBatch"]
+__all__ = ["LocalStore", "LocalBatch", "open_regular", "read_bounded", "real_dir", "remove_entries"]
+
+# Opened for reading with O_NOFOLLOW (a symlink in place of a repository file is refused, never
+# followed out of the repository: to /dev/zero, another disk, a secret) and O_NONBLOCK (the
+# open of a FIFO returns at once instead of waiting for a writer; fstat then refuses it).
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def open_regular(path: str, what: str, *, dir_fd: int | None = None) -> tuple[int, int]:
+    """Open ``path`` for reading only if it is a regular file: ``(fd, size)``. A symlink, FIFO,
+    device, socket or directory in its place is a :class:`FormatError` (``not-a-file``);
+    a missing file raises :class:`FileNotFoundError` (the caller knows what that means)."""
+    try:
+        fd = os.open(path, _READ_FLAGS, dir_fd=dir_fd)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise FormatError(f"{what} {path} is a symbolic link; the repository keeps regular files "
+                              "there and never follows links out of it", ErrorKind.NOT_A_FILE) from None
+        if e.errno in (errno.EISDIR, errno.ENXIO):  # (ENOTDIR: a parent is a file, i.e. missing)
+            raise FormatError(f"{what} {path} is not a regular file", ErrorKind.NOT_A_FILE) from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise FormatError(f"{what} {path} is not a regular file (mode {stat.filemode(st.st_mode)})",
+                              ErrorKind.NOT_A_FILE)
+        if getattr(os, "O_NONBLOCK", 0):  # a regular file: plain blocking reads from here on
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st.st_size
+
+
+def real_dir(path: str, what: str) -> bool:
+    """Whether directory ``path`` exists, refusing (:class:`ConflictError`, ``unsafe-path``) a
+    symbolic link or a non-directory in its place: writes and deletes inside it would land
+    outside the repository (gc would delete files there)."""
+    try:
+        st = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    if stat.S_ISDIR(st.st_mode):
+        return True
+    kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a directory"
+    raise ConflictError(f"{what} {path} is {kind}: embfmt never writes or deletes through it, "
+                        "so that nothing outside the repository is touched; make it a plain "
+                        "directory", ErrorKind.UNSAFE_PATH)
+
+
+def remove_entries(path: str, what: str, older_than: float | None = None,
+                   keep: set[str] | frozenset[str] = frozenset()) -> int:
+    """Delete the entries of directory ``path`` whose names are not in ``keep`` and (with
+    ``older_than``) whose own modification time is not later; returns the bytes freed.
+
+    ``path`` must be a plain directory (:func:`real_dir`); it is opened without following a
+    link and entries are removed relative to it, so nothing outside it is touched: a link
+    among them is removed itself, never its target, and directories are left alone."""
+    if not real_dir(path, what):
+        return 0
+    freed = 0
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        with os.scandir(fd) as it:
+            entries = [e for e in it if e.name not in keep]
+        for e in entries:
+            try:
+                st = e.stat(follow_symlinks=False)
+                if stat.S_ISDIR(st.st_mode) or (older_than is not None and st.st_mtime > older_than):
+                    continue
+                os.unlink(e.name, dir_fd=fd)
+                freed += st.st_size
+            except FileNotFoundError:
+                continue
+    finally:
+        os.close(fd)
+    return freed
+
+
+def _read_fd(fd: int, size: int) -> bytes:
+    """Up to ``size`` bytes (fewer if the file shrank under us)."""
+    parts = []
+    while size > 0:
+        b = os.read(fd, min(size, 1 << 24))
+        if not b:
+            break
+        parts.append(b)
+        size -= len(b)
+    return b"".join(parts) if len(parts) != 1 else parts[0]
+
+
+def read_bounded(path: str, limit: int, what: str, *, dir_fd: int | None = None,
+                 kind: ErrorKind = ErrorKind.BAD_FILE) -> bytes:
+    """The bytes of regular file ``path``, refused (``kind``) before reading when it holds more
+    than ``limit`` bytes: a damaged or hostile repository never makes a reader allocate more
+    than the spec's limit for that file (spec §19)."""
+    fd, size = open_regular(path, what, dir_fd=dir_fd)
+    try:
+        if size > limit:
+            raise FormatError(f"{what} {path} is {size} bytes, more than its limit of {limit}", kind)
+        data = _read_fd(fd, limit + 1)  # +1: a file that grew past the limit since fstat
+        if len(data) > limit:
+            raise FormatError(f"{what} {path} is more than its limit of {limit} bytes", kind)
+        return data
+    finally:
+        os.close(fd)
 
 # How long a refresh or a deletion waits for the objects lock. gc holds it for one stat and one
 # unlink at a time, so a wait this long means a stopped process, never a busy one.
@@ -47,11 +153,17 @@ class LocalStore(Store):
         h = oid.hex()
         return os.path.join(self.objects, h[:2], h[2:])
 
-    def get(self, oid: bytes) -> bytes:
+    def get(self, oid: bytes, max_size: int | None = None) -> bytes:
         try:
-            with open(self.path(oid), "rb") as f:
-                return f.read()
-        except FileNotFoundError:
+            return read_bounded(self.path(oid), L.MAX_OBJECT_BYTES if max_size is None else max_size,
+                                f"object {oid.hex()}", kind=ErrorKind.BAD_OBJECT)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFoundError(f"object {oid.hex()} is missing from {self.objects}") from None
+
+    def _open(self, oid: bytes) -> tuple[int, int]:
+        try:
+            return open_regular(self.path(oid), f"object {oid.hex()}")
+        except (FileNotFoundError, NotADirectoryError):
             raise NotFoundError(f"object {oid.hex()} is missing from {self.objects}") from None
 
     def get_buffer(self, oid: bytes, alloc: Callable[[int], np.ndarray] | None = None) -> bytes | memoryview:
@@ -62,12 +174,11 @@ class LocalStore(Store):
         outside) would kill the process with SIGBUS instead of raising an error."""
         if alloc is None:
             return self.get(oid)
-        try:
-            f = open(self.path(oid), "rb", buffering=0)
-        except FileNotFoundError:
-            raise NotFoundError(f"object {oid.hex()} is missing from {self.objects}") from None
-        with f:
-            size = os.fstat(f.fileno()).st_size
+        fd, size = self._open(oid)
+        with open(fd, "rb", buffering=0) as f:
+            if size > L.MAX_OBJECT_BYTES:  # checked before allocating a buffer of its size
+                raise FormatError(f"object {oid.hex()} is {size} bytes, more than any object may be "
+                                  f"({L.MAX_OBJECT_BYTES})", ErrorKind.BAD_OBJECT)
             view = memoryview(alloc(size)).cast("B")
             done = 0
             while done < size:  # a short read: the file shrank, or a signal interrupted us
@@ -78,21 +189,17 @@ class LocalStore(Store):
             return view[:done]
 
     def get_range(self, oid: bytes, offset: int, length: int) -> bytes:
+        fd, _ = self._open(oid)
         try:
-            with open(self.path(oid), "rb") as f:
-                f.seek(offset)
-                return f.read(length)
-        except FileNotFoundError:
-            raise NotFoundError(f"object {oid.hex()} is missing from {self.objects}") from None
+            return os.pread(fd, length, offset)
+        finally:
+            os.close(fd)
 
     def get_prefix(self, oid: bytes, length: int) -> tuple[bytes, int]:
         # One open, one fstat, one read: headers of many objects are read in tight loops.
+        fd, size = self._open(oid)
         try:
-            fd = os.open(self.path(oid), os.O_RDONLY)
-        except FileNotFoundError:
-            raise NotFoundError(f"object {oid.hex()} is missing from {self.objects}") from None
-        try:
-            return os.read(fd, length), os.fstat(fd).st_size
+            return os.read(fd, length), size
         finally:
             os.close(fd)
 
@@ -157,9 +264,10 @@ class LocalStore(Store):
         """Remove ``oid`` if its modification time is at most ``cutoff``, atomically with
         respect to :meth:`touch` (see there); returns the bytes freed (0: kept or absent)."""
         p = self.path(oid)
+        self._check_dirs(os.path.dirname(p))
         with self._objects_lock(exclusive=True):
             try:
-                st = os.stat(p)
+                st = os.lstat(p)  # a link in its place is removed, never what it points to
                 if st.st_mtime > cutoff:
                     return 0
                 _fs.unlink(p)
@@ -187,9 +295,27 @@ class LocalStore(Store):
     def _prepare(self, dest: str) -> None:
         d = os.path.dirname(dest)
         if d not in self._dirs:  # 256 fan-out dirs: stat them once per process, not per object
+            self._check_dirs(d)
             _fs.makedirs(d, durable=self.durable)
             _fs.makedirs(self.tmp, durable=self.durable)
+            self._check_dirs(d)  # made by someone else meanwhile: the same checks
             self._dirs.add(d)
+
+    def _check_dirs(self, fanout: str | None = None) -> None:
+        """``tmp/``, ``objects/`` and a fan-out directory must be plain directories of the
+        repository, never symlinks out of it (checked before writing or deleting there)."""
+        real_dir(self.tmp, "temp directory")
+        real_dir(self.objects, "object directory")
+        if fanout is not None:
+            real_dir(fanout, "object directory")
+
+    def check_layout(self) -> None:
+        """Every directory a garbage collection deletes in (``tmp/``, ``objects/`` and its
+        fan-out directories) is a plain directory, before anything is deleted."""
+        self._check_dirs()
+        if os.path.isdir(self.objects):
+            for d in os.listdir(self.objects):
+                real_dir(os.path.join(self.objects, d), "object directory")
 
     def _write_tmp(self, oid: bytes, data: bytes | memoryview | list[bytes | memoryview]) -> str:
         tmp = os.path.join(self.tmp, f"{oid.hex()[:16]}.{uuid.uuid4().hex}")
@@ -226,8 +352,9 @@ class LocalStore(Store):
     def delete(self, oid: bytes) -> int:
         """Remove one object; the caller fsyncs its directory (:meth:`sync_deletions`)."""
         p = self.path(oid)
+        self._check_dirs(os.path.dirname(p))
         try:
-            n = os.stat(p).st_size
+            n = os.lstat(p).st_size  # a link in its place is removed, never what it points to
             _fs.unlink(p)
             return n
         except FileNotFoundError:
@@ -278,20 +405,12 @@ class LocalStore(Store):
                 yield name, st.st_size, st.st_mtime
 
     def clean_tmp(self, older_than: float) -> int:
-        """Remove temp files older than ``older_than`` (epoch seconds); returns bytes freed."""
-        freed = 0
-        if not os.path.isdir(self.tmp):
-            return 0
-        for name in os.listdir(self.tmp):
-            p = os.path.join(self.tmp, name)
-            try:
-                st = os.stat(p)
-                if st.st_mtime <= older_than:
-                    _fs.unlink(p)
-                    freed += st.st_size
-            except FileNotFoundError:
-                continue
-        return freed
+        """Remove temp files older than ``older_than`` (epoch seconds); returns bytes freed.
+
+        ``tmp/`` itself must be a plain directory (else ``unsafe-path``); entries are looked at
+        without following links (a link is removed, never its target) and directories in it
+        are left alone (writers make none: not ours to delete)."""
+        return remove_entries(self.tmp, "temp directory", older_than)
 
 
 class LocalBatch(WriteBatch):

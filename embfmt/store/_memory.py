@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from ..errors import NotFoundError
+from ..errors import ErrorKind, FormatError, NotFoundError
 from .abc import Store
 
 __all__ = ["MemoryStore"]
@@ -18,11 +18,15 @@ class MemoryStore(Store):
         self._d: dict[bytes, bytes] = {}
         self._t: dict[bytes, float] = {}
 
-    def get(self, oid: bytes) -> bytes:
+    def get(self, oid: bytes, max_size: int | None = None) -> bytes:
         try:
-            return self._d[oid]
+            data = self._d[oid]
         except KeyError:
             raise NotFoundError(f"object {oid.hex()} is missing from the memory store") from None
+        if max_size is not None and len(data) > max_size:
+            raise FormatError(f"object {oid.hex()} is {len(data)} bytes, more than its limit of "
+                              f"{max_size}", ErrorKind.BAD_OBJECT)
+        return data
 
     def get_range(self, oid: bytes, offset: int, length: int) -> bytes:
         return self.get(oid)[offset:offset + length]

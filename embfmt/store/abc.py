@@ -60,8 +60,10 @@ class Store(ABC):
     atomic_put: bool = True
 
     @abstractmethod
-    def get(self, oid: bytes) -> bytes:
-        """The bytes of object ``oid``; raises :class:`~embfmt.errors.NotFoundError`."""
+    def get(self, oid: bytes, max_size: int | None = None) -> bytes:
+        """The bytes of object ``oid``; raises :class:`~embfmt.errors.NotFoundError`, or
+        :class:`~embfmt.errors.FormatError` (``bad-object``) without reading it when it holds
+        more than ``max_size`` bytes (default: the limit for any object, spec §19)."""
 
     @abstractmethod
     def get_range(self, oid: bytes, offset: int, length: int) -> bytes:

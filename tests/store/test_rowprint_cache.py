@@ -7,6 +7,7 @@ unwritable cache must never change a result.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -108,15 +109,20 @@ def test_read_only_repository_still_answers(repo_versions, monkeypatch) -> None:
     def refuse(*a, **k):  # type: ignore[no-untyped-def]
         raise PermissionError(30, "Read-only file system")
 
+    # The writer recorded its bindings (cache/seals/, spec §13.7) when it committed; reads of a
+    # read-only repository add nothing to them.
+    before = sorted(p.relative_to(path) for p in (path / "cache").rglob("*"))
     monkeypatch.setattr(cache_mod.os, "makedirs", refuse)
     got = embfmt.Repo(path).changed_rows("t", revs[0], revs[2])
     assert got.changed.tolist() == brute(vs[0], vs[2])
-    assert not (path / "cache").exists()
-    assert not [f for f in os.listdir(path / "tmp") if f.startswith("rowprints-")]
+    assert sorted(p.relative_to(path) for p in (path / "cache").rglob("*")) == before
+    assert not (path / "cache" / "rowprints").exists()
+    assert not [f for f in os.listdir(path / "tmp") if f.startswith(("rowprints-", "seals-"))]
 
 
 def test_unwritable_cache_dir_is_not_an_error(repo_versions) -> None:  # type: ignore[no-untyped-def]
     path, revs, vs = repo_versions
+    shutil.rmtree(path / "cache", ignore_errors=True)  # the writer's seals (spec §13.7) too
     (path / "cache").write_text("not a directory")  # every put fails
     got = embfmt.Repo(path).changed_rows("t", revs[0], revs[2])
     assert got.changed.tolist() == brute(vs[0], vs[2])
@@ -132,8 +138,8 @@ def test_gc_drops_entries_of_unreachable_versions(repo_versions) -> None:  # typ
     keys = [cache.key(tv.dtype, tv.n_rows, tv.dim, tv.digests) for tv in tvs]
     assert sorted(os.listdir(cache.dir)) == sorted(k.hex() for k in keys)
     (Path(cache.dir) / ("ab" * 32)).write_bytes(b"stray")
-    repo.gc()
-    assert sorted(os.listdir(cache.dir)) == sorted(k.hex() for k in keys)  # all reachable
+    repo.gc()  # the stray entry is younger than the grace period, like any other file gc keeps
+    assert sorted(os.listdir(cache.dir)) == sorted([k.hex() for k in keys] + ["ab" * 32])
     repo.reset("main", revs[1])
     rep = repo.gc(grace_seconds=0, reflog_expire_seconds=0)
     assert sorted(os.listdir(cache.dir)) == sorted(k.hex() for k in keys[:2])
