@@ -318,8 +318,7 @@ class ChunkReader:
             rows = decode_chunk(buf, digest, name, self._base_rows, self.kernels, verify=True)
         except IntegrityError:
             rows = decode_chunk(buf, digest, name, self._checked_base_rows, self.kernels, verify=True)
-        from ._kernels import cpu
-
+        cpu = cpu_kernels()
         if own.codec == L.CODEC_SPARSE:
             idx = np.frombuffer(buf, dtype="<u4", count=own.n_patch, offset=own.rowprint_offset).astype(np.int64)
             stored = np.frombuffer(buf, dtype="<u8", count=own.n_patch,

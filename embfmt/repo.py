@@ -1594,7 +1594,12 @@ class Repo:
             log_problems = UsageLog(self.path, durable=self.refs.durable).problems(used)
             # So are the commits reflog entries name, until the entries expire.
             log_problems += self.refs.reflog.problems() + self.refs.reflog.missing(self.store.has)
-            starts += [c for c in self._extra_roots() if c not in set(starts)]
+            try:
+                starts += [c for c in self._extra_roots() if c not in set(starts)]
+            except FormatError as e:  # a usage log that cannot be read: reported above
+                if not any(p["object"] == UsageLog(self.path).log_name for p in log_problems):
+                    log_problems.append({"object": UsageLog(self.path).log_name, "kind": e.kind.value,
+                                         "error": str(e)})
         tv_ids: set[str] = set()
         change_ids: set[str] = set()
         for cid in self._reachable_commits(starts, report):

@@ -205,3 +205,20 @@ def test_writes_refuse_a_symlinked_tmp(repo_path: str, tmp_path: Path) -> None:
         r.commit({"t": np.ones((64, 8), np.float32)})
     assert e.value.kind.value == "unsafe-path"
     assert os.listdir(outside) == []
+
+
+@pytest.mark.parametrize("cmd", ["checkout", "diff"])
+def test_cli_checkout_and_diff_exit_1_on_corruption(repo_path: str, tmp_path: Path, cmd: str) -> None:
+    """README: exit 1 when corruption was found (issue 13), one line on stderr."""
+    p = _object(repo_path, _chunk(repo_path))
+    os.chmod(p, 0o644)
+    b = bytearray(p.read_bytes())
+    b[-1] ^= 0xFF  # the payload: the digest no longer matches
+    p.write_bytes(bytes(b))
+    other = tmp_path / "other.npy"
+    np.save(other, np.zeros((64, 8), np.float32))  # every row differs: the stored rows are read
+    args = (["checkout", "main", "t", "-o", str(tmp_path / "out.npy")] if cmd == "checkout"
+            else ["diff", "main", str(other), "--table", "t"])
+    res = subprocess.run(["embfmt", "-C", repo_path, *args], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1, (res.returncode, res.stderr)
+    assert len(res.stderr.strip().splitlines()) == 1 and "digest-mismatch" in res.stderr
