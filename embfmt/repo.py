@@ -1058,9 +1058,11 @@ class Repo:
         info = {"fingerprint": fp.root, "rows": stream.n_rows, "dim": stream.dim,
                 "dtype": stream.dtype.name,
                 "parent_rows": parent.n_rows if parent is not None else 0,
-                "rows_changed": stats.rows_changed,
+                "rows_changed": stats.rows_changed, **stats.to_dict(),
+                # after the writer's own figure (chunks only), which it replaces: what the table
+                # cost on disk includes its table-version object and change record
                 "bytes_written": stats.bytes_written + len(tvb) + extra,
-                "seconds": round(time.perf_counter() - stream.t0, 6), **stats.to_dict()}
+                "seconds": round(time.perf_counter() - stream.t0, 6)}
         if change_id is not None:
             info["changes"] = change_id
         return tid.hex(), info

@@ -49,6 +49,11 @@ def test_dry_run_changes_nothing_and_predicts_the_bytes(repo: Repo) -> None:
     c = repo.get_commit(cid)
     assert {n: c.tables[n] for n in ("t", "same", "new")} == {n: plan.tables[n]["version"] for n in ("t", "same", "new")}
     assert plan.to_dict()["dry_run"] is True and plan.parent is not None
+    # what the commit records it wrote per table is what the plan predicted (it once left out
+    # the table-version object and the change record)
+    shown = repo.show(cid)["tables"]
+    for n in ("t", "new"):
+        assert shown[n]["write"]["bytes_written"] == plan.tables[n]["bytes_written"], n
 
 
 def test_dry_run_on_an_empty_repository(tmp_path: Path) -> None:
