@@ -48,7 +48,7 @@ def build(path: str, n: int, versions: int, seed: int = 0) -> tuple[embfmt.Repo,
         x[idx] += (0.01 * rng.standard_normal((len(idx), DIM))).astype(np.float32)
         if v in hits:
             x[row] += np.float32(0.05)
-        cid = repo.commit({"emb": x}, message=f"v{v}: {len(idx)} rows tuned")
+        cid = repo.commit({"emb": x}, keys={"emb": "carry"}, message=f"v{v}: {len(idx)} rows tuned")
         if v in hits or row in set(idx.tolist()):
             changed_at.append(cid)
     return repo, row, changed_at
