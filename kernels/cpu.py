@@ -29,7 +29,7 @@ Performance notes (why the code looks like this):
   SLP vectorizer is involved.
 * 128-bit multiply.  ``_mul128_fold64`` zero-extends to ``i128`` and lets LLVM
   emit one ``mul`` (64x64->128) instead of four 32-bit partial products.
-* The long-input (>240 bytes) stripe loop is ``_accumulate``, an intrinsic on
+* The long-input (>240 bytes) stripe loop is emitted by ``_emit_xxh3_long`` as LLVM IR on
   an explicit ``<8 x i64>`` vector (the eight accumulators, one per lane), so
   the codegen does not depend on auto-vectorizer heuristics.  Scalar Numba code
   with eight accumulator locals was tried first: LLVM's loop vectorizer
@@ -102,11 +102,6 @@ S32 = _U(32)
 S33 = _U(33)
 S35 = _U(35)
 S37 = _U(37)
-S47 = _U(47)
-
-INIT_ACC0, INIT_ACC1, INIT_ACC2, INIT_ACC3, INIT_ACC4, INIT_ACC5, INIT_ACC6, INIT_ACC7 = (
-    _U(v) for v in _ref.INIT_ACC
-)
 
 # The secret as a read-only uint8 array; Numba freezes a global array into the
 # compiled code as a constant, so reads of it are plain loads from .rodata.
@@ -282,133 +277,7 @@ def _mix16b(buf: np.ndarray, p: int, soff: int) -> np.uint64:
     return _mul128_fold64(lo, hi)
 
 
-@intrinsic
-def _accumulate(
-    typingctx: Any, acc: types.Type, buf: types.Type, p: types.Type, nb_stripes: types.Type, soff: types.Type
-) -> _Intrinsic:
-    """XXH3_accumulate: ``nb_stripes`` calls of XXH3_accumulate_512.
-
-    Stripe s (0 <= s < nb_stripes) is the 64 bytes at flat offset p + 64 s of
-    ``buf``, keyed with the 64 secret bytes at soff + 8 s.  For each lane i:
-
-        d = readLE64(stripe + 8i); dk = d ^ readLE64(secret + 8i)
-        acc[i ^ 1] += d
-        acc[i]     += (dk & 0xFFFFFFFF) * (dk >> 32)
-
-    ``acc`` is the 8-tuple of accumulators; the updated tuple is returned.
-
-    Why an intrinsic: written as scalar Numba code, LLVM's *loop* vectorizer
-    sees eight independent sum-reductions over s and vectorizes across stripes
-    with strided gathers (measured: 2.3 GB/s).  Here the eight lanes are one
-    explicit ``<8 x i64>`` value, exactly the SIMD shape of xxHash's own
-    AVX2/AVX-512 code: one unaligned vector load of data and of secret, xor, a
-    lane swap (shufflevector 1,0,3,2,...), a 32x32->64 multiply (the and/lshr
-    pattern lowers to pmuludq), two adds.  Wrapping integer adds/mults only:
-    bit-exact on every target, no fast-math involved.
-    """
-    if not (
-        isinstance(acc, types.UniTuple)
-        and acc.count == 8
-        and acc.dtype == types.uint64
-        and _is_c_byte_array(buf)
-        and all(isinstance(t, types.Integer) for t in (p, nb_stripes, soff))
-    ):
-        return None
-    sig = acc(acc, buf, p, nb_stripes, soff)
-
-    def codegen(context: Any, builder: ir.IRBuilder, signature: Signature, args: list[ir.Value]) -> ir.Value:
-        acc_in, buf_v, p_v, ns_v, soff_v = args
-        _, buf_t, p_t, ns_t, soff_t = signature.args
-        i32 = ir.IntType(32)
-        i64 = ir.IntType(64)
-        vec = ir.VectorType(i64, 8)
-        intp = context.get_value_type(types.intp)
-
-        def splat(value: int) -> ir.Constant:
-            return ir.Constant(vec, [ir.Constant(i64, value)] * 8)
-
-        a = ir.Constant(vec, ir.Undefined)
-        for i in range(8):
-            a = builder.insert_element(a, builder.extract_value(acc_in, i), ir.Constant(i32, i))
-        # A stack slot for the loop-carried vector; mem2reg turns it into a phi.
-        slot = cgutils.alloca_once_value(builder, a)
-
-        data = context.make_array(buf_t)(context, builder, buf_v).data
-        secret_ary = context.make_constant_array(builder, types.Array(types.uint8, 1, "C"), SECRET)
-        secret = context.make_array(types.Array(types.uint8, 1, "C"))(
-            context, builder, secret_ary
-        ).data
-        p_i = context.cast(builder, p_v, p_t, types.intp)
-        ns_i = context.cast(builder, ns_v, ns_t, types.intp)
-        soff_i = context.cast(builder, soff_v, soff_t, types.intp)
-        swap = ir.Constant(ir.VectorType(i32, 8), [ir.Constant(i32, i ^ 1) for i in range(8)])
-        with cgutils.for_range(builder, ns_i, intp=intp) as loop:
-            s = loop.index
-            d_off = builder.add(p_i, builder.mul(s, ir.Constant(intp, STRIPE_LEN)))
-            k_off = builder.add(soff_i, builder.mul(s, ir.Constant(intp, 8)))
-            d_ptr = builder.bitcast(builder.gep(data, [d_off], inbounds=True), vec.as_pointer())
-            k_ptr = builder.bitcast(builder.gep(secret, [k_off], inbounds=True), vec.as_pointer())
-            d = builder.load(d_ptr, align=1)
-            dk = builder.xor(d, builder.load(k_ptr, align=1))
-            swapped = builder.shuffle_vector(d, d, swap)
-            product = builder.mul(builder.and_(dk, splat(0xFFFFFFFF)), builder.lshr(dk, splat(32)))
-            acc_v = builder.load(slot)
-            builder.store(builder.add(builder.add(acc_v, swapped), product), slot)
-        a = builder.load(slot)
-        out = context.get_constant_undef(signature.return_type)
-        for i in range(8):
-            out = builder.insert_value(out, builder.extract_element(a, ir.Constant(i32, i)), i)
-        return out
-
-    return sig, codegen
-
-
-@numba.njit(**_NJIT)
-def _scramble1(a: np.uint64, soff: int) -> np.uint64:
-    """XXH3_scrambleAcc for one lane: a ^= a >> 47; a ^= key; a *= PRIME32_1."""
-    a ^= a >> S47
-    a ^= _load_u64(SECRET, soff)
-    return a * PRIME32_1
-
-
-@numba.njit(**_NJIT)
-def _merge2(a: np.uint64, b: np.uint64, soff: int) -> np.uint64:
-    """One term of XXH3_mergeAccs: mul128_fold64(a ^ key[soff], b ^ key[soff + 8])."""
-    return _mul128_fold64(a ^ _load_u64(SECRET, soff), b ^ _load_u64(SECRET, soff + 8))
-
-
-# inline="always" on the four per-row functions: see the module docstring.
-@numba.njit(inline="always", **_NJIT)
-def _xxh3_long(buf: np.ndarray, p: int, n: int) -> np.uint64:
-    """XXH3-64 of buf[p:p+n] for n > 240 (see reference._xxh3_long)."""
-    acc = (INIT_ACC0, INIT_ACC1, INIT_ACC2, INIT_ACC3, INIT_ACC4, INIT_ACC5, INIT_ACC6, INIT_ACC7)
-    nb_blocks = (n - 1) // BLOCK_LEN
-    for b in range(nb_blocks):
-        acc = _accumulate(acc, buf, p + b * BLOCK_LEN, NB_STRIPES_PER_BLOCK, 0)
-        so = SCRAMBLE_SECRET_OFFSET
-        acc = (
-            _scramble1(acc[0], so),
-            _scramble1(acc[1], so + 8),
-            _scramble1(acc[2], so + 16),
-            _scramble1(acc[3], so + 24),
-            _scramble1(acc[4], so + 32),
-            _scramble1(acc[5], so + 40),
-            _scramble1(acc[6], so + 48),
-            _scramble1(acc[7], so + 56),
-        )
-    nb_stripes = ((n - 1) - BLOCK_LEN * nb_blocks) // STRIPE_LEN
-    acc = _accumulate(acc, buf, p + nb_blocks * BLOCK_LEN, nb_stripes, 0)
-    acc = _accumulate(acc, buf, p + n - STRIPE_LEN, 1, LAST_STRIPE_SECRET_OFFSET)
-    a0, a1, a2, a3, a4, a5, a6, a7 = acc
-    mo = MERGE_ACCS_SECRET_OFFSET
-    h = _U(n) * PRIME64_1
-    h += _merge2(a0, a1, mo)
-    h += _merge2(a2, a3, mo + 16)
-    h += _merge2(a4, a5, mo + 32)
-    h += _merge2(a6, a7, mo + 48)
-    return _xxh3_avalanche(h)
-
-
+# inline="always" on the three per-row functions: see the module docstring.
 @numba.njit(inline="always", **_NJIT)
 def _xxh3_17to240(buf: np.ndarray, p: int, n: int) -> np.uint64:
     """XXH3-64 of buf[p:p+n] for 17 <= n <= 240 (see reference)."""
