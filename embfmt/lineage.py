@@ -608,17 +608,15 @@ class UsageLog:
         verification (altered by hand, cut short, past the head) still protect what they name;
         keeping too much is recoverable, deleting a used version is not."""
         try:
-            fd = os.open(self.log_path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+            fd, _ = open_regular(self.log_path, self.log_name)
         except FileNotFoundError:
             return set()
-        except OSError as e:  # a symlink (O_NOFOLLOW) or unreadable: never guess, refuse
-            raise FormatError(f"{self.log_name} cannot be read ({e.strerror or e}); gc keeps "
-                              "nothing it cannot account for: repair or remove it",
-                              ErrorKind.BAD_FILE) from None
+        except (OSError, FormatError) as e:  # a symlink, a FIFO, unreadable: never guess, refuse
+            why = e.strerror or e if isinstance(e, OSError) else e
+            raise FormatError(f"{self.log_name} cannot be read ({why}); gc keeps nothing it "
+                              "cannot account for: repair or remove it", ErrorKind.BAD_FILE) from None
         out: set[bytes] = set()
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise FormatError(f"{self.log_name} is not a regular file", ErrorKind.BAD_FILE)
             pos, carry = 0, b""
             while True:
                 block = os.pread(fd, _SCAN_BLOCK, pos)

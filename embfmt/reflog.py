@@ -41,6 +41,7 @@ from typing import Any
 
 from . import _fs
 from .errors import ErrorKind, FormatError
+from .store import open_regular
 
 __all__ = ["ReflogEntry", "Reflog", "ZERO", "DEFAULT_EXPIRE_SECONDS", "append_line_durably"]
 
@@ -193,19 +194,15 @@ class Reflog:
         file that cannot be read is reported and reads as empty."""
         where = f"{LOG_DIR}/{os.path.relpath(self.path(ref), self.dir)}"
         try:
-            fd = os.open(self.path(ref), os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK)
+            fd, _ = open_regular(self.path(ref), "reflog")
         except FileNotFoundError:
             return []
-        except OSError as e:
-            problems.append({"object": where, "kind": ErrorKind.BAD_FILE.value,
-                             "error": f"cannot be read ({e.strerror or e})"})
+        except (OSError, FormatError) as e:  # unreadable, or a symlink, FIFO or directory
+            why = f"cannot be read ({e.strerror or e})" if isinstance(e, OSError) else "not a regular file"
+            problems.append({"object": where, "kind": ErrorKind.BAD_FILE.value, "error": why})
             return []
         out: list[tuple[int, bytes | None]] = []
         with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                problems.append({"object": where, "kind": ErrorKind.BAD_FILE.value,
-                                 "error": "not a regular file"})
-                return []
             n = 0
             while True:
                 raw = f.readline(MAX_LINE + 2)
