@@ -10,6 +10,7 @@ import numpy as np
 import zstandard
 
 from . import _layout as L
+from .chunk import decompress_exact
 from .errors import ErrorKind, FormatError, IntegrityError
 
 __all__ = ["ChangeRecord"]
@@ -55,12 +56,7 @@ class ChangeRecord:
             raise FormatError(f"{name}: format v{major}", ErrorKind.UNSUPPORTED_VERSION)
         if r0 or n > min(prow, rows) or len(buf) != hs + zlen or 40 * n > L.ZSTD_MAX_RATIO * zlen:
             raise FormatError(f"{name}: invalid header", ErrorKind.BAD_OBJECT)
-        try:
-            raw = zstandard.ZstdDecompressor().decompress(buf[hs:], max_output_size=40 * n)
-        except zstandard.ZstdError as e:
-            raise IntegrityError(f"{name}: payload does not decompress ({e})") from None
-        if len(raw) != 40 * n:
-            raise IntegrityError(f"{name}: payload has {len(raw)} bytes, expected {40 * n}")
+        raw = decompress_exact(memoryview(buf)[hs:], 40 * n, f"{name}: payload")
         a = [np.frombuffer(raw, dtype=t, count=n, offset=8 * n * k) for k, t in
              enumerate(("<i8", "<f8", "<f8", "<f8", "<u8"))]
         idx = a[0].astype(np.int64)

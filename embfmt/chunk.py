@@ -201,6 +201,28 @@ def _zd() -> zstandard.ZstdDecompressor:
     return d
 
 
+def decompress_exact(data: bytes | memoryview, n: int, name: str) -> bytes:
+    """One zstd frame that must decompress to exactly ``n`` bytes (chunk planes §13.3, key
+    objects §15, change objects §16.1), allocating no more than ``n`` bytes for it:
+    python-zstandard sizes its output by the content size a frame states and ignores
+    ``max_output_size`` then, so a stated size other than ``n`` is refused before anything is
+    decompressed (``digest-mismatch``); a frame that states none is decompressed with its
+    output capped at ``n``."""
+    try:
+        stated = zstandard.frame_content_size(data)
+    except zstandard.ZstdError as e:
+        raise IntegrityError(f"{name} is not a zstd frame ({e})") from None
+    if stated >= 0 and stated != n:
+        raise IntegrityError(f"{name} states {stated} decompressed bytes, expected {n}")
+    try:
+        raw = _zd().decompress(data, max_output_size=n)
+    except zstandard.ZstdError as e:
+        raise IntegrityError(f"{name} does not decompress ({e})") from None
+    if len(raw) != n:
+        raise IntegrityError(f"{name} decompresses to {len(raw)} bytes, expected {n}")
+    return raw
+
+
 class Scratch:
     """Reusable decode buffers of one thread, by role and chain level.
 
@@ -279,7 +301,6 @@ def plane_list(payload: memoryview | bytes, itemsize: int, n_items: int, name: s
         raise FormatError(f"{name}: plane lengths do not add up to the payload", ErrorKind.BAD_HEADER)
     planes = []
     pos = head
-    dz = _zd()
     for p, (method, _reserved, length) in enumerate(entries):
         data = mv[pos:pos + length]
         pos += length
@@ -289,22 +310,7 @@ def plane_list(payload: memoryview | bytes, itemsize: int, n_items: int, name: s
                                   ErrorKind.BAD_HEADER)
             planes.append(np.frombuffer(data, dtype=np.uint8))
         elif method == L.PLANE_ZSTD:
-            # python-zstandard ignores max_output_size when the frame states its size: check
-            # the stated size first, so a hostile frame cannot make us allocate gigabytes.
-            try:
-                stated = zstandard.frame_content_size(data)
-            except zstandard.ZstdError as e:
-                raise IntegrityError(f"{name}: plane {p} is not a zstd frame ({e})") from None
-            if stated >= 0 and stated != n_items:
-                raise IntegrityError(f"{name}: plane {p} states {stated} decompressed bytes, "
-                                     f"expected {n_items}")
-            try:
-                raw = dz.decompress(data, max_output_size=n_items)
-            except zstandard.ZstdError as e:
-                raise IntegrityError(f"{name}: plane {p} does not decompress ({e})") from None
-            if len(raw) != n_items:
-                raise IntegrityError(f"{name}: plane {p} decompresses to {len(raw)} bytes, "
-                                     f"expected {n_items}")
+            raw = decompress_exact(data, n_items, f"{name}: plane {p}")
             planes.append(np.frombuffer(raw, dtype=np.uint8))
         else:
             raise FormatError(f"{name}: plane {p} has unknown method {method}", ErrorKind.BAD_HEADER)

@@ -10,6 +10,7 @@ import numpy as np
 import zstandard
 
 from . import _layout as L
+from .chunk import decompress_exact
 from .errors import ErrorKind, FormatError, InputError, IntegrityError
 
 __all__ = ["normalize_keys", "encode_keys", "decode_keys", "KeyIndex", "CarryKeys", "KEYS_CARRY",
@@ -130,12 +131,7 @@ def decode_keys(buf: bytes, oid: bytes | None = None, name: str = "key object") 
     if raw_len > L.ZSTD_MAX_RATIO * zlen:  # checked before decompress() sizes its output by it
         raise FormatError(f"{name}: raw length {raw_len} cannot come from a {zlen}-byte zstd frame",
                           ErrorKind.BAD_OBJECT)
-    try:
-        raw = zstandard.ZstdDecompressor().decompress(buf[hs:], max_output_size=raw_len)
-    except zstandard.ZstdError as e:
-        raise IntegrityError(f"{name}: payload does not decompress ({e})") from None
-    if len(raw) != raw_len:
-        raise IntegrityError(f"{name}: payload has {len(raw)} bytes, expected {raw_len}")
+    raw = decompress_exact(memoryview(buf)[hs:], raw_len, f"{name}: payload")
     if kind == L.KEYS_INT64:
         return np.frombuffer(raw, dtype="<i8").astype(np.int64)
     offs = np.frombuffer(raw, dtype="<u8", count=n + 1)

@@ -102,3 +102,32 @@ def test_usage_log_line_with_a_huge_number(tmp_path) -> None:
         f.write(b'{"a":' + b"1" * 5000 + b"}\n")
     rep = embfmt.Repo(tmp_path).verify()
     assert not rep.ok and json.dumps(rep.errors)  # reported, not raised
+
+
+def _keys_object(frame: bytes, n: int = 4) -> bytes:
+    return L.KEYS_HEADER_STRUCT.pack(L.KEYS_MAGIC, 1, L.KEYS_INT64, 0, n, 8 * n, len(frame)) + frame
+
+
+def _change_object(frame: bytes, n: int = 1) -> bytes:
+    return L.CHANGE_HEADER_STRUCT.pack(L.CHANGE_MAGIC, 1, 1, 0, n, 8, 8, b"\0" * 32, b"\0" * 32,
+                                       len(frame)) + frame
+
+
+@pytest.mark.parametrize("build, claim", [(_keys_object, 1 << 30), (_keys_object, 1 << 40),
+                                          (_change_object, 1 << 30), (_change_object, 1 << 40)],
+                         ids=["keys-1GiB", "keys-1TiB", "change-1GiB", "change-1TiB"])
+def test_frame_stating_more_than_its_field_is_refused_before_allocating(build, claim: int) -> None:
+    """A header within every bound (32 or 40 raw bytes), a frame that states a content size far
+    above it: python-zstandard sized its output by the frame's statement (1 GiB allocated,
+    MemoryError for 1 TiB) before it was refused; now refused before decompressing."""
+    import tracemalloc
+
+    obj = build(_frame_claiming(claim))
+    tracemalloc.start()
+    try:
+        with pytest.raises(embfmt.EmbfmtError, match="states"):
+            (decode_keys if build is _keys_object else ChangeRecord.from_bytes)(obj)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, peak
