@@ -93,6 +93,15 @@ class ErrorKind(str, Enum):
     # ConflictError: a write or delete refused because its path leads out of the repository
     # through a symbolic link.
     UNSAFE_PATH = "unsafe-path"
+    # InputError: a storage URL with a user, password or query string in it (credentials belong
+    # in storage_options or the environment; a URL ends up in logs and shell history).
+    CREDENTIALS_IN_URL = "credentials-in-url"
+    # StorageError: object storage refused the credentials (401/403).
+    ACCESS_DENIED = "access-denied"
+    # StorageError: object storage could not be reached, or failed after its retries.
+    STORAGE_UNAVAILABLE = "storage-unavailable"
+    # StorageError: the store lacks an operation the repository needs (e.g. compare-and-swap).
+    UNSUPPORTED_BY_STORE = "unsupported-by-store"
 
 
 class EmbfmtError(Exception):

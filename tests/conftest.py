@@ -59,3 +59,41 @@ def _no_backend_env(monkeypatch: pytest.MonkeyPatch) -> None:
     # A developer's EMBFMT_BACKEND must not change what the tests exercise.
     if "EMBFMT_BACKEND" in os.environ:
         monkeypatch.delenv("EMBFMT_BACKEND")
+
+
+# ---- a real S3-compatible server on loopback (tests/s3server.py) ----------------------------
+@pytest.fixture(scope="session")
+def s3_server():  # type: ignore[no-untyped-def]
+    """moto's S3 server as a child process on a free 127.0.0.1 port, for the whole session.
+    Skips (visibly) only where moto[server] is not installed; the test extra installs it."""
+    for mod in ("moto", "werkzeug", "flask"):
+        if importlib.util.find_spec(mod) is None:
+            pytest.skip(f"the S3 test server needs moto[server] ({mod} is missing): pip install -e '.[test]'")
+    from tests.s3server import S3Server
+
+    srv = S3Server()
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def s3_bucket(s3_server):  # type: ignore[no-untyped-def]
+    """A fresh bucket on the session's S3 server; emptied and removed after the test."""
+    import uuid
+
+    name = f"t-{uuid.uuid4().hex[:20]}"
+    s3_server.create_bucket(name)
+    yield name
+    s3_server.remove_bucket(name)
+
+
+@pytest.fixture
+def s3_url(s3_bucket: str) -> str:
+    """``s3://<fresh bucket>/repo``: open it with ``storage_options=s3_options``."""
+    return f"s3://{s3_bucket}/repo"
+
+
+@pytest.fixture
+def s3_options(s3_server) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """The session server's endpoint and (dummy) credentials as ``storage_options``."""
+    return s3_server.client_options()
