@@ -58,6 +58,10 @@ PINNED: dict[str, str] = {
     "KEYS_REQUIRED": "keys-required",
     "NOT_A_FILE": "not-a-file",
     "UNSAFE_PATH": "unsafe-path",
+    "CREDENTIALS_IN_URL": "credentials-in-url",
+    "ACCESS_DENIED": "access-denied",
+    "STORAGE_UNAVAILABLE": "storage-unavailable",
+    "UNSUPPORTED_BY_STORE": "unsupported-by-store",
     # append new kinds here, one line each (see the module docstring)
 }
 
