@@ -20,11 +20,11 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .errors import ErrorKind, StorageError
+from .errors import ConflictError, ErrorKind, StorageError
 
 __all__ = ["tracer", "storage_error", "create", "write_new", "write_atomic", "fsync_fd",
            "fsync_file", "fsync_dir", "fsync_dirs", "makedirs", "link", "replace", "unlink",
-           "pwrite", "ftruncate", "io_pool"]
+           "unlink_at", "discard", "pwrite", "ftruncate", "io_pool"]
 
 #: Set by tests to a callable ``(op, path, *args)`` that sees every change made through this
 #: module, in the order it completed: ``create``, ``write`` (path, offset, bytes),
@@ -139,10 +139,15 @@ def write_new(path: str, parts: Any, *, sync: bool, mode: int = 0o644) -> None:
 
 def _unlink_quiet(path: str) -> None:
     try:
-        os.unlink(path)
-    except OSError:
+        unlink(path)
+    except (OSError, ConflictError):
         return
-    _emit("unlink", path)
+
+
+def discard(path: str) -> None:
+    """Remove a temporary file of this process if it is there (best effort, never raises), as
+    :func:`unlink` does: never through a symbolic link in place of its directory."""
+    _unlink_quiet(path)
 
 
 def write_atomic(path: str, data: bytes, *, durable: bool) -> None:
@@ -269,9 +274,31 @@ def replace(src: str, dst: str) -> None:
 
 
 def unlink(path: str) -> None:
-    """Remove a file (FileNotFoundError when it is already gone)."""
+    """Remove a file (FileNotFoundError when it is already gone): the entry itself (a link in
+    its place is removed, never its target), through its directory opened without following a
+    link, so that a ``tmp/``, ``cache/`` or fan-out directory swapped for a symbolic link out
+    of the repository is refused (``unsafe-path``, spec §19.1) instead of deleting there."""
+    d, name = os.path.split(path)
     try:
-        os.unlink(path)
+        fd = os.open(d or ".", os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise ConflictError(f"{d} is a symbolic link or not a directory: embfmt never deletes "
+                                f"through it ({name} not removed)", ErrorKind.UNSAFE_PATH) from None
+        raise storage_error(e, path, "remove") from None
+    try:
+        unlink_at(fd, name, path)
+    finally:
+        os.close(fd)
+
+
+def unlink_at(dir_fd: int, name: str, path: str) -> None:
+    """Remove entry ``name`` of the directory open as ``dir_fd`` (``path``: its full name, for
+    errors and the tracer); the entry itself, never what a link there points to."""
+    try:
+        os.unlink(name, dir_fd=dir_fd)
     except FileNotFoundError:
         raise
     except OSError as e:

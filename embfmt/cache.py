@@ -34,6 +34,7 @@ from typing import Any
 import blake3
 import numpy as np
 
+from . import _fs
 from .dtype import dtype_of
 from .errors import EmbfmtError
 
@@ -109,16 +110,10 @@ class _Entries:
                 real_dir(d, what)
             os.makedirs(self.dir, exist_ok=True)
             os.makedirs(self.tmp, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-            with open(fd, "wb") as f:
-                f.write(head)
-                f.write(body)
-            os.replace(tmp, self.path(key))
+            _fs.write_new(tmp, [head, body], sync=False)  # O_EXCL: never through a link
+            _fs.replace(tmp, self.path(key))
         except (OSError, EmbfmtError):
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            _fs.discard(tmp)
 
     def prune(self, keep: Iterable[bytes], older_than: float | None = None) -> int:
         """Delete every entry whose key is not in ``keep`` (and, with ``older_than``, whose

@@ -24,7 +24,7 @@ import os
 import uuid
 
 from . import _fs
-from .errors import FormatError
+from .errors import ConflictError, FormatError
 from .store import open_regular, real_dir
 
 __all__ = ["WriteLease", "oldest_live_lease", "scan_leases"]
@@ -50,10 +50,7 @@ class WriteLease:
             _fs.replace(pending, self.path)
         except BaseException:
             os.close(fd)
-            try:
-                os.unlink(pending)
-            except OSError:
-                pass
+            _fs.discard(pending)
             raise
         self._fd = fd
 
@@ -64,8 +61,8 @@ class WriteLease:
         fd, self._fd = self._fd, None
         try:
             _fs.unlink(self.path)
-        except FileNotFoundError:
-            pass
+        except (FileNotFoundError, ConflictError):  # gone, or tmp/ swapped for a link: the lock
+            pass  # drops with the descriptor, so gc removes the file as a dead writer's
         finally:
             os.close(fd)  # closing drops the lock
 

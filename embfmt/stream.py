@@ -211,10 +211,7 @@ class RowStream:
             os.close(self._fd)
             self._fd = None
         if self._scratch is not None:
-            try:
-                os.unlink(self._scratch)
-            except FileNotFoundError:
-                pass
+            _fs.discard(self._scratch)  # never through a tmp/ swapped for a link
             self._scratch = None
         self._pending.clear()
 

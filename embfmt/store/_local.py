@@ -90,7 +90,7 @@ def remove_entries(path: str, what: str, older_than: float | None = None,
                 st = e.stat(follow_symlinks=False)
                 if stat.S_ISDIR(st.st_mode) or (older_than is not None and st.st_mtime > older_than):
                     continue
-                os.unlink(e.name, dir_fd=fd)
+                _fs.unlink_at(fd, e.name, os.path.join(path, e.name))
                 freed += st.st_size
             except FileNotFoundError:
                 continue
