@@ -97,3 +97,15 @@ def s3_url(s3_bucket: str) -> str:
 def s3_options(s3_server) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """The session server's endpoint and (dummy) credentials as ``storage_options``."""
     return s3_server.client_options()
+
+
+@pytest.fixture(params=["s3", "memory"])
+def cas_store(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """An ObjectStore with compare-and-swap, once on the S3 server and once on memory://."""
+    import uuid
+
+    from embfmt.store import ObjectStore
+
+    if request.param == "memory":
+        return ObjectStore(f"memory://cas-{uuid.uuid4().hex}")
+    return ObjectStore(request.getfixturevalue("s3_url"), request.getfixturevalue("s3_options"))

@@ -386,10 +386,13 @@ class ObjectStore(Store):
         """Every key starting with ``prefix`` (relative to the store's prefix), in no order."""
         import obstore
 
+        # object_store lists by whole path segments: list the folder, keep the string prefix
+        folder = prefix.rpartition("/")[0]
         try:
-            for chunk in obstore.list(self._store, prefix=prefix, chunk_size=1000):
+            for chunk in obstore.list(self._store, prefix=folder or None, chunk_size=1000):
                 for meta in chunk:
-                    yield str(meta["path"])
+                    if str(meta["path"]).startswith(prefix):
+                        yield str(meta["path"])
         except Exception as e:  # noqa: BLE001
             if isinstance(e, FileNotFoundError) and "NoSuchBucket" not in str(e):
                 return  # a local directory that does not exist yet: no keys
