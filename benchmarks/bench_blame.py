@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _timing import median_seconds, print_table  # noqa: E402
 
 import embfmt  # noqa: E402
-from embfmt.blame import blame  # noqa: E402
+from embfmt.compare.blame import blame  # noqa: E402
 
 DIM = 128
 

@@ -78,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     import embfmt
     from embfmt._kernels import cpu as cpu_k
     from embfmt._kernels import gpu
-    from embfmt.fingerprint import chunk_rows_for
-    from embfmt.dtype import dtype_of
-    from embfmt.merkle import tree_hash
+    from embfmt.canonical.fingerprint import chunk_rows_for
+    from embfmt.canonical.dtype import dtype_of
+    from embfmt.canonical.merkle import tree_hash
 
     rb = args.row_bytes
     n = int(args.gib * 2**30) // rb

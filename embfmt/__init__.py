@@ -14,7 +14,6 @@ True
 from __future__ import annotations
 
 import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
@@ -31,33 +30,34 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .backend import available_backends, get_backend
-    from .fingerprint import Fingerprint, Fingerprinter, InclusionProof, fingerprint, verify_proof
-    from .diff import Diff, diff
-    from .keys import CarryKeys
+    from .canonical.fingerprint import Fingerprint, Fingerprinter, InclusionProof, fingerprint, verify_proof
+    from .compare.diff import Diff, diff
+    from .objects.keys import CarryKeys
     from .repo import CommitInfo, GcReport, Repo, VerifyReport
-    from .lineage import StampInfo, UseRecord
-    from .blame import BlameEntry
-    from .stream import StreamWriter
-    from .table import TableView
-    from .tracker import Tracker
-    from .verify import VerifyResult, verify
+    from .history.lineage import StampInfo, UseRecord
+    from .compare.blame import BlameEntry
+    from .history.stream import StreamWriter
+    from .history.table import TableView
+    from .history.tracker import Tracker
+    from .compare.verify_array import VerifyResult, verify
 
 # The public names are loaded on first access (PEP 562): `embfmt --help` or `embfmt log` must
 # not pay for numpy, blake3 or the whole object model they never use (issue 13; measured with
 # `python -X importtime`). Each name maps to the submodule that defines it.
 _LAZY = {
     "available_backends": "backend", "get_backend": "backend",
-    "Fingerprint": "fingerprint", "Fingerprinter": "fingerprint", "InclusionProof": "fingerprint",
-    "fingerprint": "fingerprint", "verify_proof": "fingerprint",
-    "Diff": "diff", "diff": "diff",
-    "CarryKeys": "keys",
+    "Fingerprint": "canonical.fingerprint", "Fingerprinter": "canonical.fingerprint",
+    "InclusionProof": "canonical.fingerprint", "fingerprint": "canonical.fingerprint",
+    "verify_proof": "canonical.fingerprint",
+    "Diff": "compare.diff", "diff": "compare.diff",
+    "CarryKeys": "objects.keys",
     "CommitInfo": "repo", "GcReport": "repo", "Repo": "repo", "VerifyReport": "repo",
-    "StampInfo": "lineage", "UseRecord": "lineage",
-    "BlameEntry": "blame",
-    "StreamWriter": "stream",
-    "TableView": "table",
-    "Tracker": "tracker",
-    "VerifyResult": "verify", "verify": "verify",
+    "StampInfo": "history.lineage", "UseRecord": "history.lineage",
+    "BlameEntry": "compare.blame",
+    "StreamWriter": "history.stream",
+    "TableView": "history.table",
+    "Tracker": "history.tracker",
+    "VerifyResult": "compare.verify_array", "verify": "compare.verify_array",
 }
 
 
@@ -79,24 +79,6 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
-
-class _Package(types.ModuleType):
-    """Keeps ``embfmt.fingerprint``, ``embfmt.diff`` and ``embfmt.verify`` the functions.
-
-    Three public functions share their name with the submodule that defines them. Importing a
-    submodule binds it on its package (``setattr(embfmt, "diff", <module>)``), which an eager
-    ``from .diff import diff`` used to overwrite with the function right away; with lazy
-    loading the binding can come later (any ``from .diff import ...`` inside embfmt), so the
-    function is bound in its place here, as before.
-    """
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, types.ModuleType) and _LAZY.get(name) == name:
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 __version__ = "0.1.0"
 

@@ -3,7 +3,7 @@
 Every write of the object store, refs, ``HEAD``, the usage log, leases and every deletion of
 gc goes through these few functions, so that one module decides what is fsynced and in which
 order, and one hook (:data:`tracer`) can observe the exact sequence of changes: the power-loss
-test (tests/store/test_power_loss.py) records it and replays every state a crash could leave.
+test (tests/history/test_power_loss.py) records it and replays every state a crash could leave.
 
 Failures of the file system itself (read-only, permission denied, no space left) become a
 :class:`~embfmt.errors.StorageError` naming the file and the repository, instead of a bare

@@ -184,7 +184,7 @@ class GpuBackend:
                 f"backend 'gpu' is unavailable: the GPU kernels failed to run ({type(e).__name__}: {e})") from None
 
     def _self_check(self) -> None:
-        from . import merkle
+        from .canonical import merkle
         from ._kernels import reference
 
         def refuse(what: str) -> BackendUnavailableError:

@@ -40,24 +40,24 @@ import numpy as np
 from . import _layout as L
 from . import _fs, progress
 from .backend import _threads, cpu_kernels, resolve_name
-from .cache import RowprintCache, SealCache
+from .history.cache import RowprintCache, SealCache
 from .store import read_bounded, real_dir
-from .change import ChangeRecord
-from .commit import Commit
-from .diff import RowChanges, changed_rows
-from .discovery import find_repository
+from .objects.change import ChangeRecord
+from .objects.commit import Commit
+from .compare.diff import RowChanges, changed_rows
+from .history.discovery import find_repository
 from .errors import (ConflictError, EmbfmtError, ErrorKind, FormatError, InputError,
                      IntegrityError, NotFoundError)
-from .keys import KEYS_CARRY, KEYS_DROP, CarryKeys, decode_keys, encode_keys, normalize_keys
-from .lease import WriteLease, scan_leases
-from .manifest import TableVersion
-from .matrix import as_matrix
-from .reader import ChunkReader
-from .ref import RefStore, check_ref_name
-from .reflog import DEFAULT_EXPIRE_SECONDS as DEFAULT_REFLOG_EXPIRE_SECONDS
+from .objects.keys import KEYS_CARRY, KEYS_DROP, CarryKeys, decode_keys, encode_keys, normalize_keys
+from .history.lease import WriteLease, scan_leases
+from .objects.table_version import TableVersion
+from .canonical.matrix import as_matrix
+from .history.reader import ChunkReader
+from .history.ref import RefStore, check_ref_name
+from .history.reflog import DEFAULT_EXPIRE_SECONDS as DEFAULT_REFLOG_EXPIRE_SECONDS
 from .store import DryRunBatch, LocalStore, WriteBatch
-from .table import TableView
-from .stream import RowStream, StreamWriter
+from .history.table import TableView
+from .history.stream import RowStream, StreamWriter
 
 __all__ = ["Repo", "CommitInfo", "CommitPlan", "VerifyReport", "GcReport", "find_repository"]
 
@@ -75,7 +75,7 @@ def default_durable(repo_path: str | None = None) -> bool:
     env = os.environ.get("EMBFMT_DURABLE")
     if env is not None:
         return env.strip().lower() not in ("0", "false", "no", "off")
-    from . import config
+    from .history import config
 
     try:
         found = config.lookup("core.durable", repo_path)
@@ -250,7 +250,7 @@ def _commit_meta(message: Any, metadata: Mapping[str, Any] | None) -> dict[str, 
     meta = dict(metadata or {})
     if "embfmt" in meta:
         raise InputError("metadata key 'embfmt' is reserved", ErrorKind.BAD_ARGUMENT)
-    from .manifest import canonical_json
+    from .objects.table_version import canonical_json
 
     canonical_json(meta, "commit metadata")
     return meta
@@ -412,12 +412,12 @@ class Repo:
     def author(self, explicit: str | None = None) -> str:
         """Who a commit made now is by: ``explicit``, else ``$EMBFMT_AUTHOR``, else the
         repository's settings (``author``, or ``user.name`` and ``user.email``), else the
-        global ones (:mod:`embfmt.config`), else ``user@host``."""
+        global ones (:mod:`embfmt.history.config`), else ``user@host``."""
         if explicit:
             return explicit
         if os.environ.get("EMBFMT_AUTHOR"):
             return os.environ["EMBFMT_AUTHOR"]
-        from .config import resolve_author
+        from .history.config import resolve_author
 
         return resolve_author(self.path) or _default_author()
 
@@ -454,7 +454,7 @@ class Repo:
         each optionally followed by ``~N`` or ``^`` (first parent, N times)."""
         if not isinstance(rev, str) or not rev:
             raise InputError(f"invalid revision {rev!r}", ErrorKind.BAD_REVISION)
-        from .lineage import is_stamp
+        from .history.lineage import is_stamp
 
         if is_stamp(rev):  # a stamp is a revision too: its (validated) commit
             return self.resolve_stamp(rev).commit
@@ -668,7 +668,7 @@ class Repo:
         return tip.hex()
 
     def reflog(self, ref: str | None = None, *, problems: list[dict[str, str]] | None = None) -> list[Any]:
-        """Where ``ref`` has pointed, newest first: :class:`embfmt.reflog.ReflogEntry` items
+        """Where ``ref`` has pointed, newest first: :class:`embfmt.history.reflog.ReflogEntry` items
         (ref, old, new, time, author, reason). ``ref`` is a branch or tag name (a branch wins,
         as in revisions; ``heads/X`` / ``tags/X`` say which), ``HEAD`` (switches of HEAD), or
         None for every ref's log merged. A deleted ref's log stays. Damaged lines are skipped
@@ -728,7 +728,7 @@ class Repo:
         keys
             Table name -> row keys (unique int64 or str, one per row), or for a table whose
             parent version has keys: ``"carry"`` (keep them: the same rows in the same order),
-            :class:`~embfmt.keys.CarryKeys` ``(appended=...)`` (the parent's rows first, then
+            :class:`~embfmt.objects.keys.CarryKeys` ``(appended=...)`` (the parent's rows first, then
             rows appended with these keys) or ``"drop"`` (no keys from now on). A keyed table
             committed without any of these is refused (:class:`InputError`,
             ``keys-required``): keys are never carried to rows whose identity is unknown (a
@@ -954,7 +954,7 @@ class Repo:
                                  ErrorKind.SHAPE_MISMATCH)
         pident = parent.identity if parent is not None else None
         if identity is not None:
-            from .manifest import canonical_json
+            from .objects.table_version import canonical_json
 
             canonical_json(identity, f"identity of table {name!r}")
             if pident is not None and identity != pident and not allow_identity_change:
@@ -1072,13 +1072,13 @@ class Repo:
                metadata: Mapping[str, Any] | None = None, branch: str | None = None,
                author: str | None = None, allow_identity_change: bool = False,
                allow_schema_change: bool = False, backend: str = "auto") -> StreamWriter:
-        """A :class:`~embfmt.stream.StreamWriter` for a new version of ``table``: write blocks at
+        """A :class:`~embfmt.history.stream.StreamWriter` for a new version of ``table``: write blocks at
         any row offset (``w.write(start, block)``) or in order (``w.append(block)``) in bounded
         memory; the commit happens when the ``with`` block exits cleanly.
 
         The schema, identity and key rules of :meth:`commit` are checked here, before any row
         is written: ``keys`` takes what one table's entry of ``commit(keys=...)`` takes (keys,
-        ``"carry"``, :class:`~embfmt.keys.CarryKeys`, ``"drop"``), and a keyed table needs one
+        ``"carry"``, :class:`~embfmt.objects.keys.CarryKeys`, ``"drop"``), and a keyed table needs one
         of them. Other tables of the branch carry over unchanged.
 
         Examples
@@ -1308,7 +1308,7 @@ class Repo:
         """
         import heapq
 
-        from .lineage import is_stamp
+        from .history.lineage import is_stamp
 
         if max_count is not None and max_count < 0:
             raise InputError(f"max_count must be >= 0, got {max_count}", ErrorKind.BAD_ARGUMENT)
@@ -1364,7 +1364,7 @@ class Repo:
         return {"id": cid, **c.to_dict(), "tables": tables}
 
     def ls(self, rev: str = "HEAD") -> dict[str, Any]:
-        """The tables of ``rev`` (see :func:`embfmt.listing.list_tables`): per table its dtype,
+        """The tables of ``rev`` (see :func:`embfmt.history.listing.list_tables`): per table its dtype,
         rows, dim, raw and stored bytes, keys, identity and fingerprint; decodes no chunk.
 
         >>> import numpy as np, tempfile
@@ -1373,15 +1373,15 @@ class Repo:
         >>> [(t["table"], t["rows"], t["bytes_raw"], t["keys_count"]) for t in repo.ls()["tables"]]
         [('emb', 4, 48, 4)]
         """
-        from .listing import list_tables
+        from .history.listing import list_tables
 
         return list_tables(self, rev)
 
     def show_table(self, rev: str, table: str) -> dict[str, Any]:
-        """One table version of ``rev`` in detail (see :func:`embfmt.listing.table_detail`):
+        """One table version of ``rev`` in detail (see :func:`embfmt.history.listing.table_detail`):
         its :meth:`ls` entry, stored bytes by object kind, chunks by codec, and its change
         against the parent commit from the change record (rows changed, drift summary)."""
-        from .listing import table_detail
+        from .history.listing import table_detail
 
         return table_detail(self, rev, table)
 
@@ -1414,7 +1414,7 @@ class Repo:
 
     def changed_rows(self, table: str, rev_a: str, rev_b: str = "HEAD", *, exact: bool = True) -> RowChanges:
         """Rows of ``table`` that differ between two revisions, by position (see
-        :mod:`embfmt.diff`): between a commit and its parent from the change object recorded
+        :mod:`embfmt.compare.diff`): between a commit and its parent from the change object recorded
         at commit time; otherwise unchanged chunks are never read, and sparse patches answer
         without decompressing anything."""
         d = self._diff_from_record(rev_a, rev_b, table, stats=False, max_changed=RECORD_MAX_FRACTION)
@@ -1426,8 +1426,8 @@ class Repo:
     def diff(self, rev_a: str, rev_b: str = "HEAD", table: str | None = None, **kw: Any) -> Any:
         """Row-level diff of ``table`` between two revisions (see :func:`embfmt.diff`).
 
-        Without ``table``, every table of either revision: a :class:`~embfmt.diff.TablesDiff`,
-        a mapping of table name -> :class:`~embfmt.diff.Diff` for the tables both have (with the
+        Without ``table``, every table of either revision: a :class:`~embfmt.compare.diff.TablesDiff`,
+        a mapping of table name -> :class:`~embfmt.compare.diff.Diff` for the tables both have (with the
         same dtype and D), whose ``added``, ``removed`` and ``schema_changed`` name the others
         and whose ``identical`` is True only when no table was added, removed or changed.
 
@@ -1439,8 +1439,8 @@ class Repo:
         >>> d.status(), d["b"].n_changed, d.identical
         ({'a': 'unchanged', 'b': 'changed', 'c': 'added'}, 3, False)
         """
-        from .diff import TablesDiff
-        from .diff import diff as _diff
+        from .compare.diff import TablesDiff
+        from .compare.diff import diff as _diff
 
         if table is not None:
             va, vb = self.open(table, rev_a), self.open(table, rev_b)  # each side read once
@@ -1505,7 +1505,7 @@ class Repo:
         when it does not apply, or when the record lists more than ``max_changed`` of the
         rows (its header says so: nothing else is read). Gives exactly what the full
         computation gives."""
-        from .diff import METRICS, Diff
+        from .compare.diff import METRICS, Diff
 
         if procrustes or knn or kw.get("keys_a") is not None or kw.get("keys_b") is not None \
                 or kw.get("backend", "auto") == "reference":
@@ -1591,7 +1591,7 @@ class Repo:
                 report.errors.append({"object": "HEAD", "kind": e.kind.value, "error": str(e)})
             # Versions the usage log records as used are live (gc keeps them, §18.4): checked
             # like the refs' history.
-            from .lineage import UsageLog, gone_uses
+            from .history.lineage import UsageLog, gone_uses
 
             log_problems = UsageLog(self.path, durable=self.refs.durable).problems(used)
             # So are the commits reflog entries name, until the entries expire.
@@ -1683,7 +1683,7 @@ class Repo:
         """Commits that are gc roots besides the refs (spec §18.4), that are still stored:
         those the usage log names (a version recorded as used stays readable) and those
         reflog entries name (``logged``, else read now)."""
-        from .lineage import UsageLog
+        from .history.lineage import UsageLog
 
         if logged is None:
             logged = self.refs.reflog.commits_named()
@@ -1870,7 +1870,7 @@ class Repo:
         for cid in self._reachable_commits(self._all_heads()):
             yield CommitInfo(cid.hex(), self.get_commit(cid))
 
-    # --- lineage: stamps, usage log, blame (spec §21; embfmt.lineage, embfmt.blame) ----------
+    # --- lineage: stamps, usage log, blame (spec §21; embfmt.history.lineage, embfmt.compare.blame) ----------
     def stamp(self, table: str, rev: str = "HEAD") -> str:
         """A compact token naming ``table`` at ``rev`` exactly, for model metadata and inference
         logs: ``emb1:s:<table>@<commit>:<table-version id prefix>:<check>``. It works anywhere a
@@ -1883,17 +1883,17 @@ class Repo:
         >>> repo.resolve(s) == cid, repo.resolve_stamp(s).rows
         (True, 2)
         """
-        from .lineage import stamp
+        from .history.lineage import stamp
 
         return stamp(self, table, rev)
 
     def resolve_stamp(self, stamp: str) -> Any:
-        """What ``stamp`` names, checked (:class:`embfmt.lineage.StampInfo`: table, commit,
+        """What ``stamp`` names, checked (:class:`embfmt.history.lineage.StampInfo`: table, commit,
         table_version, fingerprint, rows, dim, dtype, identity). A malformed or mistyped stamp is
         :class:`FormatError` (``bad-stamp``); one whose table or version id disagrees with its
         commit is :class:`IntegrityError`; one whose commit is not here (gone after reset + gc,
         or from another repository) is :class:`NotFoundError`."""
-        from .lineage import resolve_stamp
+        from .history.lineage import resolve_stamp
 
         return resolve_stamp(self, stamp)
 
@@ -1911,15 +1911,15 @@ class Repo:
         >>> [u.id for u in repo.uses()] == [rid]
         True
         """
-        from .lineage import record_use
+        from .history.lineage import record_use
 
         return record_use(self, stamp, consumer=consumer, context=context).id
 
     def uses(self, rev: str | None = None, *, table: str | None = None) -> list[Any]:
-        """Usage-log records (:class:`embfmt.lineage.UseRecord`), oldest first; with ``rev``
+        """Usage-log records (:class:`embfmt.history.lineage.UseRecord`), oldest first; with ``rev``
         only uses of that commit, with ``table`` only of that table. A tampered log raises
         :class:`IntegrityError` naming the line."""
-        from .lineage import uses
+        from .history.lineage import uses
 
         return uses(self, rev, table=table)
 
@@ -1927,8 +1927,8 @@ class Repo:
               rev: str = "HEAD") -> list[Any]:
         """The versions in which one row (by position, or by ``key``) of ``table`` was added,
         changed or removed, newest first, along first parents from ``rev``: a list of
-        :class:`embfmt.blame.BlameEntry` with commit, time, author, message and drift. Decodes
-        no chunk where the row did not change (see :mod:`embfmt.blame`).
+        :class:`embfmt.compare.blame.BlameEntry` with commit, time, author, message and drift. Decodes
+        no chunk where the row did not change (see :mod:`embfmt.compare.blame`).
 
         >>> import numpy as np, tempfile
         >>> repo = Repo.init(tempfile.mkdtemp())
@@ -1939,6 +1939,6 @@ class Repo:
         >>> [(e.kind, e.message) for e in repo.blame("emb", 1)]
         [('changed', 'b'), ('added', 'a')]
         """
-        from .blame import blame
+        from .compare.blame import blame
 
         return blame(self, table, row, key=key, rev=rev).entries

@@ -911,7 +911,7 @@ def rows_equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------
 # Row statistics of a pair of matrices (row i of a vs row i of b).
 #
-# Element types by their spec codes (the same codes as embfmt.dtype, repeated
+# Element types by their spec codes (the same codes as embfmt.canonical.dtype, repeated
 # here because the kernels never import embfmt): (itemsize, is_float).
 # bfloat16 is the upper 16 bits of a float32.
 #

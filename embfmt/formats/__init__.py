@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from ..errors import ErrorKind, FormatError, InputError, NotFoundError
-from ..matrix import Matrix
+from ..canonical.matrix import Matrix
 from ._common import Rows, Source, as_rows, atomic_output
 from .safetensors import read_safetensors_header
 
@@ -252,7 +252,7 @@ def read(path: str | os.PathLike[str], dataset: str | None = None, fmt: str | No
 @contextmanager
 def open_matrix(path: str | os.PathLike[str], dataset: str | None = None, fmt: str | None = None,
                 **opts: Any) -> Iterator[Matrix]:
-    """Like :func:`read`, yielding only the :class:`~embfmt.matrix.Matrix`."""
+    """Like :func:`read`, yielding only the :class:`~embfmt.canonical.matrix.Matrix`."""
     with read(path, dataset, fmt, **opts) as src:
         yield src.matrix
 
@@ -269,9 +269,9 @@ def write(path: str | os.PathLike[str], data: Any, keys: Any = None, dataset: st
     Parameters
     ----------
     data
-        A :class:`~embfmt.table.TableView` (``repo.open(...)``, decoded chunk by chunk; its row
+        A :class:`~embfmt.history.table.TableView` (``repo.open(...)``, decoded chunk by chunk; its row
         keys are written unless ``keys`` is given), or anything
-        :func:`~embfmt.matrix.as_matrix` accepts (numpy, torch, CuPy, DLPack, ...).
+        :func:`~embfmt.canonical.matrix.as_matrix` accepts (numpy, torch, CuPy, DLPack, ...).
     keys
         Row keys to store (Parquet/Arrow key column, word2vec words); other formats ignore them.
     dataset

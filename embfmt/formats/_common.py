@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from .. import progress
-from ..dtype import DType
+from ..canonical.dtype import DType
 from ..errors import ErrorKind, InputError
-from ..matrix import Matrix, as_matrix
+from ..canonical.matrix import Matrix, as_matrix
 
 __all__ = [
     "WRITE_BLOCK_BYTES",
@@ -40,7 +40,7 @@ class Source:
     Attributes
     ----------
     matrix
-        The canonical, lazily read :class:`~embfmt.matrix.Matrix`.
+        The canonical, lazily read :class:`~embfmt.canonical.matrix.Matrix`.
     keys
         Row keys stored in the file (a Parquet/Arrow key column, word2vec words), else None.
     format
@@ -59,8 +59,8 @@ class Source:
 class Rows:
     """A table to write, served as typed row blocks in file order.
 
-    Built by :func:`as_rows` from a :class:`~embfmt.table.TableView` (decoded chunk by chunk),
-    a :class:`~embfmt.matrix.Matrix`, or anything :func:`~embfmt.matrix.as_matrix` accepts.
+    Built by :func:`as_rows` from a :class:`~embfmt.history.table.TableView` (decoded chunk by chunk),
+    a :class:`~embfmt.canonical.matrix.Matrix`, or anything :func:`~embfmt.canonical.matrix.as_matrix` accepts.
     """
 
     def __init__(self, shape: tuple[int, int], dtype: DType, get: Callable[[int, int], np.ndarray],
@@ -101,11 +101,11 @@ class Rows:
 def as_rows(data: Any) -> Rows:
     """Wrap what :func:`embfmt.formats.write` was given as :class:`Rows`.
 
-    A :class:`~embfmt.table.TableView` brings its own row keys; anything else has none.
+    A :class:`~embfmt.history.table.TableView` brings its own row keys; anything else has none.
     """
     if isinstance(data, Rows):
         return data
-    from ..table import TableView
+    from ..history.table import TableView
 
     if isinstance(data, TableView):
         view = data

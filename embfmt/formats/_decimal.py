@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dtype import DType
+from ..canonical.dtype import DType
 
 __all__ = ["format_rows", "precisions", "search_precisions"]
 

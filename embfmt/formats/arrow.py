@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..errors import EmbfmtError, ErrorKind, FormatError, InputError
-from ..matrix import Matrix
+from ..canonical.matrix import Matrix
 from . import parquet as P
 from ._common import Rows, Source
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from ..dtype import dtype_from_name
+from ..canonical.dtype import dtype_from_name
 from ..errors import EmbfmtError, ErrorKind, FormatError, InputError, NotFoundError
-from ..matrix import Matrix
+from ..canonical.matrix import Matrix
 from ._common import Rows, Source, missing_extra, named_matrix
 
 NAME = "hdf5"

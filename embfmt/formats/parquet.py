@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from ..dtype import DType, dtype_from_name, dtype_of
+from ..canonical.dtype import DType, dtype_from_name, dtype_of
 from ..errors import EmbfmtError, ErrorKind, FormatError, InputError, NotFoundError
-from ..matrix import Matrix
+from ..canonical.matrix import Matrix
 from ._common import Rows, Source, missing_extra
 
 NAME = "parquet"
@@ -141,7 +141,7 @@ def batch_to_numpy(path: str, col: Any, dt: DType, dim: int, first_row: int, col
 class BatchRows:
     """Sliceable rows of one vector column, fetched by a sequential batch iterator.
 
-    :class:`~embfmt.matrix.Matrix` asks for consecutive row ranges; they are served from the
+    :class:`~embfmt.canonical.matrix.Matrix` asks for consecutive row ranges; they are served from the
     current batches, and the iterator restarts only if a range goes backwards. Memory holds
     the requested range plus at most one batch.
     """
@@ -303,7 +303,7 @@ def record_batches(path: str, rows: Rows, keys: Any, schema: Any) -> Iterator[An
 
 
 def normalized(path: str, rows: Rows, keys: Any) -> Any:
-    from ..keys import normalize_keys
+    from ..objects.keys import normalize_keys
 
     if keys is None:
         return None

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from .. import _layout as L
-from ..dtype import dtype_from_name
+from ..canonical.dtype import dtype_from_name
 from ..errors import ErrorKind, FormatError, InputError, NotFoundError
 from ._common import WRITE_BLOCK_BYTES, Rows, Source, named_matrix
 

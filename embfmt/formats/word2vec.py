@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from .. import _layout as L
-from ..dtype import DType, dtype_from_name
+from ..canonical.dtype import DType, dtype_from_name
 from ..errors import ErrorKind, FormatError, InputError
 from ._common import Rows, Source, named_matrix, unsupported_dtype
 from ._decimal import format_rows as format_decimal_rows

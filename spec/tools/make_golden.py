@@ -27,8 +27,8 @@ import generate_vectors as G  # noqa: E402
 
 import embfmt  # noqa: E402
 from embfmt import _layout as L  # noqa: E402
-from embfmt.chunk import encode_dense  # noqa: E402
-from embfmt.dtype import dtype_from_name  # noqa: E402
+from embfmt.objects.chunk import encode_dense  # noqa: E402
+from embfmt.canonical.dtype import dtype_from_name  # noqa: E402
 
 ENV = {"embfmt": "golden", "python": "-", "os": "-", "backend": "cpu"}
 

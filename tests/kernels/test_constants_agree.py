@@ -22,7 +22,7 @@ import pytest
 
 from embfmt import _layout as L
 from embfmt._kernels import cpu, reference
-from embfmt.dtype import DTYPES
+from embfmt.canonical.dtype import DTYPES
 
 KERNELS = Path(reference.__file__).resolve().parent
 GPU_PY = KERNELS / "gpu.py"

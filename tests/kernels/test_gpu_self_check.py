@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from embfmt import merkle
+from embfmt.canonical import merkle
 from embfmt._kernels import reference
 from embfmt.backend import GpuBackend
 from embfmt.errors import BackendUnavailableError

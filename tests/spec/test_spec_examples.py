@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 import embfmt
-from embfmt.fingerprint import chunk_rows_for
+from embfmt.canonical.fingerprint import chunk_rows_for
 
 from ..conftest import SPEC_DIR
 
@@ -36,8 +36,8 @@ def test_section7_worked_example() -> None:
     assert f"{int(fp.rowprints[0]):#018x}" in SPEC and f"{int(fp.rowprints[1]):#018x}" in SPEC
     desc_block = SPEC[SPEC.index("descriptor       (80 bytes)"):SPEC.index("root             ")]
     desc_hex = "".join(re.findall(r"[0-9a-f]+", desc_block.split("\n", 1)[1]))
-    from embfmt.fingerprint import descriptor_bytes
-    from embfmt.dtype import dtype_from_name
+    from embfmt.canonical.fingerprint import descriptor_bytes
+    from embfmt.canonical.dtype import dtype_from_name
 
     assert descriptor_bytes(dtype_from_name("float32"), 2, 3, 65536, fp.tree_hash).hex() == desc_hex
 
@@ -68,7 +68,7 @@ def test_section6_proof_example() -> None:
 def test_section13_chunk_object_example() -> None:
     """§13.5's hex dump is exactly what the writer's full-chunk encoder produces."""
     from embfmt._kernels import cpu
-    from embfmt.chunk import decode_chunk, encode_full
+    from embfmt.objects.chunk import decode_chunk, encode_full
 
     x = example_matrix()
     fp = embfmt.fingerprint(x)
@@ -87,7 +87,7 @@ def test_section13_chunk_object_example() -> None:
 
 def test_rowprint_cache_example(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """§11.1's worked example is what embfmt's rowprint cache writes for the §7 matrix."""
-    from embfmt.cache import RowprintCache
+    from embfmt.history.cache import RowprintCache
 
     x = example_matrix()
     fp = embfmt.fingerprint(x)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import embfmt
-from embfmt import merkle
-from embfmt.dtype import dtype_from_name
-from embfmt.fingerprint import InclusionProof, chunk_rows_for, parse_root
+from embfmt.canonical import merkle
+from embfmt.canonical.dtype import dtype_from_name
+from embfmt.canonical.fingerprint import InclusionProof, chunk_rows_for, parse_root
 
 from ..conftest import GEN, VECTOR_DIR
 
@@ -166,7 +166,7 @@ INV_CHUNK = load("invalid/chunk.json")
 @pytest.mark.parametrize("case", INV_CHUNK["cases"], ids=[c["id"] for c in INV_CHUNK["cases"]])
 def test_invalid_chunk_objects(case: dict[str, Any]) -> None:
     from embfmt._kernels import cpu
-    from embfmt.chunk import decode_chunk
+    from embfmt.objects.chunk import decode_chunk
 
     oid = bytes.fromhex(INV_CHUNK["id"])
 

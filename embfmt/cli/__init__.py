@@ -1,0 +1,5 @@
+"""The ``embfmt`` command line."""
+
+from .commands import main
+
+__all__ = ["main"]

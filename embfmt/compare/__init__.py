@@ -1,0 +1,1 @@
+"""Comparisons of table versions and matrices: diff, drift, blame, verify-array, plots."""
