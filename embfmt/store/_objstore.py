@@ -21,6 +21,7 @@ the secrets it could contain replaced by ``***``.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -111,6 +112,15 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     return text
 
 
+def _secrets_of(opts: Mapping[str, Any]) -> tuple[str, ...]:
+    """The secret values a message could show: those of ``opts`` and of the environment
+    variables the cloud SDKs and obstore read credentials from."""
+    found = [str(v) for k, v in opts.items() if _SECRET_KEYS.search(k) and v]
+    found += [v for k, v in os.environ.items()
+              if k.startswith(("AWS_", "GOOGLE_", "AZURE_")) and _SECRET_KEYS.search(k) and v]
+    return tuple(sorted(set(found), key=len, reverse=True))  # longest first: no partial leftovers
+
+
 def _one_line(text: str) -> str:
     """The first line of a library message (obstore appends a multi-line debug dump)."""
     return text.strip().splitlines()[0] if text.strip() else text
@@ -138,7 +148,7 @@ class ObjectStore(Store):
                  retries: int | None = None) -> None:
         self.url = check_url(url)
         opts = dict(storage_options or {})
-        self._secrets = tuple(str(v) for k, v in opts.items() if _SECRET_KEYS.search(k) and v)
+        self._secrets = _secrets_of(opts)
         self._store = _open(self.url, opts, retries)
         self.scheme = urlsplit(url).scheme.lower()
         #: whether :meth:`swap_key` works here (If-Match); obstore's local file system has
@@ -488,7 +498,7 @@ def _open(url: str, opts: dict[str, Any], retries: int | None) -> Any:
     try:
         return os_.from_url(url, config=config or None, client_options=client or None, retry_config=retry)
     except Exception as e:  # noqa: BLE001 - a bad option or URL; never shows a secret
-        secrets = tuple(str(v) for k, v in opts.items() if _SECRET_KEYS.search(k) and v)
+        secrets = _secrets_of(opts)
         raise InputError(f"cannot open {redact(url)}: {redact(_one_line(str(e)), secrets)}",
                          ErrorKind.BAD_ARGUMENT) from None
 

@@ -209,6 +209,15 @@ def test_secrets_never_in_messages(s3_server: Any) -> None:
     assert secret not in str(se.value) and key_id not in str(se.value)
 
 
+def test_environment_secrets_are_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "envsecret-" + uuid.uuid4().hex
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    st = ObjectStore(f"memory://redact-{uuid.uuid4().hex}")
+    with pytest.raises(StorageError) as e:  # what a library error quoting it would become
+        st._fail(RuntimeError(f"request signed with {secret} failed\ndebug: {secret}"), "get x")
+    assert secret not in str(e.value) and "***" in str(e.value) and "\n" not in str(e.value)
+
+
 def test_redact() -> None:
     text = ("GET https://b.s3.amazonaws.com/k?X-Amz-Credential=AKIA123%2F2026&X-Amz-Signature=abcdef0123 "
             "Authorization: AWS4-HMAC-SHA256 Credential=AKIA123/x, Signature=ff00 "
