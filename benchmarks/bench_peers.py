@@ -733,45 +733,42 @@ def _pyspy_summary(raws: list[str], top: int) -> str:
 
 
 def profile_embfmt(n: int, workdir: str, repeat: int = 3, top: int = 20) -> str:
-    """Where embfmt's time goes in the v2 commit (1% of rows replaced, whole table handed over)
-    and in the read of 1,000 random rows of v3: py-spy samples of every thread, ``repeat``
-    times each on a fresh repository (v1 committed first, not sampled)."""
+    """Where embfmt's time goes in the v2 commit (1% of rows replaced, whole table handed over;
+    durable as shipped and with durability off) and in the read of 1,000 random rows of v3:
+    py-spy samples of every thread, ``repeat`` times each on a fresh repository (v1 and v3
+    committed untimed, unsampled)."""
     w = Workload(n)
     v = w.versions
     scenario(Embfmt(), Workload(4096), os.path.join(workdir, "pwarm"))  # kernels loaded
-    out = io.StringIO()
-    raws: dict[str, list[str]] = {"v2": [], "rows": []}
-    times: dict[str, list[float]] = {"v2": [], "rows": []}
-    for r in range(repeat):
-        d = os.path.join(workdir, f"prof{r}")
-        repo = embfmt.Repo.init(d)
-        c1 = repo.commit({"emb": v[0]})
-        os.sync()
+    keys = {"v2": "v2 commit (whole table, 1% of rows replaced)",
+            "v2-nodurable": "v2 commit, durability off",
+            "rows": f"read {RANDOM_ROWS:,} random rows of v3 (5 reads per sample)"}
+    raws: dict[str, list[str]] = {k: [] for k in keys}
+    times: dict[str, list[float]] = {k: [] for k in keys}
 
-        def v2() -> None:
-            t0 = time.perf_counter()
-            repo.commit({"emb": v[1]})
-            times["v2"].append(time.perf_counter() - t0)
-
-        raws["v2"].append(os.path.join(workdir, f"v2-{r}.txt"))
-        _pyspy_collect(v2, raws["v2"][-1])
-        c3 = repo.commit({"emb": v[2]})
-        os.sync()
-
-        def rows() -> None:
-            for _ in range(5):
-                repo.reader.clear()
+    def sample(key: str, f: Callable[[], Any], reps: int = 1) -> None:
+        def run() -> None:
+            for _ in range(reps):
                 t0 = time.perf_counter()
-                repo.open("emb", c3).rows(w.idx)
-                times["rows"].append(time.perf_counter() - t0)
+                f()
+                times[key].append(time.perf_counter() - t0)
+        raws[key].append(os.path.join(workdir, f"{key}-{len(raws[key])}.txt"))
+        _pyspy_collect(run, raws[key][-1])
 
-        raws["rows"].append(os.path.join(workdir, f"rows-{r}.txt"))
-        _pyspy_collect(rows, raws["rows"][-1])
-        del c1
-        repo.close()
-        shutil.rmtree(d)
-    for key, title in (("v2", "v2 commit (whole table, 1% of rows replaced)"),
-                       ("rows", f"read {RANDOM_ROWS:,} random rows of v3")):
+    for r in range(repeat):
+        for durable in (True, False):
+            d = os.path.join(workdir, f"prof{r}-{int(durable)}")
+            with embfmt.Repo.init(d, durable=durable) as repo:
+                repo.commit({"emb": v[0]})
+                os.sync()
+                sample("v2" if durable else "v2-nodurable", lambda: repo.commit({"emb": v[1]}))
+                if durable:
+                    c3 = repo.commit({"emb": v[2]})
+                    os.sync()
+                    sample("rows", lambda: (repo.reader.clear(), repo.open("emb", c3).rows(w.idx)), 5)
+            shutil.rmtree(d)
+    out = io.StringIO()
+    for key, title in keys.items():
         out.write(f"\n#### embfmt, {title}, {n:,} rows: median {statistics.median(times[key]):.3f} s "
                   f"over {len(times[key])}\n\n")
         out.write(_pyspy_summary(raws[key], top))
@@ -850,6 +847,15 @@ def test_bench_peers_table_smoke(tmp_path: Any) -> None:
     assert len(rows) == len(STEPS) + len(BYTES) and all(len(r) == len(header) for r in rows)
     if "Lance" in res["median"]:  # every step has a peer figure, bytes of v5 aside (may be 0)
         assert all(r[-1] != "-" for r in rows if r[0] != BYTES[4])
+
+
+def test_pyspy_summary(tmp_path: Any) -> None:
+    raw = tmp_path / "raw.txt"
+    raw.write_text("Thread._bootstrap (threading.py:1002);commit (embfmt/repo.py:712);fsync_fd (embfmt/_fs.py:40) 3\n"
+                   "Thread._bootstrap (threading.py:1002);commit (embfmt/repo.py:712) 1\n")
+    text = _pyspy_summary([str(raw)], 5)
+    assert "4 samples" in text and "| 75.0% | `fsync_fd (_fs.py)` |" in text
+    assert "| 100.0% | `commit (repo.py)` |" in text and "threading.py" not in text.split("inclusive")[1]
 
 
 if __name__ == "__main__":
