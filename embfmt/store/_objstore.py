@@ -143,6 +143,8 @@ class ObjectStore(Store):
 
     #: a put is atomic on every object store (a single PUT: whole or absent)
     atomic_put = True
+    #: an object's age cannot be refreshed without rewriting it (spec/objstore-v1.md §6)
+    touch_refreshes = False
 
     def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None, *,
                  retries: int | None = None) -> None:

@@ -58,6 +58,10 @@ class Store(ABC):
 
     #: whether ``put`` of one object is atomic (never visible half-written)
     atomic_put: bool = True
+    #: whether :meth:`touch` refreshes the age that :meth:`delete_if_older` looks at; where it
+    #: does not (object storage), a writer protects reused objects through its write lease
+    #: instead (spec/objstore-v1.md §6)
+    touch_refreshes: bool = True
 
     @abstractmethod
     def get(self, oid: bytes, max_size: int | None = None) -> bytes:

@@ -35,8 +35,6 @@ class TestMemoryStore(StoreContract):
 
 @needs_obstore
 class TestObjectStoreMemory(StoreContract):
-    touch_refreshes = False
-
     @pytest.fixture
     def store(self) -> ObjectStore:
         return ObjectStore(f"memory://contract-{uuid.uuid4().hex}")
@@ -44,8 +42,6 @@ class TestObjectStoreMemory(StoreContract):
 
 @needs_obstore
 class TestObjectStoreFile(StoreContract):
-    touch_refreshes = False
-
     @pytest.fixture
     def store(self, tmp_path: Path) -> ObjectStore:
         return ObjectStore(tmp_path.as_uri())
@@ -53,8 +49,6 @@ class TestObjectStoreFile(StoreContract):
 
 @needs_obstore
 class TestObjectStoreS3(StoreContract):
-    touch_refreshes = False
-
     @pytest.fixture
     def store(self, s3_url: str, s3_options: dict[str, Any]) -> ObjectStore:
         return ObjectStore(s3_url, s3_options)
