@@ -69,13 +69,17 @@ def serve(host: str = "127.0.0.1", port: int = 0, serialize: bool = True) -> Non
 class S3Server:
     """The server as a child process on a free loopback port: ``endpoint`` is its URL."""
 
-    def __init__(self, *, switch_interval: float | None = None, serialize: bool = True) -> None:
+    def __init__(self, *, switch_interval: float | None = None, serialize: bool = True,
+                 check_credentials: bool = False) -> None:
         """``switch_interval``: the server's ``sys.setswitchinterval`` (tiny values make a
         racy server lose races often, see the module docstring); ``serialize=False`` serves
-        moto without the write lock (to show that it needs one)."""
-        env = dict(os.environ)
-        # moto needs some credentials to sign with and checks none; keep the real ones out
+        moto without the write lock (to show that it needs one); ``check_credentials``: moto
+        verifies every request's access key against its IAM users (there are none: every
+        request is refused with 403 InvalidAccessKeyId)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}  # never real ones
         env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
+        if check_credentials:
+            env["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
         args = [sys.executable, __file__, "0", str(switch_interval or 0), "1" if serialize else "0"]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, text=True, env=env)

@@ -209,6 +209,23 @@ def test_secrets_never_in_messages(s3_server: Any) -> None:
     assert secret not in str(se.value) and key_id not in str(se.value)
 
 
+def test_wrong_credentials_are_access_denied() -> None:
+    """A server that checks access keys (moto with IAM auth on, no users): a typed, one-line,
+    redacted refusal."""
+    from tests.s3server import S3Server
+
+    srv = S3Server(check_credentials=True)
+    try:
+        secret = "wrong-" + uuid.uuid4().hex
+        st = ObjectStore("s3://any-bucket/repo", dict(srv.client_options(), secret_access_key=secret), retries=0)
+        with pytest.raises(StorageError) as e:
+            st.put(b"\7" * 32, b"x")
+        assert e.value.kind == ErrorKind.ACCESS_DENIED
+        assert secret not in str(e.value) and "\n" not in str(e.value)
+    finally:
+        srv.close()
+
+
 def test_environment_secrets_are_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
     secret = "envsecret-" + uuid.uuid4().hex
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
