@@ -160,9 +160,9 @@ def _against_stored(x: Any, view: Any, mode: str, tol: dict[str, float], env: di
     failed = []
     for i in np.flatnonzero(bad):
         row = {"row": int(d.changed_b[i])}
-        for m in ("l2", "cosine", "max_abs", "ulp"):
-            v = s[m][i]
-            row[m] = int(v) if m == "ulp" else (float(v) if np.isfinite(v) else str(float(v)))
+        for metric in ("l2", "cosine", "max_abs", "ulp"):
+            v = s[metric][i]
+            row[metric] = int(v) if metric == "ulp" else (float(v) if np.isfinite(v) else str(float(v)))
         failed.append(row)
     n_failed = len(failed) + len(d.added) + len(d.removed)
     reason = None

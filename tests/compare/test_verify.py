@@ -147,6 +147,11 @@ def test_against_stored_lists_failures_and_environment(stored) -> None:  # type:
     # rows on one side only always fail, whatever the tolerance
     r2 = embfmt.verify(x[:-2], view, atol=1e9)
     assert not r2.passed and r2.n_failed == 2 and r2.reason == "expected 3000 rows, got 2998"
+    # rows out of tolerance AND rows on one side only: both counted, the reason names the row
+    # counts (the metrics loop once rebound the matrix's name: AttributeError on 'str')
+    r4 = embfmt.verify(np.concatenate([y, x[:5]]), view, atol=0.01)
+    assert not r4.passed and r4.n_failed == 2 + 5 and r4.reason == "expected 3000 rows, got 3005"
+    assert sorted(f["row"] for f in r4.rows_failed) == [20, 30]
     # another dtype / D: a difference, not an error
     r3 = embfmt.verify(x.astype(np.float64), view)
     assert not r3.passed and "float32" in (r3.reason or "") and not r3.equal
