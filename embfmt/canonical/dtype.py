@@ -49,8 +49,10 @@ def _numpy_dtype(name: str) -> np.dtype:
     if name == "bfloat16":
         import ml_dtypes
 
-        return np.dtype(ml_dtypes.bfloat16)
-    return np.dtype(name).newbyteorder("<")
+        bf16: np.dtype = np.dtype(ml_dtypes.bfloat16)
+        return bf16
+    little: np.dtype = np.dtype(name).newbyteorder("<")
+    return little
 
 
 def _mk(name: str, code: int, itemsize: int, is_float: bool) -> DType:

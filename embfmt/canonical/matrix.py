@@ -172,7 +172,8 @@ class Matrix:
                 f"{_describe(x)} lives in GPU memory and copying it to the host needs CuPy "
                 f"({type(e).__name__}: {e}); install embfmt[gpu] or pass a host array") from None
         a = cp.asarray(x) if self.kind == "cai" else cp.from_dlpack(x)
-        return a[start:stop].get()
+        host: np.ndarray = a[start:stop].get()
+        return host
 
     def blocks(self, rows_per_block: int | None = None) -> Iterator[np.ndarray]:
         """Yield consecutive canonical row blocks covering the whole matrix.
@@ -260,8 +261,10 @@ def _torch_to_numpy(t: Any) -> np.ndarray:
         import ml_dtypes
         import torch
 
-        return t.contiguous().view(torch.int16).numpy().view(ml_dtypes.bfloat16)
-    return t.numpy()
+        bf16: np.ndarray = t.contiguous().view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+        return bf16
+    host: np.ndarray = t.numpy()
+    return host
 
 
 def _describe(x: Any) -> str:
@@ -371,7 +374,8 @@ def _torch_dtype(t: Any) -> np.dtype:
     if name == "bfloat16":
         import ml_dtypes
 
-        return np.dtype(ml_dtypes.bfloat16)
+        bf16: np.dtype = np.dtype(ml_dtypes.bfloat16)
+        return bf16
     try:
         return np.dtype(name)
     except TypeError:

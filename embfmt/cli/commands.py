@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .. import progress
 from ..errors import (EmbfmtError, ErrorKind, FormatError, InputError, IntegrityError,
@@ -35,7 +35,7 @@ EXIT_OK, EXIT_DIFFERENT, EXIT_ERROR = 0, 1, 2
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse would exit 2 with usage; keep one line
+    def error(self, message: str) -> NoReturn:  # argparse would exit 2 with usage; keep one line
         self.exit(EXIT_ERROR, f"embfmt: error: {message}\n")
 
     def _check_value(self, action: argparse.Action, value: Any) -> None:
@@ -176,8 +176,8 @@ def cmd_config(args: argparse.Namespace) -> int:
         return EXIT_OK
     config.check_key(args.key)  # an unknown key is a usage error, with a suggestion
     if args.glob:
-        v = config.read(path).get(args.key)
-        hit = (v, "global") if v is not None else None
+        value = config.read(path).get(args.key)
+        hit = (value, "global") if value is not None else None
     else:
         hit = config.lookup(args.key, repo_path)
     if args.json:
@@ -706,6 +706,7 @@ def _delete_ref(args: argparse.Namespace, what: str) -> int:
         raise InputError(f"{what} --delete takes one NAME", ErrorKind.BAD_ARGUMENT)
     _check_name(args.name, what)
     uses: list[Any] = []
+    cid: str | None
     with _open_repo(args) as repo:
         if what == "branch":
             cid = repo.delete_branch(args.name, force=args.force)

@@ -29,7 +29,8 @@ def sample_pairs(ia: np.ndarray, ib: np.ndarray, size: int, seed: int = 0) -> tu
 
 
 def _finite_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.isfinite(a).all(axis=1) & np.isfinite(b).all(axis=1)
+    finite: np.ndarray = np.isfinite(a).all(axis=1) & np.isfinite(b).all(axis=1)
+    return finite
 
 
 def procrustes_drift(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
@@ -88,7 +89,8 @@ def _rowwise_searchsorted(a: np.ndarray, v: np.ndarray) -> np.ndarray:
     n, k = a.shape
     off = (np.arange(n, dtype=np.int64) * (int(max(a.max(initial=0), v.max(initial=0))) + 1))[:, None]
     flat = (a + off).ravel()
-    return np.searchsorted(flat, (v + off).ravel()).reshape(n, -1) - np.arange(n)[:, None] * k
+    pos: np.ndarray = np.searchsorted(flat, (v + off).ravel()).reshape(n, -1) - np.arange(n)[:, None] * k
+    return pos
 
 
 def knn_overlap(a: np.ndarray, b: np.ndarray, k: int = 10) -> dict[str, Any]:

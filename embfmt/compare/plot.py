@@ -51,7 +51,7 @@ def _num(v: float, digits: int = 3) -> str:
 def _formatter() -> Any:
     from matplotlib.ticker import Formatter
 
-    class Plain(Formatter):  # type: ignore[misc]
+    class Plain(Formatter):
         """Plain labels with as many digits as it takes for neighbours to differ (ticks of a
         narrow range, e.g. cosines of 0.99999990 and 0.99999995, would all read "1")."""
 

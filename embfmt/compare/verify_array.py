@@ -159,7 +159,7 @@ def _against_stored(x: Any, view: Any, mode: str, tol: dict[str, float], env: di
         bad = ~(s["l2"] <= tol["rtol"] * norms)
     failed = []
     for i in np.flatnonzero(bad):
-        row = {"row": int(d.changed_b[i])}
+        row: dict[str, int | float | str] = {"row": int(d.changed_b[i])}
         for metric in ("l2", "cosine", "max_abs", "ulp"):
             v = s[metric][i]
             row[metric] = int(v) if metric == "ulp" else (float(v) if np.isfinite(v) else str(float(v)))

@@ -134,7 +134,8 @@ def batch_to_numpy(path: str, col: Any, dt: DType, dim: int, first_row: int, col
         flat = flat.view(dt.numpy)
     if flat.dtype.itemsize != dt.itemsize:
         raise FormatError(f"{path}: column {column!r} changes type between batches", ErrorKind.BAD_FILE)
-    return flat.reshape(n, dim)
+    matrix: np.ndarray = flat.reshape(n, dim)
+    return matrix
 
 
 # --- reading ---------------------------------------------------------------------------------

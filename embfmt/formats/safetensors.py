@@ -62,11 +62,11 @@ def read_safetensors_header(path: str) -> tuple[dict[str, Any], int]:
         if name == "__metadata__":
             continue
         try:
-            b, e = info["data_offsets"]
+            b, end = info["data_offsets"]
             shape = info["shape"]
             # JSON integers only: int() would read 1.9 as 1, "12" as (1, 2) and fail on 1e400
-            ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (b, e, *shape))
-            ok = ok and isinstance(shape, list) and 0 <= b <= e <= data_len
+            ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (b, end, *shape))
+            ok = ok and isinstance(shape, list) and 0 <= b <= end <= data_len
             ok = ok and all(s >= 0 for s in shape) and isinstance(info["dtype"], str)
         except (KeyError, TypeError, ValueError):
             ok = False
@@ -181,9 +181,9 @@ def write_into(path: str, tmp: str, rows: Rows, keys: Any = None, dataset: str |
             new[k] = _entry(rows, pos)
             size = rows.n_rows * rows.row_bytes
         else:
-            b, e = header[k]["data_offsets"]
-            new[k] = dict(header[k], data_offsets=[pos, pos + e - b])
-            size = e - b
+            b, end = header[k]["data_offsets"]
+            new[k] = dict(header[k], data_offsets=[pos, pos + end - b])
+            size = end - b
         pos += size
     with open(path, "rb") as src, open(tmp, "wb") as f:
         f.write(_header_bytes(new))
@@ -191,8 +191,8 @@ def write_into(path: str, tmp: str, rows: Rows, keys: Any = None, dataset: str |
             if k == tensor:
                 f.writelines(block.tobytes() for _, _, block in rows.blocks())
                 continue
-            b, e = header[k]["data_offsets"]
-            _copy_range(src, f, base + b, e - b)
+            b, end = header[k]["data_offsets"]
+            _copy_range(src, f, base + b, end - b)
 
 
 def _copy_range(src: BinaryIO, dst: BinaryIO, offset: int, size: int) -> None:

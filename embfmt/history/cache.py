@@ -143,7 +143,7 @@ class RowprintCache(_Entries):
     def put(self, key: bytes, rowprints: np.ndarray) -> None:
         """Store ``rowprints`` under ``key`` (best effort)."""
         arr = np.ascontiguousarray(rowprints, dtype="<u8")
-        self._write(key, len(arr), memoryview(arr).cast("B"))
+        self._write(key, len(arr), memoryview(arr).cast("B"))  # type: ignore[arg-type]  # numpy's stubs: ndarray.__buffer__ on 3.12+ only
 
 
 SEAL = struct.Struct("<32sQ32s")  # chunk id, header checksum, delta base (zero for full codecs)

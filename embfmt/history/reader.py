@@ -213,7 +213,8 @@ class ChunkReader:
         with self._lock:
             hit = self._rows.get(digest)
         if hit is not None:
-            return hit[idx]
+            picked: np.ndarray = hit[idx]
+            return picked
         sc = thread_scratch()
 
         def base_rows(d: bytes, sub: np.ndarray, level: int = 1, *, delta: ChunkHeader,
@@ -222,7 +223,8 @@ class ChunkReader:
                 cached = self._rows.get(d)
             if cached is not None:
                 check_base(delta, self.header(d), delta_name, f"chunk object {d.hex()}")
-                return cached[sub]
+                picked: np.ndarray = cached[sub]
+                return picked
             return decode_rows(self._get(d, sc, level), f"chunk object {d.hex()}", sub,
                                lambda d2, s2, **kw: base_rows(d2, s2, level + 1, **kw), self.kernels,
                                level, delta=delta, delta_name=delta_name)

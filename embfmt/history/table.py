@@ -168,7 +168,8 @@ class TableView:
             if not -self.shape[0] <= k < self.shape[0]:
                 raise IndexError(f"row {k} out of range for {self.shape[0]} rows")
             rows = self.rows(np.array([k]))[0]
-            return rows[cols]
+            row: np.ndarray = rows[cols]
+            return row
         if isinstance(key, slice):
             rows = self._slice(key)
         elif key is Ellipsis:
@@ -209,7 +210,8 @@ class TableView:
 
     def get(self, key: Any) -> np.ndarray:
         """The row whose key is ``key``."""
-        return self.rows(self.index_of([key]))[0]
+        row: np.ndarray = self.rows(self.index_of([key]))[0]
+        return row
 
     def lookup(self, keys: Any) -> np.ndarray:
         """The rows whose keys are ``keys``, in that order; one key (a str, bytes or int) gives

@@ -97,7 +97,8 @@ class TableVersion:
         if len(head) < hs or head[:4] != L.TABLE_MAGIC:
             return None
         f = L.TABLE_HEADER_STRUCT.unpack_from(head)
-        nch, mlen = f[7], f[9]
+        nch: int = f[7]
+        mlen: int = f[9]
         return hs + 32 * min(nch, L.MAX_OBJECT_BYTES // 32) + min(mlen, L.MAX_META_BYTES)
 
     @classmethod

@@ -179,7 +179,7 @@ class LocalStore(Store):
             if size > L.MAX_OBJECT_BYTES:  # checked before allocating a buffer of its size
                 raise FormatError(f"object {oid.hex()} is {size} bytes, more than any object may be "
                                   f"({L.MAX_OBJECT_BYTES})", ErrorKind.BAD_OBJECT)
-            view = memoryview(alloc(size)).cast("B")
+            view = memoryview(alloc(size)).cast("B")  # type: ignore[arg-type]  # numpy's stubs: ndarray.__buffer__ on 3.12+ only
             done = 0
             while done < size:  # a short read: the file shrank, or a signal interrupted us
                 n = f.readinto(view[done:])
@@ -422,6 +422,8 @@ class LocalBatch(WriteBatch):
     from once, plus ``objects/``: after it returns, every object of the batch survives a power
     loss (spec §18.6).
     """
+
+    store: LocalStore
 
     def __init__(self, store: LocalStore) -> None:
         self.store = store
