@@ -12,7 +12,7 @@ between the revisions, A B, B A, A B, ... so that this shared VM's drift hits bo
 one round, in a fresh repository: commit v1, commit v2, then checkout (a full read into memory
 from a newly opened Repo) of v1 and of v2. It prints the medians, the B/A ratio and each
 side's spread, and checks that both revisions read back the exact tables and store the same
-number of bytes (the format is the same).
+objects (ids and bytes; commits aside, which hold their time).
 """
 
 from __future__ import annotations
@@ -50,9 +50,19 @@ idx = rng.choice(rows, rows // 100, replace=False)
 v2[idx] = rng.standard_normal((len(idx), dim), dtype=np.float32)
 work = tempfile.mkdtemp(prefix="embfmt-ab-")
 
-def size(path):
-    return sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(path) for f in fs
-               if not f.endswith((".lock", ".log")))
+def stored(path):
+    # (sorted ids, total bytes) of the objects other than commits: content-addressed, so the
+    # same for two revisions that write the same format (a commit holds its time).
+    ids, total = [], 0
+    for dp, _, fs in os.walk(os.path.join(path, "objects")):
+        for name in fs:
+            p = os.path.join(dp, name)
+            with open(p, "rb") as fh:
+                if fh.read(10) == b"EMBCOMMIT1":
+                    continue
+            ids.append(os.path.basename(dp) + name)
+            total += os.path.getsize(p)
+    return sorted(ids), total
 
 def one_round():
     path = os.path.join(work, "repo")
@@ -62,7 +72,7 @@ def one_round():
     t0 = time.perf_counter(); c1 = repo.commit({"emb": v1}, message="v1"); out["commit v1"] = time.perf_counter() - t0
     t0 = time.perf_counter(); c2 = repo.commit({"emb": v2}, message="v2"); out["commit v2"] = time.perf_counter() - t0
     repo.close()
-    objects = size(os.path.join(path, "objects")) if os.path.isdir(os.path.join(path, "objects")) else size(path)
+    ids, total = stored(path)
     for name, cid, want in (("checkout v1", c1, v1), ("checkout v2", c2, v2)):
         t0 = time.perf_counter()
         r = embfmt.Repo(path)
@@ -70,7 +80,9 @@ def one_round():
         out[name] = time.perf_counter() - t0
         r.close()
         assert got.tobytes() == want.tobytes(), name
-    out["object_bytes"] = objects
+    out["object_bytes"] = total
+    out["objects"] = len(ids)
+    out["ids_digest"] = __import__("hashlib").sha256("".join(ids).encode()).hexdigest()[:16]
     return out
 
 for line in sys.stdin:
@@ -156,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     med = {side: {k: statistics.median(s[k] for s in samples[side]) for k in OPS} for side in "AB"}
-    bytes_ = {side: {s["object_bytes"] for s in samples[side]} for side in "AB"}
+    bytes_ = {side: {(s["object_bytes"], s["objects"], s["ids_digest"]) for s in samples[side]} for side in "AB"}
     mb = args.rows * args.dim * 4 / 2**20
     print(f"\nA = {args.rev_a} ({shas['A'][:9]}), B = {args.rev_b} ({shas['B'][:9]}); "
           f"{args.rows:,} x {args.dim} float32 ({mb:.1f} MiB), v2 = 1% of rows changed; "
@@ -168,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {k} | {med['A'][k]:.3f} | {med['B'][k]:.3f} | {med['B'][k] / med['A'][k]:.3f} | "
               f"{min(a):.3f}-{max(a):.3f} | {min(b):.3f}-{max(b):.3f} |")
     same = bytes_["A"] == bytes_["B"] and len(bytes_["A"]) == 1
-    print(f"\nbytes stored per round: A {sorted(bytes_['A'])}, B {sorted(bytes_['B'])}"
-          f" ({'identical' if same else 'DIFFERENT'})")
+    print(f"\nobjects other than commits (bytes, count, digest of their ids) per round: A {sorted(bytes_['A'])}, "
+          f"B {sorted(bytes_['B'])} ({'identical' if same else 'DIFFERENT'})")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"rev_a": args.rev_a, "rev_b": args.rev_b, "sha_a": shas["A"], "sha_b": shas["B"],
