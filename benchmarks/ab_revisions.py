@@ -11,8 +11,10 @@ After one untimed warm-up round each (Numba's kernels load or compile), the roun
 between the revisions, A B, B A, A B, ... so that this shared VM's drift hits both alike;
 one round, in a fresh repository: commit v1, commit v2, then checkout (a full read into memory
 from a newly opened Repo) of v1 and of v2. It prints the medians, the B/A ratio and each
-side's spread, and checks that both revisions read back the exact tables and store the same
-objects (ids and bytes; commits aside, which hold their time).
+side's spread, with the CPU time (all threads of the worker) beside the wall time: on a
+shared machine the CPU time moves less with the neighbours' load. It checks that both
+revisions read back the exact tables and store the same objects (ids and bytes; commits
+aside, which hold their time).
 """
 
 from __future__ import annotations
@@ -69,16 +71,23 @@ def one_round():
     shutil.rmtree(path, ignore_errors=True)
     out = {}
     repo = embfmt.Repo.init(path)
-    t0 = time.perf_counter(); c1 = repo.commit({"emb": v1}, message="v1"); out["commit v1"] = time.perf_counter() - t0
-    t0 = time.perf_counter(); c2 = repo.commit({"emb": v2}, message="v2"); out["commit v2"] = time.perf_counter() - t0
+    def timed(name, f):
+        t0, c0 = time.perf_counter(), time.process_time()
+        r = f()
+        out[name], out[name + " cpu"] = time.perf_counter() - t0, time.process_time() - c0
+        return r
+    c1 = timed("commit v1", lambda: repo.commit({"emb": v1}, message="v1"))
+    c2 = timed("commit v2", lambda: repo.commit({"emb": v2}, message="v2"))
     repo.close()
     ids, total = stored(path)
     for name, cid, want in (("checkout v1", c1, v1), ("checkout v2", c2, v2)):
-        t0 = time.perf_counter()
-        r = embfmt.Repo(path)
-        got = r.read("emb", cid)
-        out[name] = time.perf_counter() - t0
-        r.close()
+        def checkout():
+            r = embfmt.Repo(path)
+            try:
+                return r.read("emb", cid)
+            finally:
+                r.close()
+        got = timed(name, checkout)
         assert got.tobytes() == want.tobytes(), name
     out["object_bytes"] = total
     out["objects"] = len(ids)
@@ -167,18 +176,20 @@ def main(argv: list[str] | None = None) -> int:
                 w.proc.kill()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    med = {side: {k: statistics.median(s[k] for s in samples[side]) for k in OPS} for side in "AB"}
+    keys = [*OPS, *(f"{k} cpu" for k in OPS)]
+    med = {side: {k: statistics.median(s[k] for s in samples[side]) for k in keys} for side in "AB"}
     bytes_ = {side: {(s["object_bytes"], s["objects"], s["ids_digest"]) for s in samples[side]} for side in "AB"}
     mb = args.rows * args.dim * 4 / 2**20
     print(f"\nA = {args.rev_a} ({shas['A'][:9]}), B = {args.rev_b} ({shas['B'][:9]}); "
           f"{args.rows:,} x {args.dim} float32 ({mb:.1f} MiB), v2 = 1% of rows changed; "
           f"{args.rounds} rounds interleaved (AB, BA, ...), medians\n")
-    print("| operation | A (s) | B (s) | B/A | A min-max (s) | B min-max (s) |")
-    print("|---|---|---|---|---|---|")
+    print("| operation | A wall (s) | B wall (s) | B/A wall | A min-max | B min-max | A CPU (s) | B CPU (s) | B/A CPU |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for k in OPS:
         a, b = ([s[k] for s in samples[side]] for side in "AB")
+        ca, cb = med["A"][f"{k} cpu"], med["B"][f"{k} cpu"]
         print(f"| {k} | {med['A'][k]:.3f} | {med['B'][k]:.3f} | {med['B'][k] / med['A'][k]:.3f} | "
-              f"{min(a):.3f}-{max(a):.3f} | {min(b):.3f}-{max(b):.3f} |")
+              f"{min(a):.3f}-{max(a):.3f} | {min(b):.3f}-{max(b):.3f} | {ca:.3f} | {cb:.3f} | {cb / ca:.3f} |")
     same = bytes_["A"] == bytes_["B"] and len(bytes_["A"]) == 1
     print(f"\nobjects other than commits (bytes, count, digest of their ids) per round: A {sorted(bytes_['A'])}, "
           f"B {sorted(bytes_['B'])} ({'identical' if same else 'DIFFERENT'})")
