@@ -498,7 +498,10 @@ def _open(url: str, opts: dict[str, Any], retries: int | None) -> Any:
     if retries is not None:
         retry = {"max_retries": retries, "retry_timeout": timedelta(seconds=max(1, 3 * retries))}
     try:
-        return os_.from_url(url, config=config or None, client_options=client or None, retry_config=retry)
+        # The options are the caller's mapping, typed by scheme in obstore's stubs (S3Config,
+        # GCSConfig, ...) and validated by obstore itself here, so the call is checked at run time.
+        open_url: Callable[..., Any] = os_.from_url
+        return open_url(url, config=config or None, client_options=client or None, retry_config=retry)
     except Exception as e:  # noqa: BLE001 - a bad option or URL; never shows a secret
         secrets = _secrets_of(opts)
         raise InputError(f"cannot open {redact(url)}: {redact(_one_line(str(e)), secrets)}",
