@@ -45,6 +45,7 @@ from .store import read_bounded, real_dir
 from .objects.change import ChangeRecord
 from .objects.commit import Commit
 from .compare.diff import RowChanges, changed_rows
+from .compare.records import check_recomputed, check_rows
 from .history.discovery import find_repository
 from .errors import (ConflictError, EmbfmtError, ErrorKind, FormatError, InputError,
                      IntegrityError, NotFoundError)
@@ -405,8 +406,14 @@ class Repo:
                 self._tv_cache.popitem(last=False)
         return tv
 
-    def _keys(self, kid: bytes) -> np.ndarray:
-        return decode_keys(self._get(kid, "key object"), kid, f"key object {kid.hex()}")
+    def _keys(self, kid: bytes, rows: int | None = None) -> np.ndarray:
+        """Key object ``kid``, checked to hold one key per row of the ``rows``-row table
+        version that names it (spec §14): a key object of another version is refused."""
+        keys = decode_keys(self._get(kid, "key object"), kid, f"key object {kid.hex()}")
+        if rows is not None and len(keys) != rows:
+            raise FormatError(f"key object {kid.hex()} holds {len(keys)} keys for a table version "
+                              f"of {rows} rows", ErrorKind.BAD_OBJECT)
+        return keys
 
     # --- settings ---------------------------------------------------------------------------
     def author(self, explicit: str | None = None) -> str:
@@ -989,7 +996,7 @@ class Repo:
                         ErrorKind.BAD_KEYS)
                 # The new version will reference this object: check it before writing anything
                 # (a lost or damaged key object must not be carried into a new commit).
-                self._keys(pkeys)
+                self._keys(pkeys, n_parent)
                 return pkeys
             if pkeys is None:
                 raise InputError(f"table {name!r}: CarryKeys(appended=...) needs a parent version "
@@ -1001,7 +1008,7 @@ class Repo:
             if n_parent + len(new) != n_rows:
                 raise InputError(f"table {name!r}: the parent's {n_parent} keys and {len(new)} "
                                  f"appended keys for {n_rows} rows", ErrorKind.BAD_KEYS)
-            old = self._keys(pkeys)
+            old = self._keys(pkeys, n_parent)
             if len(new) and old.dtype != object:
                 try:
                     joined: Any = np.concatenate([old, np.asarray(new, dtype=np.int64)])
@@ -1220,7 +1227,8 @@ class Repo:
         if len({(v.dtype, v.dim) for v in (ptv, rtv, htv)}) > 1:
             return "changed dtype or D (revert it by hand)"
         np_, nr, nh = ptv.n_rows, rtv.n_rows, htv.n_rows
-        kp, kr, kh = (self._keys(v.keys_id) if v.keys_id is not None else None for v in (ptv, rtv, htv))
+        kp, kr, kh = (self._keys(v.keys_id, v.n_rows) if v.keys_id is not None else None
+                      for v in (ptv, rtv, htv))
         m = min(np_, nr)
         if kp is not None and kr is not None and not np.array_equal(kp[:m], kr[:m]):
             return "changed row keys (revert it by hand)"
@@ -1399,8 +1407,9 @@ class Repo:
         if table not in c.tables:
             raise NotFoundError(f"no table {table!r} in revision {rev!r} (tables: "
                                 f"{', '.join(sorted(c.tables)) or 'none'})")
-        view = TableView(self.get_table_version(c.tables[table]), self.reader, name=table,
-                         keys_loader=self._keys, pool=self._pool)
+        tv = self.get_table_version(c.tables[table])
+        view = TableView(tv, self.reader, name=table, keys_loader=lambda kid: self._keys(kid, tv.n_rows),
+                         pool=self._pool)
         view.commit, view.rev, view.environment = cid, rev, c.environment
         return view
 
@@ -1526,13 +1535,17 @@ class Repo:
             rec = self.change_record(child, table)
             if rec is None or rec.table.hex() != c.tables[table] or rec.parent_table.hex() != p.tables[table]:
                 continue
+            rec_id = self._change_id(child, table)
             tv_child = self.get_table_version(c.tables[table])
             tv_parent = self.get_table_version(p.tables[table])
+            # A record answers only once its rows are those whose rowprints differ (no chunk is
+            # decoded); its drift values are the writer's statement, which verify recomputes.
+            check_rows(rec, self.reader, tv_parent, tv_child, f"change object {rec_id}")
             ka = tv_parent.keys_id
             if (ka is not None or tv_child.keys_id is not None) and ka != tv_child.keys_id:
                 continue  # keyed matching with different keys: not a positional diff
             n_a, n_b = (tv_child.n_rows, tv_parent.n_rows) if flip else (tv_parent.n_rows, tv_child.n_rows)
-            keys = self._keys(ka) if ka is not None else None
+            keys = self._keys(ka, tv_parent.n_rows) if ka is not None else None
             d = Diff(n_a, n_b, tv_child.dim, tv_child.dtype.name, "key" if keys is not None else "position",
                      rec.index, rec.index, np.arange(n_a, n_b, dtype=np.int64),
                      np.arange(n_b, n_a, dtype=np.int64), min(n_a, n_b) - len(rec.index), keys, keys)
@@ -1604,13 +1617,17 @@ class Repo:
                                          "error": str(e)})
         tv_ids: set[str] = set()
         change_ids: set[str] = set()
+        records: list[tuple[Commit, str, str]] = []  # (commit, table, change object id)
         for cid in self._reachable_commits(starts, report):
             report.commits += 1
             c = self.get_commit(cid)
             tv_ids.update(c.tables.values())
             change_ids.update(_change_ids(c))
+            tmeta = c.metadata.get("embfmt", {}).get("tables", {}) if isinstance(c.metadata.get("embfmt"), dict) else {}
+            records += [(c, t, info["changes"]) for t, info in (tmeta.items() if isinstance(tmeta, dict) else [])
+                        if isinstance(info, dict) and info.get("changes") in _change_ids(c)]
         chunk_ids: set[bytes] = set()
-        key_ids: set[bytes] = set()
+        key_ids: dict[bytes, set[int]] = {}  # key object -> row counts of the versions naming it
         reader = ChunkReader(self.store, self.kernels)
         seen: set[tuple[str, str]] = set()  # (object, error): one report per distinct fault
 
@@ -1635,7 +1652,7 @@ class Repo:
                 except EmbfmtError as e:
                     report_error(tv.digests[c].hex(), e)
             if tv.keys_id is not None:
-                key_ids.add(tv.keys_id)
+                key_ids.setdefault(tv.keys_id, set()).add(tv.n_rows)
         bases: set[bytes] = set()
         for d in chunk_ids:  # delta bases are checked in their own right too
             try:
@@ -1664,16 +1681,34 @@ class Repo:
                     report_error(err[0].hex(), err[1])
         for k in sorted(key_ids):
             report.keys += 1
-            try:
-                self._keys(k)
-            except EmbfmtError as e:
-                report.errors.append({"object": k.hex(), "kind": e.kind.value, "error": str(e)})
+            for n in sorted(key_ids[k]):  # one key per row of every version naming it
+                try:
+                    self._keys(k, n)
+                except EmbfmtError as e:
+                    report_error(k.hex(), e)
+        parsed: dict[str, ChangeRecord] = {}
         for ch in sorted(change_ids):
             try:
                 oid = bytes.fromhex(ch)
-                ChangeRecord.from_bytes(self._get(oid, "change object"), oid, f"change object {ch}")
+                parsed[ch] = ChangeRecord.from_bytes(self._get(oid, "change object"), oid, f"change object {ch}")
             except EmbfmtError as e:
                 report.errors.append({"object": ch, "kind": e.kind.value, "error": str(e)})
+        # What each record states, recomputed from the rows of its commit and its parent: a
+        # record forged (and re-hashed) or wired into another commit is reported.
+        for c, t, ch in records:
+            if ch not in parsed:
+                continue
+            try:
+                p = self.get_commit(bytes.fromhex(c.parents[0])) if c.parents else None
+                if p is None or t not in p.tables or t not in c.tables:
+                    raise FormatError(f"change object {ch}: its commit and its parent do not both "
+                                      f"hold table {t!r}", ErrorKind.BAD_OBJECT)
+                check_recomputed(parsed[ch], reader, self.kernels, self.get_table_version(p.tables[t]),
+                                 self.get_table_version(c.tables[t]), f"change object {ch}",
+                                 (p.tables[t], c.tables[t]))
+            except EmbfmtError as e:
+                if str(e).startswith(f"change object {ch}"):  # else: a damaged chunk or version,
+                    report_error(ch, e)  # reported above in its own name
         if not rev:  # the usage log belongs to the repository, not to one revision
             report.errors.extend(log_problems)
             report.errors.extend(gone_uses(self, used))

@@ -132,7 +132,7 @@ class _Walker:
     def __init__(self, repo: Repo, table: str, row: int | None, key: Any, report: BlameReport) -> None:
         self.repo, self.table, self.row, self.key, self.report = repo, table, row, key, report
         self.tvs: dict[str, TableVersion] = {}
-        self.key_rows: dict[bytes, int | None] = {}
+        self.key_rows: dict[tuple[bytes, int], int | None] = {}
 
     def version(self, tid: str) -> TableVersion:
         tv = self.tvs.get(tid)
@@ -149,12 +149,12 @@ class _Walker:
         kid = tv.keys_id
         if kid is None:  # a version without keys has no row for any key
             return None
-        if kid not in self.key_rows:  # key objects repeat across versions: look each up once
-            keys = self.repo._keys(kid)
-            hit = self.key_rows[kid] = _find_key(keys, self.key)
+        if (kid, tv.n_rows) not in self.key_rows:  # key objects repeat across versions: look each up once
+            keys = self.repo._keys(kid, tv.n_rows)
+            hit = self.key_rows[kid, tv.n_rows] = _find_key(keys, self.key)
             if hit is not None and keys.dtype != object and isinstance(self.key, str):
                 self.key = int(keys[hit])  # "42" from the command line is the integer key 42
-        return self.key_rows[kid]
+        return self.key_rows[kid, tv.n_rows]
 
     def rowprint(self, digest: bytes, off: int) -> int:
         self.report.rowprint_reads += 1
@@ -267,6 +267,9 @@ def blame(repo: Repo, table: str, row: int | None = None, *, key: Any = None,
             tv = w.version(tid)
             idx = w.locate(tv)
             if idx is not None:
+                # The row's chunk holds what this version puts there (spec §18.2): a version
+                # whose header lies about its rows or D answers nothing about the row.
+                repo.reader.chunk_of(tv, idx // tv.chunk_rows)
                 cur = _State(tid, tv, idx)
                 seen = True
         base: dict[str, Any] = {"commit": cid, "parent": c.parents[0] if c.parents else None,

@@ -64,3 +64,4 @@ class ChangeRecord:
             raise FormatError(f"{name}: row indices are not increasing and in range", ErrorKind.BAD_OBJECT)
         return cls(code, prow, rows, ptab, tab, idx, a[1].astype(np.float64), a[2].astype(np.float64),
                    a[3].astype(np.float64), a[4].astype(np.uint64))
+

@@ -133,15 +133,29 @@ def decode_keys(buf: bytes, oid: bytes | None = None, name: str = "key object") 
                           ErrorKind.BAD_OBJECT)
     raw = decompress_exact(memoryview(buf)[hs:], raw_len, f"{name}: payload")
     if kind == L.KEYS_INT64:
-        return np.frombuffer(raw, dtype="<i8").astype(np.int64)
+        arr = np.frombuffer(raw, dtype="<i8").astype(np.int64)
+        if len(arr) > 1 and not bool(np.all(arr[1:] > arr[:-1])):  # increasing: unique, no sort
+            s = np.sort(arr)
+            dup = np.flatnonzero(s[1:] == s[:-1])
+            if len(dup):
+                raise FormatError(f"{name}: key {int(s[dup[0]])} names two rows (keys are unique, "
+                                  "spec §15)", ErrorKind.BAD_OBJECT)
+        return arr
     offs = np.frombuffer(raw, dtype="<u8", count=n + 1)
     body = raw[8 * (n + 1):]
     if offs[0] != 0 or np.any(np.diff(offs.astype(np.int64)) < 0) or offs[-1] != len(body):
         raise FormatError(f"{name}: string offsets are invalid", ErrorKind.BAD_OBJECT)
     try:
-        return np.array([body[offs[i]:offs[i + 1]].decode("utf-8") for i in range(n)], dtype=object)
+        strs = [body[offs[i]:offs[i + 1]].decode("utf-8") for i in range(n)]
     except UnicodeDecodeError as e:
         raise FormatError(f"{name}: key is not UTF-8 ({e})", ErrorKind.BAD_OBJECT) from None
+    if len(set(strs)) != n:
+        from collections import Counter
+
+        twice = Counter(strs).most_common(1)[0][0]
+        raise FormatError(f"{name}: key {twice!r} names two rows (keys are unique, spec §15)",
+                          ErrorKind.BAD_OBJECT)
+    return np.array(strs, dtype=object)
 
 
 class KeyIndex:

@@ -159,12 +159,22 @@ def test_cache_unit_round_trip(tmp_path: Path) -> None:
 
 
 def test_parent_child_answers_from_the_change_object(repo_versions, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """v1 -> v2 (1% changed): the change object answers, no rowprint is read; v2 -> v3 (every row
-    changed): its change object is too big to be worth it, rowprints answer. Both exact."""
+    """v1 -> v2 (1% changed): the change object answers once its rows are checked against the
+    rowprint sections (spec §16.1: a forged record must not answer), nothing is decoded;
+    v2 -> v3 (every row changed): its change object is too big to be worth it, rowprints
+    answer. Both exact."""
     path, revs, vs = repo_versions
     calls = count_section_reads(monkeypatch)
+    decoded = [0]
+    real_decode = ChunkReader._decode
+
+    def counting_decode(self, *a, **k):  # type: ignore[no-untyped-def]
+        decoded[0] += 1
+        return real_decode(self, *a, **k)
+
+    monkeypatch.setattr(ChunkReader, "_decode", counting_decode)
     got = embfmt.Repo(path).changed_rows("t", revs[0], revs[1])
-    assert got.changed.tolist() == brute(vs[0], vs[1]) and calls[0] == 0
+    assert got.changed.tolist() == brute(vs[0], vs[1]) and decoded[0] == 0
     back = embfmt.Repo(path).changed_rows("t", revs[1], revs[0])
     assert back.changed.tolist() == brute(vs[1], vs[0])
     got = embfmt.Repo(path).changed_rows("t", revs[1], revs[2])
