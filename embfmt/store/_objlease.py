@@ -114,6 +114,7 @@ class ObjectLease(_Owned):
         #: the server's time when the lease was first written: gc keeps every object newer
         self.since = _server_now(store, self.key)
         self._write(self._doc())
+        store.live_leases.add(self)
 
     def _doc(self) -> bytes:
         return _body(reuses=sorted(o.hex() for o in self.reuses), since=self.since, ttl=self.ttl)
@@ -138,6 +139,17 @@ class ObjectLease(_Owned):
         else:
             self.heartbeat()
         return [o for o in oids if not self.store.has(o)]
+
+    def protect(self, oids: Iterable[bytes], *, wait_s: float = MARKER_TTL_S) -> None:
+        """Steps 1-2 of :meth:`reuse` for ids a batch reuses (the batch checks step 3 itself):
+        name them in the lease (a rewrite: also a heartbeat), then wait while a collector runs."""
+        self.reuses.update(oids)
+        self._write(self._doc())
+        self._wait_for_collectors(wait_s)
+
+    def release(self) -> None:
+        self.store.live_leases.discard(self)
+        super().release()
 
     def confirm(self) -> None:
         """Rewrite the lease now; a writer calls this right before its ref move (spec §6): a

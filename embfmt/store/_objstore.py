@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
@@ -158,6 +159,9 @@ class ObjectStore(Store):
         self.supports_cas = self.scheme != "file"
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        #: the write leases this store's writers hold in this process (ObjectLease adds and
+        #: removes itself): a batch names the objects it reuses in them (spec §6)
+        self.live_leases: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def __repr__(self) -> str:
         return f"ObjectStore({self.url!r})"
@@ -418,11 +422,18 @@ class ObjectStore(Store):
 
 class ObjectBatch(WriteBatch):
     """The objects of one commit, put in parallel (up to ``PUT_CONCURRENCY`` requests in
-    flight). A put is durable when the server acknowledges it, so :meth:`sync` only waits."""
+    flight). A put is durable when the server acknowledges it.
+
+    Objects the commit reuses (:meth:`touch`) cannot be refreshed on object storage; instead
+    :meth:`sync`, which runs before the commit's ref move, follows spec/objstore-v1.md §6: it
+    names them in every write lease of this store that is live in this process (the commit's
+    own among them), waits while a collector runs, then checks they are all still stored, and
+    fails with :class:`ConflictError` (no ref moved) when one is gone."""
 
     def __init__(self, store: ObjectStore) -> None:
         super().__init__(store)
         self.store: ObjectStore = store
+        self._touched: set[bytes] = set()
         self._futures: list[Future[bool]] = []
         self._lock = threading.Lock()
         self._sem = threading.BoundedSemaphore(PUT_CONCURRENCY * 2)  # bounds the bytes held
@@ -463,8 +474,27 @@ class ObjectBatch(WriteBatch):
         if error is not None:
             raise error
 
+    def touch(self, oid: bytes) -> bool:
+        ok = self.store.has(oid)
+        if ok:
+            with self._lock:
+                self._touched.add(oid)
+        return ok
+
     def sync(self) -> None:
         self.wait()
+        with self._lock:
+            touched, self._touched = self._touched, set()
+        leases = list(self.store.live_leases)
+        if not touched or not leases:
+            return
+        for lease in leases:  # 1. named in the leases (2. waits while a collector runs)
+            lease.protect(touched)
+        gone = sorted(o.hex() for o in touched if not self.store.has(o))  # 3. still there?
+        if gone:
+            raise ConflictError(f"{len(gone)} object(s) this commit reuses were removed by a garbage "
+                                f"collection meanwhile (first {gone[0]}); nothing was committed, "
+                                "retry", ErrorKind.CONFLICT)
 
     def abandon(self) -> None:
         with self._lock:

@@ -106,3 +106,30 @@ def test_a_collector_stops_when_its_marker_is_overdue(cas_store: ObjectStore) ->
     with pytest.raises(ConflictError):
         gc.check()
     gc.release()
+
+
+def test_a_batch_names_what_it_reuses_in_the_live_leases(cas_store: ObjectStore) -> None:
+    """ObjectBatch.touch cannot refresh an object: sync (before the ref move) names the reused
+    ids in this process's live leases, where a collector sees them."""
+    st = cas_store
+    st.put(b"\6" * 32, b"reused")
+    with ObjectLease(st):
+        b = st.batch()
+        assert b.touch(b"\6" * 32) and not b.touch(b"\7" * 32)
+        b.sync()
+        with GcMarker(st) as gc:
+            assert scan_leases(st, gc.now).protected == {b"\6" * 32}
+    with GcMarker(st) as gc:  # released: protects nothing any more
+        assert scan_leases(st, gc.now).protected == set()
+
+
+def test_a_batch_whose_reused_object_was_collected_fails_before_the_ref_moves(cas_store: ObjectStore) -> None:
+    st = cas_store
+    st.put(b"\10" * 32, b"reused")
+    with ObjectLease(st):
+        b = st.batch()
+        assert b.touch(b"\10" * 32)
+        st.delete(b"\10" * 32)  # a collector that read the leases before the batch named it
+        with pytest.raises(ConflictError) as e:
+            b.sync()
+        assert e.value.kind == ErrorKind.CONFLICT and (b"\10" * 32).hex() in str(e.value)
