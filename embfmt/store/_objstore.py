@@ -162,6 +162,8 @@ class ObjectStore(Store):
         #: the write leases this store's writers hold in this process (ObjectLease adds and
         #: removes itself): a batch names the objects it reuses in them (spec §6)
         self.live_leases: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._reused: set[bytes] = set()  # touched since the last flush_reuses
+        self._reused_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"ObjectStore({self.url!r})"
@@ -289,9 +291,32 @@ class ObjectStore(Store):
 
     def touch(self, oid: bytes) -> bool:
         """Whether ``oid`` is stored. Object storage has no way to refresh an object's age short
-        of rewriting it, so this refreshes nothing: a writer that reuses an object protects it
-        from gc by naming it in its write lease (spec/objstore-v1.md §6), not by its age."""
-        return self.has(oid)
+        of rewriting it, so this refreshes nothing: the id is recorded, and
+        :meth:`flush_reuses` (run by a batch's ``sync`` and before every ref move) names it in the
+        live write leases, which gc honours (spec/objstore-v1.md §6)."""
+        ok = self.has(oid)
+        if ok and len(self.live_leases):
+            with self._reused_lock:
+                self._reused.add(oid)
+        return ok
+
+    def flush_reuses(self) -> None:
+        """Protect every object touched since the last call, before anything references it:
+        name them in each write lease of this store live in this process, wait while a
+        collector runs, then check each is still stored; :class:`ConflictError` when one was
+        collected meanwhile (the caller moves no ref). spec/objstore-v1.md §6, steps 1-3."""
+        with self._reused_lock:
+            reused, self._reused = self._reused, set()
+        leases = list(self.live_leases)
+        if not reused or not leases:
+            return
+        for lease in leases:
+            lease.protect(reused)
+        gone = sorted(o.hex() for o in reused if not self.has(o))
+        if gone:
+            raise ConflictError(f"{len(gone)} object(s) reused by this change were removed by a garbage "
+                                f"collection meanwhile (first {gone[0]}); nothing was committed, retry",
+                                ErrorKind.CONFLICT)
 
     def delete(self, oid: bytes) -> int:
         meta = self._head(self.key(oid))
@@ -424,16 +449,14 @@ class ObjectBatch(WriteBatch):
     """The objects of one commit, put in parallel (up to ``PUT_CONCURRENCY`` requests in
     flight). A put is durable when the server acknowledges it.
 
-    Objects the commit reuses (:meth:`touch`) cannot be refreshed on object storage; instead
-    :meth:`sync`, which runs before the commit's ref move, follows spec/objstore-v1.md §6: it
-    names them in every write lease of this store that is live in this process (the commit's
-    own among them), waits while a collector runs, then checks they are all still stored, and
-    fails with :class:`ConflictError` (no ref moved) when one is gone."""
+    Objects the commit reuses (``touch``) cannot be refreshed on object storage; :meth:`sync`,
+    which runs before the commit's ref move, protects them through the write leases
+    (:meth:`ObjectStore.flush_reuses`) and fails with :class:`ConflictError`, no ref moved, when
+    one was collected meanwhile."""
 
     def __init__(self, store: ObjectStore) -> None:
         super().__init__(store)
         self.store: ObjectStore = store
-        self._touched: set[bytes] = set()
         self._futures: list[Future[bool]] = []
         self._lock = threading.Lock()
         self._sem = threading.BoundedSemaphore(PUT_CONCURRENCY * 2)  # bounds the bytes held
@@ -474,27 +497,9 @@ class ObjectBatch(WriteBatch):
         if error is not None:
             raise error
 
-    def touch(self, oid: bytes) -> bool:
-        ok = self.store.has(oid)
-        if ok:
-            with self._lock:
-                self._touched.add(oid)
-        return ok
-
     def sync(self) -> None:
         self.wait()
-        with self._lock:
-            touched, self._touched = self._touched, set()
-        leases = list(self.store.live_leases)
-        if not touched or not leases:
-            return
-        for lease in leases:  # 1. named in the leases (2. waits while a collector runs)
-            lease.protect(touched)
-        gone = sorted(o.hex() for o in touched if not self.store.has(o))  # 3. still there?
-        if gone:
-            raise ConflictError(f"{len(gone)} object(s) this commit reuses were removed by a garbage "
-                                f"collection meanwhile (first {gone[0]}); nothing was committed, "
-                                "retry", ErrorKind.CONFLICT)
+        self.store.flush_reuses()
 
     def abandon(self) -> None:
         with self._lock:

@@ -133,3 +133,19 @@ def test_a_batch_whose_reused_object_was_collected_fails_before_the_ref_moves(ca
         with pytest.raises(ConflictError) as e:
             b.sync()
         assert e.value.kind == ErrorKind.CONFLICT and (b"\10" * 32).hex() in str(e.value)
+
+
+def test_store_touch_outside_a_batch_is_protected_at_the_flush(cas_store: ObjectStore) -> None:
+    """A chunk writer reuses through Store.touch, not the batch: the flush before the ref move
+    covers those ids too."""
+    st = cas_store
+    st.put(b"\11" * 32, b"chunk")
+    with ObjectLease(st):
+        assert st.touch(b"\11" * 32)
+        with GcMarker(st) as gc:
+            assert scan_leases(st, gc.now).protected == set()  # recorded, not yet named
+        st.flush_reuses()
+        with GcMarker(st) as gc:
+            assert scan_leases(st, gc.now).protected == {b"\11" * 32}
+    assert st.touch(b"\11" * 32)  # no live lease: nothing to record
+    st.flush_reuses()
