@@ -78,7 +78,7 @@ def run(n: int, versions: int, repeat: int) -> tuple[list[list[Any]], dict[str, 
         got = [e.commit for e in reversed(repo.blame("emb", row))]
         assert got == want, (got, want)
         assert [e.commit for e in reversed(repo.blame("emb", key=key))] == want
-        info = blame(embfmt.Repo(repo.path), "emb", row).to_dict()["stats"]
+        info = blame(embfmt.Repo(repo.path).revisions, "emb", row).to_dict()["stats"]
 
         def cold(**kw: Any) -> Any:
             with embfmt.Repo(repo.path) as r:

@@ -34,9 +34,10 @@ if TYPE_CHECKING:
     from .compare.diff import Diff, diff
     from .objects.keys import CarryKeys
     from .repo import CommitInfo, GcReport, Repo, VerifyReport
-    from .history.lineage import StampInfo, UseRecord
+    from .history.lineage import UseRecord
+    from .objects.stamp import StampInfo
     from .compare.blame import BlameEntry
-    from .history.stream import StreamWriter
+    from .history.stream_writer import StreamWriter
     from .history.table import TableView
     from .history.tracker import Tracker
     from .compare.verify_array import VerifyResult, verify
@@ -52,9 +53,9 @@ _LAZY = {
     "Diff": "compare.diff", "diff": "compare.diff",
     "CarryKeys": "objects.keys",
     "CommitInfo": "repo", "GcReport": "repo", "Repo": "repo", "VerifyReport": "repo",
-    "StampInfo": "history.lineage", "UseRecord": "history.lineage",
+    "StampInfo": "objects.stamp", "UseRecord": "history.lineage",
     "BlameEntry": "compare.blame",
-    "StreamWriter": "history.stream",
+    "StreamWriter": "history.stream_writer",
     "TableView": "history.table",
     "Tracker": "history.tracker",
     "VerifyResult": "compare.verify_array", "verify": "compare.verify_array",
@@ -80,7 +81,7 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "__version__",

@@ -22,29 +22,98 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
 from .errors import BackendUnavailableError, InputError
 
-__all__ = ["Backend", "get_backend", "available_backends", "gpu_status"]
+__all__ = ["Backend", "Kernels", "CpuKernels", "get_backend", "kernels", "cpu_kernels", "available_backends",
+           "gpu_status"]
 
 BACKEND_NAMES = ("auto", "cpu", "gpu", "reference")
 TASKS_PER_WORKER = 8
 
 
-def cpu_kernels() -> Any:
+class Kernels(Protocol):
+    """The array kernels of one implementation (``kernels/reference.py``, ``kernels/cpu.py``,
+    ``kernels/gpu.py``: the same names and meanings, bit for bit). Modules that hash, encode,
+    decode or compare rows receive an object of this type; :func:`kernels` chooses it."""
+
+    def rowprints(self, rows: np.ndarray) -> np.ndarray:
+        """XXH3-64 (seed 0) of each row of a ``(N, row_bytes)`` uint8 array -> uint64[N]."""
+
+    def chunk_digests(self, rows: np.ndarray, chunk_rows: int) -> np.ndarray:
+        """BLAKE3-256 of each ``chunk_rows``-row block -> uint8[n_chunks, 32]."""
+
+    def shuffle(self, data: np.ndarray, itemsize: int) -> np.ndarray:
+        """Byte planes of little-endian words (plane k holds byte k of every word)."""
+
+    def unshuffle(self, data: np.ndarray | Sequence[np.ndarray], itemsize: int,
+                  out: np.ndarray | None = None) -> np.ndarray:
+        """The inverse of :meth:`shuffle`."""
+
+    def delta_encode(self, new: np.ndarray, base: np.ndarray, itemsize: int, mode: int) -> np.ndarray:
+        """Shuffled delta of ``new`` against ``base`` (spec §13.4: XOR or sub-zigzag)."""
+
+    def delta_decode(self, shuffled: np.ndarray | Sequence[np.ndarray], base: np.ndarray, itemsize: int,
+                     mode: int, out: np.ndarray | None = None) -> np.ndarray:
+        """The inverse of :meth:`delta_encode`."""
+
+    def rows_equal(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """bool[N]: row i of ``a`` and ``b`` has the same bytes."""
+
+    def row_stats(self, a: np.ndarray, b: np.ndarray,
+                  dtype_code: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per-row drift of ``b`` against ``a``: l2, cosine, max_abs, ulp (spec §16.1)."""
+
+
+class CpuKernels(Kernels, Protocol):
+    """The CPU kernels' extra entry points, for callers that run their own thread pool."""
+
+    def rowprints_into(self, rows: np.ndarray, out: np.ndarray) -> None: ...
+
+    def fingerprint_chunk_into(self, rows: np.ndarray, out: np.ndarray) -> bytes: ...
+
+    def rows_equal_into(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None: ...
+
+
+def cpu_kernels() -> CpuKernels:
     """The Numba CPU kernel module (kernels/cpu.py), imported on first use. Each kernel compiles
     on its first call where Numba's on-disk cache has none; with progress output on, the first
     such compile of the process is announced on the terminal (it takes seconds)."""
-    from . import progress
+    from . import progress  # lazy: this module is imported by `embfmt --help` (start-up time)
     from ._kernels import cpu
 
     progress.watch_kernel_compiles()
-    return cpu
+    return cast(CpuKernels, cpu)
+
+
+def kernels(name: str | None = "auto") -> Kernels:
+    """The kernel set of backend ``name`` (``auto``, ``cpu``, ``gpu``, ``reference``): the one
+    place that chooses one. ``gpu`` is self-checked first (:class:`GpuBackend`); its kernels
+    then run on the device."""
+    resolved = resolve_name(name)
+    if resolved == "reference":
+        from ._kernels import reference  # lazy: each kernel set loads on first use
+
+        return cast(Kernels, reference)
+    if resolved == "gpu":
+        get_backend("gpu")  # raises BackendUnavailableError with the reason (self-checked)
+        from ._kernels import gpu  # lazy: CuPy
+
+        return cast(Kernels, gpu)
+    return cpu_kernels()
+
+
+class LazyCpuKernels:
+    """The CPU kernels, imported (and their Numba code loaded) on the first attribute access:
+    a repository is opened by log, show, tag, branch and reset, which never need them."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(cpu_kernels(), name)
 
 
 def map_runs(pool: ThreadPoolExecutor | None, run: Callable[[int, int], None], n: int, workers: int) -> None:

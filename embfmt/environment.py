@@ -7,6 +7,8 @@ import sys
 from importlib import metadata
 from typing import Any
 
+from ._version import __version__
+
 __all__ = ["capture_environment"]
 
 
@@ -37,8 +39,6 @@ def capture_environment(backend: str | None = None) -> dict[str, Any]:
     >>> sorted(env)[:3]
     ['backend', 'blake3', 'byteorder']
     """
-    from . import __version__
-
     env: dict[str, Any] = {
         "embfmt": __version__,
         "python": platform.python_version(),

@@ -36,34 +36,11 @@ from . import merkle
 from ..backend import get_backend, resolve_name
 from .dtype import DType, dtype_from_code, dtype_of
 from ..errors import ErrorKind, FormatError, InputError, IntegrityError
+from .chunking import chunk_rows_for, n_chunks_for
 from .matrix import as_matrix, canonical_rows, check_shape
 
 __all__ = ["Fingerprint", "Fingerprinter", "InclusionProof", "fingerprint", "verify_proof",
            "chunk_rows_for", "descriptor_bytes", "parse_root", "format_root"]
-
-
-def chunk_rows_for(dtype: Any, dim: int) -> int:
-    """Rows per canonical chunk: the largest power of two with ``rows * row_bytes <= 2**20``.
-
-    At least 1 (a row over 1 MiB is a chunk by itself). Depends only on the row's byte size.
-
-    Examples
-    --------
-    >>> chunk_rows_for("float32", 128)   # 512-byte rows: 2**20 / 512
-    2048
-    >>> chunk_rows_for("float16", 300)   # 600-byte rows: 1747 rounds down to 1024
-    1024
-    """
-    dt = dtype_of(dtype)
-    row_bytes = int(dim) * dt.itemsize
-    if row_bytes <= 0:
-        raise InputError(f"D = {dim}: embeddings need D >= 1", ErrorKind.ZERO_DIM)
-    q = max(1, L.CHUNK_TARGET_BYTES // row_bytes)
-    return 1 << (q.bit_length() - 1)
-
-
-def n_chunks_for(n_rows: int, chunk_rows: int) -> int:
-    return -(-n_rows // chunk_rows)
 
 
 def descriptor_bytes(dt: DType, n_rows: int, dim: int, chunk_rows: int, tree_hash: bytes) -> bytes:

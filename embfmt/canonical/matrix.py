@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .. import _layout as L
+from .chunking import chunk_rows_for
 from .dtype import DType, dtype_of
 from ..errors import ErrorKind, InputError
 
@@ -185,7 +186,6 @@ class Matrix:
             yield self._zero_copy
             return
         if rows_per_block is None:
-            from .fingerprint import chunk_rows_for
             cr = chunk_rows_for(self.dtype, self.dim)
             rows_per_block = cr * max(1, BLOCK_BYTES // max(1, cr * self.row_bytes))
         mapped = self._mapped_rows()

@@ -23,6 +23,7 @@ from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .. import progress
+from .._version import __version__
 from ..errors import (EmbfmtError, ErrorKind, FormatError, InputError, IntegrityError,
                      NotFoundError)
 
@@ -92,7 +93,7 @@ def _open_repo(args: argparse.Namespace) -> Iterator[Repo]:
 
 
 def _check_name(name: str, what: str) -> str:
-    from ..history.ref import check_ref_name
+    from ..objects.names import check_ref_name
 
     return check_ref_name(name, what)
 
@@ -504,7 +505,7 @@ def cmd_log(args: argparse.Namespace) -> int:
 def _rev_table(spec: str) -> tuple[str, str | None]:
     """``REV:TABLE`` -> (REV, TABLE); a plain revision or a stamp (which holds ``:``) -> (spec, None).
     Table and ref names never hold ``:`` (spec §17), so the last one splits."""
-    from ..history.lineage import is_stamp
+    from ..objects.stamp import is_stamp
 
     if is_stamp(spec) or ":" not in spec:
         return spec, None
@@ -1450,7 +1451,7 @@ def cmd_blame(args: argparse.Namespace) -> int:
             raise InputError(f"blame: ROW must be an integer >= 0, got {args.row!r}", ErrorKind.BAD_ARGUMENT)
         row = int(args.row)
     with _open_repo(args) as repo:
-        rep = blame(repo, args.table, row, key=args.key, rev=args.rev)
+        rep = blame(repo.revisions, args.table, row, key=args.key, rev=args.rev)
     if args.json:
         _print_json(rep.to_dict())
         return EXIT_OK
@@ -1795,8 +1796,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from .. import __version__
-
     return __version__
 
 

@@ -40,17 +40,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..backend import kernels
 from ..errors import ErrorKind, InputError, NotFoundError
 from ..objects.table_version import TableVersion
-from ..history.ref import check_ref_name
+from ..objects.change import METRICS
+from ..objects.names import check_ref_name
 
 if TYPE_CHECKING:
-    from ..repo import Repo
+    from ..history.revisions import Revisions
 
 __all__ = ["BlameEntry", "BlameReport", "blame"]
-
-METRICS = ("l2", "cosine", "max_abs", "ulp")
-
 
 @dataclass(frozen=True)
 class BlameEntry:
@@ -129,7 +128,7 @@ class _State:
 
 
 class _Walker:
-    def __init__(self, repo: Repo, table: str, row: int | None, key: Any, report: BlameReport) -> None:
+    def __init__(self, repo: Revisions, table: str, row: int | None, key: Any, report: BlameReport) -> None:
         self.repo, self.table, self.row, self.key, self.report = repo, table, row, key, report
         self.tvs: dict[str, TableVersion] = {}
         self.key_rows: dict[tuple[bytes, int], int | None] = {}
@@ -150,7 +149,7 @@ class _Walker:
         if kid is None:  # a version without keys has no row for any key
             return None
         if (kid, tv.n_rows) not in self.key_rows:  # key objects repeat across versions: look each up once
-            keys = self.repo._keys(kid, tv.n_rows)
+            keys = self.repo.keys_of(kid, tv.n_rows)
             hit = self.key_rows[kid, tv.n_rows] = _find_key(keys, self.key)
             if hit is not None and keys.dtype != object and isinstance(self.key, str):
                 self.key = int(keys[hit])  # "42" from the command line is the integer key 42
@@ -177,21 +176,21 @@ class _Walker:
             if rec is not None and rec.table.hex() == b.tid and rec.parent_table.hex() == a.tid:
                 j = int(np.searchsorted(rec.index, b.idx))
                 if j < len(rec.index) and int(rec.index[j]) == b.idx:
-                    return ({"l2": float(rec.l2[j]), "cosine": float(rec.cosine[j]),
-                             "max_abs": float(rec.max_abs[j]), "ulp": int(rec.ulp[j])}, "change-record")
-        from .._kernels import reference
-
+                    return _drift_of(rec.drift, j), "change-record"
         ra, rb = self.raw_row(a), self.raw_row(b)
         # One row: the readable numpy oracle is exact (spec §20) and needs no JIT warm-up.
-        l2, cos, mx, ulp = reference.row_stats(ra[None, :], rb[None, :], b.tv.dtype.code)
-        return ({"l2": float(l2[0]), "cosine": float(cos[0]), "max_abs": float(mx[0]),
-                 "ulp": int(ulp[0])}, "computed")
+        return _drift_of(kernels("reference").row_stats(ra[None, :], rb[None, :], b.tv.dtype.code), 0), "computed"
 
     def raw_row(self, s: _State) -> np.ndarray:
         c, off = divmod(s.idx, s.tv.chunk_rows)
         self.report.chunks_decoded += 1
         reader = self.repo.reader
         return np.ascontiguousarray(reader.rows(s.tv.digests[c], fits=reader.expected(s.tv, c))[off])
+
+
+def _drift_of(drift: Any, j: int) -> dict[str, Any]:
+    """Row ``j`` of per-row drift arrays (in :data:`METRICS` order) as plain numbers."""
+    return {m: (int(v[j]) if m == "ulp" else float(v[j])) for m, v in zip(METRICS, drift)}
 
 
 def _find_key(keys: np.ndarray, key: Any) -> int | None:
@@ -214,7 +213,7 @@ def _find_key(keys: np.ndarray, key: Any) -> int | None:
     return int(hits[0]) if len(hits) else None
 
 
-def blame(repo: Repo, table: str, row: int | None = None, *, key: Any = None,
+def blame(repo: Revisions, table: str, row: int | None = None, *, key: Any = None,
           rev: str = "HEAD") -> BlameReport:
     """The versions, on the first-parent history of ``rev``, in which one row of ``table`` was
     added, changed or removed, newest first.

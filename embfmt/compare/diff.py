@@ -16,26 +16,34 @@ So a fast path only skips work: the result always equals a full bit-exact compar
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
+import blake3
 import numpy as np
 
 from .. import _layout as L
 from .. import progress
-from ..backend import cpu_kernels
-from ..history.cache import MIN_CHUNKS
-from ..errors import ErrorKind, InputError
-from ..objects.table_version import TableVersion
+from ..backend import Kernels, _threads, cpu_kernels, kernels, resolve_name
 from ..canonical.matrix import Matrix, as_matrix
+from ..errors import ErrorKind, InputError
+from ..history.cache import MIN_CHUNKS
 from ..history.reader import ChunkReader
+from ..history.table import TableView
+from ..objects.change import METRICS
+from ..objects.keys import normalize_keys
+from ..objects.table_version import TableVersion
+from .drift import knn_overlap, procrustes_drift, sample_pairs
 
-__all__ = ["RowChanges", "changed_rows", "Diff", "TablesDiff", "diff", "DIFF_SCHEMA_VERSION"]
+__all__ = ["METRICS", "RowChanges", "changed_rows", "Diff", "TablesDiff", "diff", "DIFF_SCHEMA_VERSION"]
 
 #: Version of the ``Diff.to_dict()`` / ``embfmt diff --json`` schema (docs: spec/diff-json.md).
 DIFF_SCHEMA_VERSION = 1
-METRICS = ("l2", "cosine", "max_abs", "ulp")
 
 
 @dataclass(frozen=True)
@@ -76,8 +84,6 @@ def _patch_changes(reader: ChunkReader, da: bytes, db: bytes, m: int) -> np.ndar
 def changed_rows(reader: ChunkReader, a: TableVersion, b: TableVersion, *, exact: bool = True) -> RowChanges:
     """Compare two table versions of the same dtype and D by row position."""
     if a.dtype != b.dtype or a.dim != b.dim:
-        from ..errors import ErrorKind, InputError
-
         raise InputError(f"cannot compare {a.dtype.name} x {a.dim} with {b.dtype.name} x {b.dim} "
                          "row by row", ErrorKind.SHAPE_MISMATCH)
     cr = a.chunk_rows
@@ -152,10 +158,6 @@ def changed_rows(reader: ChunkReader, a: TableVersion, b: TableVersion, *, exact
 
     # Pass 3: decoding releases the GIL, so chunks are decoded in parallel.
     if len(confirm) > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        from ..backend import _threads
-
         with ThreadPoolExecutor(_threads()) as pool, \
                 progress.bar(len(confirm), "compare chunks", unit="chunk") as bar:
             for r in pool.map(decode_compare, confirm):
@@ -177,8 +179,6 @@ class Side:
     """One diff operand: a stored version (:class:`~embfmt.history.table.TableView`) or any matrix."""
 
     def __init__(self, obj: Any, keys: Any = None, label: str = "") -> None:
-        from ..history.table import TableView
-
         self.label = label
         self.view: TableView | None = obj if isinstance(obj, TableView) else None
         self.matrix: Matrix | None = None
@@ -193,8 +193,6 @@ class Side:
         self.prefetched: tuple[np.ndarray, np.ndarray] | None = None
         self.keys: np.ndarray | None = None
         if raw_keys is not None:
-            from ..objects.keys import normalize_keys
-
             self.keys = normalize_keys(raw_keys, self.n_rows, label or "diff operand")
 
     @property
@@ -442,25 +440,7 @@ class TablesDiff(Mapping[str, Diff]):
         return json.dumps(self.to_dict(**kw), indent=2, sort_keys=True)
 
 
-def _kernels(backend: str) -> Any:
-    from ..backend import resolve_name
-
-    name = resolve_name(backend)
-    if name == "reference":
-        from .._kernels import reference
-
-        return reference
-    if name == "gpu":
-        from ..backend import get_backend
-
-        get_backend("gpu")  # raises BackendUnavailableError with the reason (self-checked)
-        from .._kernels import gpu
-
-        return gpu  # rows_equal and row_stats run on the device
-    return cpu_kernels()
-
-
-def _changed_positions(a: Side, b: Side, exact: bool, k: Any, info: dict[str, Any]) -> np.ndarray:
+def _changed_positions(a: Side, b: Side, exact: bool, k: Kernels, info: dict[str, Any]) -> np.ndarray:
     """Indices i < min(n_a, n_b) where row i differs (bit-exact)."""
     m = min(a.n_rows, b.n_rows)
     if a.view is not None and b.view is not None:
@@ -480,7 +460,7 @@ def _changed_positions(a: Side, b: Side, exact: bool, k: Any, info: dict[str, An
     return np.concatenate(parts) if parts else np.empty(0, np.int64)
 
 
-def _stored_vs_matrix(stored: Side, mem: Side, m: int, exact: bool, k: Any,
+def _stored_vs_matrix(stored: Side, mem: Side, m: int, exact: bool, k: Kernels,
                       info: dict[str, Any]) -> np.ndarray:
     """Changed rows between a stored version and a matrix, chunk by chunk, in parallel.
 
@@ -493,12 +473,6 @@ def _stored_vs_matrix(stored: Side, mem: Side, m: int, exact: bool, k: Any,
     every other row is bit-identical. Where that cannot be used (a chunk the matrix covers
     only in part) or fails (an XXH3 collision), the chunk is decoded and compared in full.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    import blake3
-
-    from ..backend import _threads
-
     cpu = cpu_kernels()
 
     assert stored.view is not None and mem.matrix is not None
@@ -589,10 +563,7 @@ def diff(a: Any, b: Any, *, keys_a: Any = None, keys_b: Any = None, stats: bool 
     >>> d.changed_b.tolist(), d.stats["l2"].tolist()
     ([2], [0.5])
     """
-    import os
-    from contextlib import ExitStack
-
-    from ..source import open_matrix
+    from ..formats import open_matrix  # lazy: the file formats' libraries (h5py, ...)
 
     with ExitStack() as stack:
         ops = []
@@ -611,14 +582,14 @@ def _diff(a: Any, b: Any, *, keys_a: Any = None, keys_b: Any = None, stats: bool
           exact: bool = True, procrustes: bool = False, knn: int = 0, sample: int = 10_000,
           seed: int = 0, backend: str = "auto") -> Diff:
     """Implementation of :func:`diff` on opened operands."""
-    import time
+
 
     t0 = time.perf_counter()
     A, B = Side(a, keys_a, "a"), Side(b, keys_b, "b")
     if A.dtype != B.dtype or A.dim != B.dim:
         raise InputError(f"cannot diff {A.dtype.name} x {A.dim} against {B.dtype.name} x {B.dim}",
                          ErrorKind.SHAPE_MISMATCH)
-    k = _kernels(backend)
+    k = kernels(backend)
     info: dict[str, Any] = {}
     keyed = A.keys is not None and B.keys is not None
     if keyed and not (A.n_rows == B.n_rows and np.array_equal(A.keys, B.keys)):
@@ -659,8 +630,6 @@ def _diff(a: Any, b: Any, *, keys_a: Any = None, keys_b: Any = None, stats: bool
         result.stats = dict(zip(METRICS, out))
     t2 = time.perf_counter()
     if procrustes or knn:
-        from .drift import knn_overlap, procrustes_drift, sample_pairs
-
         if ia is None:
             ia = ib = np.arange(n_matched, dtype=np.int64)
         sa, sb = sample_pairs(ia, ib, sample, seed)
@@ -672,7 +641,7 @@ def _diff(a: Any, b: Any, *, keys_a: Any = None, keys_b: Any = None, stats: bool
             result.knn = knn_overlap(xa, xb, knn)
     result.info = {"timing": {"match_s": round(t1 - t0, 6), "stats_s": round(t2 - t1, 6),
                               "total_s": round(time.perf_counter() - t0, 6)},
-                   "backend": k.__name__.rsplit(".", 1)[-1], **info}
+                   "backend": resolve_name(backend), **info}
     return result
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..canonical.chunking import chunk_rows_for
 from ..errors import ErrorKind, InputError
 
 __all__ = ["plot_diff", "plot_tables", "render_diff", "render_tables"]
@@ -127,8 +128,6 @@ def _movers(ax: Any, d: Any) -> None:
 
 
 def _strip(fig: Any, ax: Any, d: Any, chunk_rows: int | None) -> None:
-    from ..canonical.fingerprint import chunk_rows_for
-
     cr = chunk_rows or chunk_rows_for(d.dtype, d.dim)
     n = max(d.n_a, d.n_b, 1)
     n_chunks = max(1, -(-n // cr))

@@ -22,15 +22,17 @@ Examples
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
+import socket
 import uuid
 from typing import Any
 
 from ..errors import ErrorKind, FormatError, InputError
 
 __all__ = ["KEYS", "REPO_CONFIG", "global_path", "read", "set_value", "unset_value",
-           "check_key", "normalize", "author_from", "lookup", "resolve_author", "effective"]
+           "check_key", "normalize", "author_from", "lookup", "resolve_author", "default_author", "author_for", "effective"]
 
 REPO_CONFIG = "config"  # the file name in a repository directory (spec §11.3)
 
@@ -89,7 +91,7 @@ def normalize(key: str, value: str) -> str:
         raise InputError(f"setting 'core.durable': expected true or false, got {value!r}",
                          ErrorKind.BAD_ARGUMENT)
     if key == "init.defaultBranch":
-        from .ref import check_ref_name
+        from ..objects.names import check_ref_name
 
         check_ref_name(value, "branch")
     return value
@@ -189,6 +191,29 @@ def resolve_author(repo_path: str | None) -> str | None:
         if a:
             return a
     return None
+
+
+def default_author() -> str:
+    """``$EMBFMT_AUTHOR``, else ``user@host``: who acts when no setting says."""
+    env = os.environ.get("EMBFMT_AUTHOR")
+    if env:
+        return env
+    try:
+        user = getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def author_for(repo_path: str | None, explicit: str | None = None) -> str:
+    """Who a commit made now in ``repo_path`` is by: ``explicit``, else ``$EMBFMT_AUTHOR``, else
+    the repository's settings (``author``, or ``user.name`` and ``user.email``), else the
+    global ones, else ``user@host``."""
+    if explicit:
+        return explicit
+    if os.environ.get("EMBFMT_AUTHOR"):
+        return os.environ["EMBFMT_AUTHOR"]
+    return resolve_author(repo_path) or default_author()
 
 
 def effective(repo_path: str | None) -> dict[str, Any]:

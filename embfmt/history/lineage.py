@@ -60,167 +60,18 @@ from ..errors import (
     IntegrityError,
     NotFoundError,
 )
+from ..objects.stamp import parse_stamp
 from ..objects.table_version import canonical_json
-from .ref import check_ref_name
+from .config import default_author
 from ..store import open_regular, read_bounded, real_dir
 
 if TYPE_CHECKING:
-    from ..repo import Repo
+    from .revisions import Revisions
 
 __all__ = [
-    "STAMP_PREFIX",
-    "StampInfo",
     "UsageLog",
     "UseRecord",
-    "is_stamp",
-    "make_stamp",
-    "parse_stamp",
-    "resolve_stamp",
-    "stamp",
 ]
-
-# --- stamps (spec §21.1) -----------------------------------------------------------------------
-#: Every stamp starts with this: "emb1" is the format major (as in fingerprints "emb1:b3:"),
-#: "s" says stamp.
-STAMP_PREFIX = "emb1:s:"
-#: Hex digits of the table-version id kept in a stamp: 128 bits, so a forged stamp that names
-#: another version of the same table at the same commit cannot be made by chance.
-STAMP_TV_HEX = 32
-#: Hex digits of the check value (BLAKE3 of the rest of the stamp): catches typos and bit flips
-#: before any lookup, so a damaged stamp is never reported as "stale".
-STAMP_CHECK_HEX = 8
-_STAMP_RE = re.compile(r"emb1:s:(?P<table>[^@\s]+)@(?P<commit>[0-9a-f]{64}):"
-                       r"(?P<tv>[0-9a-f]{32}):(?P<check>[0-9a-f]{8})\Z")
-#: Longest possible stamp (a 200-character table name).
-MAX_STAMP_CHARS = len(STAMP_PREFIX) + 200 + 1 + 64 + 1 + STAMP_TV_HEX + 1 + STAMP_CHECK_HEX
-
-
-def _check_digits(body: str) -> str:
-    return blake3.blake3(body.encode("utf-8")).hexdigest()[:STAMP_CHECK_HEX]
-
-
-def make_stamp(table: str, commit: str, table_version: str) -> str:
-    """The stamp text for ``table`` at ``commit`` whose table-version id is ``table_version``
-    (both 64 lowercase hex digits). Pure: reads no repository.
-
-    Examples
-    --------
-    >>> make_stamp("emb", "ab" * 32, "cd" * 32)[:19]
-    'emb1:s:emb@abababab'
-    """
-    check_ref_name(table, "table")
-    for what, h in (("commit", commit), ("table version", table_version)):
-        if not re.fullmatch(r"[0-9a-f]{64}", h):
-            raise InputError(f"{what} id must be 64 lowercase hex digits, got {h!r}",
-                             ErrorKind.BAD_ARGUMENT)
-    body = f"{STAMP_PREFIX}{table}@{commit}:{table_version[:STAMP_TV_HEX]}"
-    return f"{body}:{_check_digits(body)}"
-
-
-def is_stamp(text: Any) -> bool:
-    """True when ``text`` looks like a stamp (starts with ``emb1:s:``); it may still be invalid."""
-    return isinstance(text, str) and text.startswith(STAMP_PREFIX)
-
-
-def parse_stamp(text: str) -> tuple[str, str, str]:
-    """``(table, commit id, table-version id prefix)`` of a well-formed stamp.
-
-    Raises :class:`FormatError` (``bad-stamp``) for anything else, including a check value
-    that does not match (a mistyped or altered stamp).
-
-    Examples
-    --------
-    >>> s = make_stamp("item_emb", "01" * 32, "23" * 32)
-    >>> parse_stamp(s)[0]
-    'item_emb'
-    >>> parse_stamp(s[:-1] + ("0" if s[-1] != "0" else "1"))
-    Traceback (most recent call last):
-    ...
-    embfmt.errors.FormatError: stamp ... check value ... does not match ...
-    """
-    if not isinstance(text, str):
-        raise FormatError(f"a stamp is a string, got {type(text).__name__}", ErrorKind.BAD_STAMP)
-    shown = text if len(text) <= MAX_STAMP_CHARS else text[:MAX_STAMP_CHARS] + "..."
-    if len(text) > MAX_STAMP_CHARS:
-        raise FormatError(f"stamp {shown!r} is longer than {MAX_STAMP_CHARS} characters",
-                          ErrorKind.BAD_STAMP)
-    m = _STAMP_RE.match(text)
-    if not m:
-        raise FormatError(f"malformed stamp {shown!r}: expected emb1:s:TABLE@<64 hex commit>:"
-                          f"<{STAMP_TV_HEX} hex table version>:<{STAMP_CHECK_HEX} hex check>",
-                          ErrorKind.BAD_STAMP)
-    try:
-        check_ref_name(m.group("table"), "table")
-    except InputError:
-        raise FormatError(f"malformed stamp {shown!r}: invalid table name {m.group('table')!r}",
-                          ErrorKind.BAD_STAMP) from None
-    body = text[:-(STAMP_CHECK_HEX + 1)]
-    if _check_digits(body) != m.group("check"):
-        raise FormatError(f"stamp {shown!r}: check value {m.group('check')} does not match the rest "
-                          f"of the stamp (expected {_check_digits(body)}): it was mistyped or "
-                          "altered", ErrorKind.BAD_STAMP)
-    return m.group("table"), m.group("commit"), m.group("tv")
-
-
-@dataclass(frozen=True)
-class StampInfo:
-    """What a stamp names, as :meth:`Repo.resolve_stamp` found it in the repository."""
-
-    stamp: str
-    table: str
-    commit: str
-    """Full commit id (hex)."""
-    table_version: str
-    """Full table-version id (hex)."""
-    fingerprint: str
-    rows: int
-    dim: int
-    dtype: str
-    identity: dict[str, Any] | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"stamp": self.stamp, "table": self.table, "commit": self.commit,
-                "table_version": self.table_version, "fingerprint": self.fingerprint,
-                "rows": self.rows, "dim": self.dim, "dtype": self.dtype, "identity": self.identity}
-
-
-def stamp(repo: Repo, table: str, rev: str = "HEAD") -> str:
-    """The stamp of ``table`` at ``rev`` (see :meth:`Repo.stamp`)."""
-    check_ref_name(table, "table")
-    cid = repo.resolve(rev)
-    c = repo.get_commit(cid)
-    if table not in c.tables:
-        raise NotFoundError(f"no table {table!r} in revision {rev!r} (tables: "
-                            f"{', '.join(sorted(c.tables)) or 'none'})")
-    return make_stamp(table, cid, c.tables[table])
-
-
-def resolve_stamp(repo: Repo, text: str) -> StampInfo:
-    """Check ``text`` against ``repo`` and return what it names (see :meth:`Repo.resolve_stamp`)."""
-    table, cid, tv_prefix = parse_stamp(text)
-    oid = bytes.fromhex(cid)
-    if not repo.store.has(oid):
-        raise NotFoundError(f"stamp {text!r} names commit {cid}, which is not in {repo.path}: it "
-                            "was removed (reset and gc) or the stamp comes from another repository")
-    try:
-        c = repo.get_commit(oid)
-    except FormatError as e:  # an object with that id that is not a commit
-        raise IntegrityError(f"stamp {text!r}: object {cid} is not a valid commit ({e})") from None
-    tid = c.tables.get(table)
-    # Commits are immutable and content-addressed: the table and its version id a stamp names
-    # either are what the commit holds, or the stamp was forged or corrupted.
-    if tid is None:
-        raise IntegrityError(f"stamp {text!r} names table {table!r}, which commit {cid[:12]} does "
-                             f"not hold (tables: {', '.join(sorted(c.tables)) or 'none'}): the "
-                             "stamp is forged or corrupted")
-    if not tid.startswith(tv_prefix):
-        raise IntegrityError(f"stamp {text!r} names table version {tv_prefix}..., but commit "
-                             f"{cid[:12]} holds {tid} for table {table!r}: the stamp is forged or "
-                             "corrupted")
-    tv = repo.get_table_version(tid)
-    return StampInfo(text, table, cid, tid, tv.fingerprint, tv.n_rows, tv.dim, tv.dtype.name,
-                     tv.identity)
-
 
 # --- usage log (spec §21.2) --------------------------------------------------------------------
 LOG_DIR = "lineage"
@@ -650,23 +501,21 @@ class UsageLog:
         return iter(self.scan())
 
 
-def record_use(repo: Repo, stamp_text: str, *, consumer: str, context: Mapping[str, Any] | None = None,
+def record_use(repo: Revisions, stamp_text: str, *, consumer: str, context: Mapping[str, Any] | None = None,
                author: str | None = None) -> UseRecord:
     """Validate ``stamp_text`` against ``repo`` and append a record (see :meth:`Repo.record_use`)."""
     consumer = _check_consumer(consumer)
     context = _check_context(context)
-    info = resolve_stamp(repo, stamp_text)
+    info = repo.resolve_stamp(stamp_text)
     if author is None:
-        from ..repo import _default_author
-
-        author = _default_author()
+        author = default_author()
     log = UsageLog(repo.path, durable=repo.refs.durable)
     # The ref lock serialises appenders across processes (flock; released if one dies).
     with repo.refs.locked():
         return log.append(stamp_text, info.table, info.commit, consumer, context, author)
 
 
-def gone_uses(repo: Repo, records: list[UseRecord]) -> list[dict[str, str]]:
+def gone_uses(repo: Revisions, records: list[UseRecord]) -> list[dict[str, str]]:
     """verify's findings for recorded uses whose version cannot be read any more (spec §21.2):
     one entry per distinct stamp, at the first line that records it, naming the consumers."""
     by_stamp: dict[str, list[UseRecord]] = {}
@@ -675,7 +524,7 @@ def gone_uses(repo: Repo, records: list[UseRecord]) -> list[dict[str, str]]:
     out: list[dict[str, str]] = []
     for text, recs in by_stamp.items():
         try:
-            resolve_stamp(repo, text)
+            repo.resolve_stamp(text)
             continue
         except NotFoundError as e:
             kind, why = ErrorKind.MISSING_OBJECT, f"commit {recs[0].commit} is gone ({e.message})"
@@ -692,7 +541,7 @@ def gone_uses(repo: Repo, records: list[UseRecord]) -> list[dict[str, str]]:
     return out
 
 
-def uses(repo: Repo, rev: str | None = None, *, table: str | None = None) -> list[UseRecord]:
+def uses(repo: Revisions, rev: str | None = None, *, table: str | None = None) -> list[UseRecord]:
     """Records of the usage log, oldest first; with ``rev``, only those whose stamp names
     ``rev``'s commit; with ``table``, only that table's."""
     cid = repo.resolve(rev) if rev is not None else None

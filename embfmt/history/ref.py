@@ -19,34 +19,18 @@ from contextlib import contextmanager
 from .. import _fs
 from .. import _layout as L
 from ..errors import ConflictError, ErrorKind, FormatError, InputError, NotFoundError
+from ..objects.names import check_ref_name
 from .reflog import Reflog
 from ..store import read_bounded
 
 __all__ = ["RefStore", "check_ref_name"]
 
-_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*\Z")
 _HEX64 = re.compile(rb"[0-9a-f]{64}\n\Z")
 # Temp files of refs as older versions named them ("<name>.tmp.<uuid4 hex>").
 _LEGACY_TMP = re.compile(r"\.tmp\.[0-9a-f]{32}\Z")
 LOCK_TIMEOUT_S = 30.0
 REF_BYTES = 65  # 64 hex digits and a newline (spec §17)
 HEAD_BYTES = len("ref: refs/heads/\n") + L.MAX_REF_NAME * 4  # a name of 200 characters of UTF-8
-
-
-def check_ref_name(name: str, what: str = "ref") -> str:
-    """Validate a branch or tag name: ``/``-separated segments of ``[A-Za-z0-9_][A-Za-z0-9._-]*``,
-    no ``..``, no segment ending in ``.lock``, at most 200 characters."""
-    ok = isinstance(name, str) and 0 < len(name) <= L.MAX_REF_NAME and ".." not in name
-    if ok:
-        for seg in name.split("/"):
-            if not _SEGMENT.match(seg) or seg.endswith(".lock"):
-                ok = False
-                break
-    if not ok:
-        raise InputError(f"invalid {what} name {name!r}: use letters, digits, '_', '-', '.' and "
-                         "'/'-separated segments, no '..', at most 200 characters",
-                         ErrorKind.BAD_REF_NAME)
-    return name
 
 
 class RefStore:

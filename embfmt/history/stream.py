@@ -20,28 +20,26 @@ the writer stays open.
 from __future__ import annotations
 
 import os
-import threading
 import time
 import uuid
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import _fs, progress
-from ..canonical.dtype import DType, dtype_of
+from ..canonical.dtype import DType
 from ..errors import ConflictError, ErrorKind, InputError
 from .lease import WriteLease
-from ..canonical.matrix import as_matrix, check_shape
 from ..store import real_dir
 from .writer import TableWriter
 
 if TYPE_CHECKING:
+    from ..backend import Kernels
     from ..objects.table_version import TableVersion
-    from ..store import WriteBatch
-    from ..repo import Repo
+    from ..store import Store, WriteBatch
+    from .reader import ChunkReader
 
-__all__ = ["RowStream", "StreamWriter"]
+__all__ = ["RowStream"]
 
 # Rows read back from the scratch file are fed in runs of at most this many bytes: large enough
 # that the chunk writer gets many chunks per call (it parallelizes across chunks), small enough
@@ -59,8 +57,9 @@ class RowStream:
     thread-safe by itself: :class:`StreamWriter` serializes calls.
     """
 
-    def __init__(self, repo: Repo, name: str, dt: DType, n_rows: int, dim: int,
-                 parent: TableVersion | None, backend: str, batch: WriteBatch | None = None) -> None:
+    def __init__(self, store: Store, reader: ChunkReader, kernels: Kernels, name: str, dt: DType,
+                 n_rows: int, dim: int, parent: TableVersion | None, backend: str,
+                 batch: WriteBatch | None = None) -> None:
         self.name = name
         self.dtype = dt
         self.n_rows = n_rows
@@ -68,14 +67,14 @@ class RowStream:
         self.row_bytes = dim * dt.itemsize
         self.t0 = time.perf_counter()
         # Held until close(): gc keeps every object written (or touched) after this moment.
-        self._lease: WriteLease | None = WriteLease(repo.store.tmp)
+        self._lease: WriteLease | None = WriteLease(store.tmp)
         # Every object of this write goes through one batch, synced before the commit's ref
         # moves (spec §18.6); Repo.commit shares one batch among the tables of a commit.
-        self.batch = batch if batch is not None else repo.store.batch()
-        self.writer = TableWriter(self.batch, repo.reader, repo.kernels, dt, dim, parent, backend=backend)
+        self.batch = batch if batch is not None else store.batch()
+        self.writer = TableWriter(self.batch, reader, kernels, dt, dim, parent, backend=backend)
         self.chunk_rows = self.writer.fp.chunk_rows
         self.cursor = 0  # rows [0, cursor) have gone to the writer
-        self._tmp_dir = repo.store.tmp
+        self._tmp_dir = store.tmp
         self._fd: int | None = None
         self._scratch: str | None = None
         # chunk index -> which of its rows sit in the scratch file (or _COMPLETE)
@@ -214,165 +213,3 @@ class RowStream:
             _fs.discard(self._scratch)  # never through a tmp/ swapped for a link
             self._scratch = None
         self._pending.clear()
-
-
-class StreamWriter:
-    """Write one table version block by block; commit on a clean exit.
-
-    Made by :meth:`embfmt.Repo.writer`. Use it as a context manager: the commit happens when
-    the ``with`` block ends without an exception (or on an explicit :meth:`commit`), and its id
-    is :attr:`commit_id`. An exception, :meth:`abort`, or a killed process commits nothing.
-
-    Blocks may come in any order and any size (a block is anything :func:`embfmt.fingerprint`
-    accepts: numpy, torch on CPU or GPU, CuPy, h5py, ``__array__``), must have the table's dtype
-    and D, and every row must be written before the commit. Memory stays bounded by a few
-    chunks: rows written ahead of the first missing row wait in a scratch file on disk.
-
-    Examples
-    --------
-    >>> import numpy as np, tempfile, embfmt
-    >>> repo = embfmt.Repo.init(tempfile.mkdtemp())
-    >>> x = np.arange(12_000, dtype=np.float32).reshape(3000, 4)
-    >>> with repo.writer("item_emb", shape=x.shape, dtype="float32", message="streamed") as w:
-    ...     w.write(2000, x[2000:])      # any order
-    ...     w.write(0, x[:1000])
-    ...     w.append(x[1000:2000])       # after the previous block
-    >>> w.commit_id == repo.resolve("HEAD")
-    True
-    >>> embfmt.fingerprint(x).root == repo.open("item_emb").fingerprint
-    True
-    """
-
-    def __init__(self, repo: Repo, table: str, shape: tuple[int, int], dtype: Any, *,
-                 keys: Any = None, identity: Mapping[str, Any] | None = None, message: str = "",
-                 metadata: Mapping[str, Any] | None = None, branch: str | None = None,
-                 author: str | None = None, allow_identity_change: bool = False,
-                 allow_schema_change: bool = False, backend: str = "auto") -> None:
-        from ..backend import resolve_name
-        from .ref import check_ref_name
-        from ..repo import _commit_meta
-
-        self._repo = repo
-        self.table = check_ref_name(table, "table")
-        self.branch = check_ref_name(repo.head_branch if branch is None else branch, "branch")
-        try:
-            n_rows, dim = (int(s) for s in shape)
-        except (TypeError, ValueError):
-            raise InputError(f"table {table!r}: shape must be (rows, dim), got {shape!r}",
-                             ErrorKind.NOT_A_MATRIX) from None
-        self.dtype = dtype_of(dtype)
-        check_shape(n_rows, dim, self.dtype, f"table {table!r}")
-        self.shape = (n_rows, dim)
-        self._meta = _commit_meta(message, metadata)
-        self._message = message
-        self._author = author
-        self._backend = resolve_name(backend)
-        self._parent_id = repo.refs.read("heads", self.branch)
-        parent_tables = dict(repo.get_commit(self._parent_id).tables) if self._parent_id else {}
-        self._ptv = repo.get_table_version(parent_tables[table]) if table in parent_tables else None
-        ident = dict(identity) if identity is not None else None
-        self._keys, self._identity = repo._check_table(
-            table, self.dtype, n_rows, dim, self._ptv, keys, ident, allow_identity_change,
-            allow_schema_change)
-        self._stream = RowStream(repo, table, self.dtype, n_rows, dim, self._ptv, self._backend)
-        self._lock = threading.Lock()
-        self._next = 0
-        self._state = "open"
-        self.commit_id: str | None = None
-
-    @property
-    def rows_consumed(self) -> int:
-        """Rows ``[0, rows_consumed)`` are hashed and stored (the rest wait or are missing)."""
-        return self._stream.cursor
-
-    def write(self, start_row: int, block: Any) -> None:
-        """Write ``block`` (``(n, D)``, the table's dtype) as rows ``[start_row, start_row + n)``."""
-        m = as_matrix(block)
-        if m.dtype != self.dtype:
-            raise InputError(f"table {self.table!r} is {self.dtype.name}; got a {m.dtype.name} block "
-                             "(convert it first: embfmt stores bits and never casts)",
-                             ErrorKind.DTYPE_MISMATCH)
-        if m.dim != self.shape[1]:
-            raise InputError(f"table {self.table!r} has D = {self.shape[1]}; got a block of shape "
-                             f"{m.shape}", ErrorKind.SHAPE_MISMATCH)
-        start = int(start_row)
-        with self._lock:
-            self._check_open()
-            if start < 0 or start + m.n_rows > self.shape[0]:
-                raise InputError(f"table {self.table!r}: rows [{start}, {start + m.n_rows}) are "
-                                 f"outside its {self.shape[0]} rows", ErrorKind.SHAPE_MISMATCH)
-            if m.n_rows and start < self._stream.cursor:  # refuse before writing any of it
-                raise ConflictError(f"table {self.table!r}: rows [{start}, "
-                                    f"{min(start + m.n_rows, self._stream.cursor)}) were already "
-                                    "written and hashed; each row can be rewritten only until all "
-                                    "rows before it are in")
-            pos = start
-            for rows in m.blocks():
-                self._stream.write(pos, rows)
-                pos += rows.shape[0]
-            # The chunks hashed by this call are stored when it returns (rows_consumed says
-            # so): their files are linked before the next block comes, not at the commit.
-            self._stream.batch.wait()
-            self._next = start + m.n_rows
-
-    def append(self, block: Any) -> None:
-        """Write ``block`` right after the rows of the previous :meth:`write` or :meth:`append`
-        (row 0 first)."""
-        self.write(self._next, block)
-
-    def commit(self) -> str:
-        """Commit now (every row must be written); returns the commit id. Idempotent."""
-        with self._lock:
-            if self._state == "committed":
-                assert self.commit_id is not None
-                return self.commit_id
-            self._check_open()
-            try:
-                gap = self._stream.missing()
-                if gap is not None:
-                    raise InputError(
-                        f"table {self.table!r}: rows [{gap[0]}, {gap[1]}) were never written "
-                        f"({self._stream.cursor} of {self.shape[0]} rows in order so far); "
-                        "nothing was committed", ErrorKind.SHAPE_MISMATCH)
-                repo = self._repo
-                tid, info = repo._finish_table(self._stream, self._ptv, self._keys, self._identity)
-                self.commit_id = repo._commit_snapshot(
-                    self.branch, self._parent_id, {self.table: tid}, {self.table: info}, (),
-                    self._message, self._meta, self._author, None, None, self._backend,
-                    batch=self._stream.batch)
-            except BaseException:
-                self._state = "aborted"
-                self._stream.close()  # its lease goes first: the objects are then unprotected
-                self._repo._discard(self._stream.batch)
-                raise
-            finally:
-                self._stream.close()
-            self._state = "committed"
-            return self.commit_id
-
-    def abort(self) -> None:
-        """Discard everything written; the repository stays as it was."""
-        with self._lock:
-            if self._state == "open":
-                self._state = "aborted"
-                self._stream.close()
-                self._repo._discard(self._stream.batch)
-
-    def _check_open(self) -> None:
-        if self._state != "open":
-            raise InputError(f"writer for table {self.table!r} is {self._state}", ErrorKind.BAD_ARGUMENT)
-
-    def __enter__(self) -> StreamWriter:
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is not None:
-            self.abort()
-        elif self._state == "open":
-            self.commit()
-
-    def __del__(self) -> None:
-        # A writer dropped without commit or abort must not leave its scratch file behind.
-        stream = getattr(self, "_stream", None)
-        if stream is not None and getattr(self, "_state", "") == "open":
-            stream.close()

@@ -22,13 +22,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ErrorKind, InputError
 from ..objects.keys import KEYS_CARRY
 
 if TYPE_CHECKING:
-    from ..repo import Repo
+    from .transaction import Transaction
+
+
+class Repository(Protocol):
+    """What a tracker commits through: a repository's path and its commit transaction
+    (an :class:`embfmt.Repo`)."""
+
+    path: str
+    transaction: Transaction
 
 __all__ = ["Tracker"]
 
@@ -83,7 +91,7 @@ class Tracker:
         ``(step, commit id)`` of every commit this tracker made.
     """
 
-    def __init__(self, repo: Repo, tables: Mapping[str, Any], *, every: int = 1000,
+    def __init__(self, repo: Repository, tables: Mapping[str, Any], *, every: int = 1000,
                  branch: str | None = None, message: str = "step {step}",
                  metadata: Mapping[str, Any] | None = None,
                  identity: Mapping[str, Mapping[str, Any]] | None = None,
@@ -131,8 +139,8 @@ class Tracker:
         if mets:
             meta["metrics"] = mets
         keys = {**{name: KEYS_CARRY for name in values}, **(self.keys or {})}
-        cid = self.repo.commit(values, message=msg, metadata=meta, branch=self.branch,
-                               identity=self.identity, keys=keys)
+        cid = self.repo.transaction.commit(values, message=msg, metadata=meta, branch=self.branch,
+                                           identity=self.identity, keys=keys)
         self.commits.append((int(step), cid))
         return cid
 

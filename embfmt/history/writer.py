@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import _layout as L
 from ..backend import _threads
+from ..objects.change import METRICS, Drift
 from ..objects.chunk import encode_dense, encode_full, encode_sparse, thread_scratch
 from ..errors import ConflictError, ErrorKind
 from ..canonical.fingerprint import Fingerprint, Fingerprinter
@@ -190,16 +191,16 @@ class TableWriter:
             self.reader.bind(digest, obj.checksum, pd if obj.codec in L.DELTA_CODECS else None)
         return L.CODEC_NAMES[obj.codec], len(obj) if wrote else 0, n_changed
 
-    def changes(self) -> tuple[np.ndarray, tuple[np.ndarray, ...]] | None:
-        """Changed row indices (< both lengths) and their (l2, cosine, max_abs, ulp) vs the
-        parent, in row order; None without a parent of the same dtype and D."""
+    def changes(self) -> tuple[np.ndarray, Drift] | None:
+        """Changed row indices (< both lengths) and their drift vs the parent, in row order;
+        None without a parent of the same dtype and D."""
         if not self.collect_changes:
             return None
         cs = [self._changes[c] for c in sorted(self._changes)]
         if not cs:
-            return np.empty(0, np.int64), (np.empty(0), np.empty(0), np.empty(0), np.empty(0, np.uint64))
+            return np.empty(0, np.int64), Drift(np.empty(0), np.empty(0), np.empty(0), np.empty(0, np.uint64))
         idx = np.concatenate([c[0] for c in cs])
-        return idx, tuple(np.concatenate([c[1][k] for c in cs]) for k in range(4))
+        return idx, Drift(*(np.concatenate([c[1][k] for c in cs]) for k in range(len(METRICS))))
 
     def finish(self) -> tuple[Fingerprint, WriteStats]:
         """Flush the last partial chunk; returns the fingerprint and what was written."""

@@ -4,6 +4,7 @@ time (spec §16.1), so that diffing a version against its parent decodes nothing
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import blake3
 import numpy as np
@@ -13,7 +14,41 @@ from .. import _layout as L
 from .chunk import decompress_exact
 from ..errors import ErrorKind, FormatError, IntegrityError
 
-__all__ = ["ChangeRecord"]
+__all__ = ["ChangeRecord", "ChangeHeader", "Drift", "METRICS"]
+
+
+class Drift(NamedTuple):
+    """The four per-row drift metrics of a changed row, each an array over the rows (spec
+    §16.1): L2 distance, cosine distance ``1 - cos``, largest absolute change, and the largest
+    change in units in the last place."""
+
+    l2: np.ndarray
+    cosine: np.ndarray
+    max_abs: np.ndarray
+    ulp: np.ndarray
+
+
+#: The drift metric names, in their recorded order.
+METRICS: tuple[str, ...] = Drift._fields
+
+
+class ChangeHeader(NamedTuple):
+    """The fixed header of a change object, field by field (``_layout.CHANGE_HEADER_STRUCT``)."""
+
+    magic: bytes
+    major: int
+    dtype_code: int
+    reserved: int
+    n_changed: int
+    parent_rows: int
+    rows: int
+    parent_table: bytes
+    table: bytes
+    payload_bytes: int
+
+    @classmethod
+    def unpack(cls, buf: bytes | memoryview) -> ChangeHeader:
+        return cls._make(L.CHANGE_HEADER_STRUCT.unpack_from(buf))
 
 
 @dataclass(frozen=True)
@@ -32,6 +67,10 @@ class ChangeRecord:
     max_abs: np.ndarray
     ulp: np.ndarray
 
+    @property
+    def drift(self) -> Drift:
+        return Drift(self.l2, self.cosine, self.max_abs, self.ulp)
+
     def to_bytes(self) -> bytes:
         n = len(self.index)
         raw = b"".join((self.index.astype("<i8").tobytes(), self.l2.astype("<f8").tobytes(),
@@ -49,11 +88,13 @@ class ChangeRecord:
         hs = L.CHANGE_HEADER_STRUCT.size
         if len(buf) < hs:
             raise FormatError(f"{name}: truncated", ErrorKind.TRUNCATED)
-        magic, major, code, r0, n, prow, rows, ptab, tab, zlen = L.CHANGE_HEADER_STRUCT.unpack_from(buf)
-        if magic != L.CHANGE_MAGIC:
-            raise FormatError(f"{name}: bad magic {magic!r}", ErrorKind.BAD_MAGIC)
-        if major != L.FORMAT_MAJOR:
-            raise FormatError(f"{name}: format v{major}", ErrorKind.UNSUPPORTED_VERSION)
+        h = ChangeHeader.unpack(buf)
+        if h.magic != L.CHANGE_MAGIC:
+            raise FormatError(f"{name}: bad magic {h.magic!r}", ErrorKind.BAD_MAGIC)
+        if h.major != L.FORMAT_MAJOR:
+            raise FormatError(f"{name}: format v{h.major}", ErrorKind.UNSUPPORTED_VERSION)
+        code, r0, n, prow, rows, ptab, tab, zlen = (h.dtype_code, h.reserved, h.n_changed, h.parent_rows,
+                                                    h.rows, h.parent_table, h.table, h.payload_bytes)
         if r0 or n > min(prow, rows) or len(buf) != hs + zlen or 40 * n > L.ZSTD_MAX_RATIO * zlen:
             raise FormatError(f"{name}: invalid header", ErrorKind.BAD_OBJECT)
         raw = decompress_exact(memoryview(buf)[hs:], 40 * n, f"{name}: payload")

@@ -16,7 +16,7 @@ import blake3
 from .. import _layout as L
 from ..errors import ErrorKind, FormatError, IntegrityError
 from .table_version import canonical_json
-from ..history.ref import check_ref_name
+from .names import check_ref_name
 
 __all__ = ["Commit"]
 
@@ -41,6 +41,26 @@ class Commit:
         return {"format": L.FORMAT_MAJOR, "tables": dict(self.tables), "parents": list(self.parents),
                 "author": self.author, "time": self.time, "message": self.message,
                 "metadata": self.metadata, "environment": self.environment}
+
+    def embfmt_meta(self) -> dict[str, Any]:
+        """``metadata.embfmt``, what embfmt itself recorded (spec §16): {} when absent or not an
+        object. Every reader of those members goes through here."""
+        m = self.metadata.get("embfmt")
+        return m if isinstance(m, dict) else {}
+
+    def embfmt_tables(self) -> dict[str, Any]:
+        """``metadata.embfmt.tables``: table name -> what writing that table recorded."""
+        t = self.embfmt_meta().get("tables")
+        return t if isinstance(t, dict) else {}
+
+    def change_ids(self) -> list[str]:
+        """Ids (hex) of the change objects the commit references (``tables.*.changes``)."""
+        out = []
+        for info in self.embfmt_tables().values():
+            x = info.get("changes") if isinstance(info, dict) else None
+            if isinstance(x, str) and len(x) == 64:
+                out.append(x)
+        return out
 
     def to_bytes(self) -> bytes:
         return L.COMMIT_MAGIC + canonical_json(self.to_dict(), "commit metadata")

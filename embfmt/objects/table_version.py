@@ -17,7 +17,8 @@ from .. import _layout as L
 from ..canonical import merkle
 from ..canonical.dtype import DType, dtype_from_code
 from ..errors import ErrorKind, FormatError, InputError, IntegrityError
-from ..canonical.fingerprint import chunk_rows_for, descriptor_bytes, format_root, n_chunks_for, root_hash
+from ..canonical.chunking import chunk_rows_for, n_chunks_for
+from ..canonical.fingerprint import descriptor_bytes, format_root, root_hash
 
 __all__ = ["TableVersion", "canonical_json"]
 

@@ -431,7 +431,7 @@ class LocalBatch(WriteBatch):
         self._dirs: set[str] = set()
         self._lock = threading.Lock()
         #: ids this batch linked into objects/ itself (not ones that existed already): what a
-        #: failed commit may remove again (Repo._discard)
+        #: failed commit may remove again (Maintenance.discard)
         self.published: list[bytes] = []
 
     def has(self, oid: bytes) -> bool:

@@ -239,7 +239,7 @@ def test_no_decode_where_the_row_did_not_change(tmp_path: Path) -> None:
     r = Repo(repo.path)
     calls = _count_decodes(r)
     for row in (7, 500, 999):
-        rep = blame(r, "t", row)
+        rep = blame(r.revisions, "t", row)
         # positional changes have change records: nothing is decoded at all
         assert rep.chunks_decoded == 0 and calls == []
         assert all(e.drift_source == "change-record" for e in rep.entries if e.kind == "changed")
@@ -249,7 +249,7 @@ def test_no_decode_where_the_row_did_not_change(tmp_path: Path) -> None:
     r2.commit({"t": y}, message="a")
     y[0] += 1
     r2.commit({"t": y}, message="b")
-    rep = blame(Repo(r2.path), "t", 999)
+    rep = blame(Repo(r2.path).revisions, "t", 999)
     assert rep.rowprint_reads == 0 and [e.kind for e in rep.entries] == ["added"]
     # reordered keys: the row moves, so its drift is computed from exactly two decoded chunks
     perm = rng.permutation(1000)
@@ -260,13 +260,13 @@ def test_no_decode_where_the_row_did_not_change(tmp_path: Path) -> None:
     repo.commit({"t": x2}, keys={"t": k2}, message="reorder + edit key 21")
     r3 = Repo(repo.path)
     calls = _count_decodes(r3)
-    rep = blame(r3, "t", key=21)
+    rep = blame(r3.revisions, "t", key=21)
     assert rep.entries[0].message == "reorder + edit key 21" and rep.entries[0].drift_source == "computed"
     assert rep.chunks_decoded == 2 and len(calls) == 2
     assert rep.entries[0].drift["max_abs"] == 0.5
     # an unchanged key after a reorder: rowprints only
     calls.clear()
-    rep = blame(r3, "t", key=300)
+    rep = blame(r3.revisions, "t", key=300)
     assert calls == [] and all(e.message != "reorder + edit key 21" for e in rep.entries)
     assert as_tuples(rep.entries) == brute_force(r3, "t", key=300)
 

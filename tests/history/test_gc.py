@@ -124,7 +124,7 @@ def test_gc_respects_grace_period(repo: Repo) -> None:
     # age everything: now the unreachable objects are older than the grace period ...
     _age_all(repo.path, 7200)
     # ... except one more unreachable object written just now (a commit in progress elsewhere)
-    young = repo._put_hashed(b"EMBCOMMIT1\n{}")
+    young = repo.revisions.put_hashed(b"EMBCOMMIT1\n{}")
     old_tmp = Path(repo.path) / "tmp" / "deadbeef.stale"
     old_tmp.write_bytes(b"x" * 100)
     t = time.time() - 7200
@@ -172,14 +172,14 @@ def test_gc_reads_leases_before_refs(repo: Repo, monkeypatch) -> None:
     w = repo.writer("t", shape=x.shape, dtype="float32")
     w.write(0, x)  # every chunk stored; lease held; nothing committed yet
     _age_all(repo.path, 10 * 3600)  # the stream (its lease and its objects) is 10 hours old
-    real_walk = repo._reachable_objects
+    real_walk = repo.maintenance.reachable_objects
 
     def walk_then_commit(*a, **k):
         live = real_walk(*a, **k)
         w.commit()  # lands right after the ref walk, and releases the lease
         return live
 
-    monkeypatch.setattr(repo, "_reachable_objects", walk_then_commit)
+    monkeypatch.setattr(repo.maintenance, "reachable_objects", walk_then_commit)
     repo.gc(grace_seconds=3600, reflog_expire_seconds=0)
     monkeypatch.undo()
     r = fresh(repo)
@@ -225,7 +225,7 @@ def test_restore_refreshes_what_it_references(repo: Repo) -> None:
     c2 = repo.commit({"t": x2}, keys={"t": np.arange(6) + 10})
     repo.reset("main", c1)  # c2 is unreachable (a rolled-back run) ...
     _age_all(repo.path, 7200)  # ... and old
-    live = repo._reachable_objects()  # a concurrent gc's live set, taken before the restore
+    live = repo.maintenance.reachable_objects()  # a concurrent gc's live set, taken before the restore
     cid = repo.restore(c2)
     cutoff = time.time() - 3600
     for oid in list(repo.store.iter()):  # ... and its deletions, after it
@@ -318,14 +318,14 @@ def test_ref_move_onto_an_orphan_racing_gc(repo: Repo, move: str) -> None:
     it deletes: the move must make the orphan's objects live before it is acknowledged."""
     c2, x2 = _orphan(repo, 90)
     other = Repo(repo.path)
-    real_walk = other._reachable_objects
+    real_walk = other.maintenance.reachable_objects
 
     def walk_then_move(*a, **k):
         live = real_walk(*a, **k)
         _move(repo, move, c2)
         return live
 
-    other._reachable_objects = walk_then_move  # type: ignore[method-assign]
+    other.maintenance.reachable_objects = walk_then_move  # type: ignore[method-assign]
     other.gc(grace_seconds=3600, reflog_expire_seconds=0)
     r = fresh(repo)
     rev = "main" if move == "reset" else "keep"

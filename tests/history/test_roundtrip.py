@@ -466,8 +466,8 @@ def test_ambiguous_prefix(repo: Repo) -> None:
         seen[oid[:4]] = b
         i += 1
         assert i < 100000
-    repo._put_hashed(b)
-    repo._put_hashed(other)
+    repo.revisions.put_hashed(b)
+    repo.revisions.put_hashed(other)
     with pytest.raises(EmbfmtError) as e:
         repo.resolve(oid[:4])
     assert e.value.kind == ErrorKind.AMBIGUOUS_REVISION

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from embfmt.errors import ErrorKind, FormatError, IntegrityError, NotFoundError
-from embfmt.history.lineage import STAMP_PREFIX, make_stamp, parse_stamp
+from embfmt.objects.stamp import STAMP_PREFIX, make_stamp, parse_stamp
 from embfmt.repo import Repo
 
 

@@ -103,7 +103,7 @@ def test_refused_uses_leave_the_log_alone(repo: Repo) -> None:
     with pytest.raises(FormatError):
         repo.record_use(s[:-1] + ("0" if s[-1] != "0" else "1"), consumer="a")
     with pytest.raises(NotFoundError):
-        from embfmt.history.lineage import make_stamp
+        from embfmt.objects.stamp import make_stamp
 
         repo.record_use(make_stamp("emb", "ab" * 32, "cd" * 32), consumer="a")
     for bad in ("", "   ", None, 5, "x" * 2000):
