@@ -168,3 +168,19 @@ CHANGE_MAGIC = b"EMBD"
 # parent_table[32] table[32] payload_bytes:u64
 CHANGE_HEADER_STRUCT = struct.Struct("<4sBBHQQQ32s32sQ")
 assert CHANGE_HEADER_STRUCT.size == 104
+
+# --- Derived data beside the objects: cache/ entries (spec §11.1) ------------------------------
+# Version 2: entries are filled only from rowprints bound to their chunk ids (spec §13.7);
+# version-1 entries may hold a swapped object's rowprints and are ignored.
+ROWPRINT_CACHE_MAGIC = b"EMBRPC2\0"
+SEAL_CACHE_MAGIC = b"EMBSEAL1"
+# magic[8] n_items:u64le check[32], then the items (rowprints: u64le; seals: SEAL_STRUCT)
+CACHE_HEADER_STRUCT = struct.Struct("<8sQ32s")
+assert CACHE_HEADER_STRUCT.size == 48
+# The key of a table's content: BLAKE3 of this domain, then dtype code:u8 N:u64le D:u64le
+# (CACHE_KEY_STRUCT), then the chunk digests.
+CACHE_KEY_DOMAIN = b"embfmt rowprint cache v1\0"
+CACHE_KEY_STRUCT = struct.Struct("<BQQ")
+# One seal: chunk id, header checksum:u64le, delta base (zero for full codecs)
+SEAL_STRUCT = struct.Struct("<32sQ32s")
+assert SEAL_STRUCT.size == 72

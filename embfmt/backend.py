@@ -28,6 +28,7 @@ from typing import Any, Protocol, cast
 
 import numpy as np
 
+from . import progress
 from .errors import BackendUnavailableError, InputError
 
 __all__ = ["Backend", "Kernels", "CpuKernels", "get_backend", "kernels", "cpu_kernels", "available_backends",
@@ -84,8 +85,7 @@ def cpu_kernels() -> CpuKernels:
     """The Numba CPU kernel module (kernels/cpu.py), imported on first use. Each kernel compiles
     on its first call where Numba's on-disk cache has none; with progress output on, the first
     such compile of the process is announced on the terminal (it takes seconds)."""
-    from . import progress  # lazy: this module is imported by `embfmt --help` (start-up time)
-    from ._kernels import cpu
+    from ._kernels import cpu  # lazy: Numba, and the kernels it compiles
 
     progress.watch_kernel_compiles()
     return cast(CpuKernels, cpu)
@@ -152,7 +152,7 @@ class ReferenceBackend:
     name = "reference"
 
     def __init__(self) -> None:
-        from ._kernels import reference
+        from ._kernels import reference  # lazy: each kernel set loads on first use
 
         self._k = reference
 
@@ -239,7 +239,7 @@ class GpuBackend:
 
     def __init__(self) -> None:
         try:
-            from ._kernels import gpu
+            from ._kernels import gpu  # lazy: CuPy
         except Exception as e:  # a CuPy that imports but cannot load its CUDA libraries
             raise BackendUnavailableError(
                 f"backend 'gpu' is unavailable: cannot load the GPU kernels ({type(e).__name__}: {e})") from None
@@ -253,8 +253,8 @@ class GpuBackend:
                 f"backend 'gpu' is unavailable: the GPU kernels failed to run ({type(e).__name__}: {e})") from None
 
     def _self_check(self) -> None:
-        from .canonical import merkle
-        from ._kernels import reference
+        from ._kernels import reference  # lazy: each kernel set loads on first use
+        from .canonical import merkle  # lazy: the GPU self-check alone needs the Merkle tree
 
         def refuse(what: str) -> BackendUnavailableError:
             return BackendUnavailableError(f"backend 'gpu' is unavailable: its {what} differ from the "

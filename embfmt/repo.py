@@ -3,12 +3,9 @@
 A directory is a repository: ``embfmt.json`` (format marker), ``objects/`` (content-addressed
 chunk, table-version, key and commit objects), ``refs/heads`` and ``refs/tags``, ``HEAD``.
 
-:class:`Repo` is the facade. What it does lives in the layers below it: the read side
-(:class:`~embfmt.history.revisions.Revisions`), the one commit path
-(:class:`~embfmt.history.transaction.Transaction`), ref moves
-(:class:`~embfmt.history.branches.Branches`), verify and gc
-(:class:`~embfmt.history.maintenance.Maintenance`), comparisons (:mod:`embfmt.compare`) and the
-usage log (:mod:`embfmt.history.lineage`).
+:class:`Repo` is the facade over the layers below: the read side (``history.revisions``), the one
+commit path (``history.transaction``), ref moves (``history.branches``), verify and gc
+(``history.maintenance``), comparisons (``compare``) and the usage log (``history.lineage``).
 
 Examples
 --------
@@ -41,8 +38,10 @@ from .history.cache import RowprintCache, SealCache
 from .history.discovery import find_repository
 from .history.layout import check_repository, create_repository, default_durable
 from .history.maintenance import GcReport, Maintenance, VerifyReport
+from .history.listing import list_tables
 from .history.reader import ChunkReader
-from .history.ref import RefStore
+from .history.memory import MemoryRefs
+from .history.ref import RefStore, Refs
 from .history.reflog import DEFAULT_EXPIRE_SECONDS as DEFAULT_REFLOG_EXPIRE_SECONDS
 from .history.reflog import ReflogEntry
 from .history.revisions import CommitInfo, Revisions
@@ -54,7 +53,7 @@ from .objects.commit import Commit
 from .objects.names import check_ref_name
 from .objects.stamp import StampInfo
 from .objects.table_version import TableVersion
-from .store import LocalStore
+from .store import LeaseDir, Leases, LocalStore, MemoryLeases, MemoryStore, Store
 
 if TYPE_CHECKING:
     from .compare.blame import BlameEntry
@@ -65,13 +64,9 @@ __all__ = ["Repo", "CommitInfo", "CommitPlan", "VerifyReport", "GcReport", "find
 
 
 class Repo:
-    """An embfmt repository in a local directory.
-
-    ``durable`` (default True, or ``EMBFMT_DURABLE`` / the setting ``core.durable``, see
-    :func:`~embfmt.history.layout.default_durable`): an acknowledged change survives a power
-    loss (spec §18.6); ``durable=False`` keeps writes atomic but may lose acknowledged commits
-    to a power loss (scratch repositories). ``durable_objects`` is its older name.
-    """
+    """An embfmt repository in a local directory. ``durable`` (default: :func:`default_durable`):
+    an acknowledged change survives a power loss (spec §18.6); ``durable=False`` keeps writes
+    atomic only (scratch repositories). ``durable_objects`` is its older name."""
 
     def __init__(self, path: str | os.PathLike[str], *, durable: bool | None = None,
                  durable_objects: bool | None = None) -> None:
@@ -79,16 +74,29 @@ class Repo:
         if durable is None:
             durable = durable_objects if durable_objects is not None else default_durable(self.path)
         check_repository(self.path)
+        store = LocalStore(self.path, durable=durable)
+        self._assemble(store, RefStore(self.path, durable=durable), LeaseDir(store.tmp), durable,
+                       RowprintCache(self.path), SealCache(self.path))
+
+    @classmethod
+    def in_memory(cls, *, default_branch: str = "main") -> Repo:
+        """A repository in memory (MemoryStore, MemoryRefs, MemoryLeases; no cache, no usage log)."""
+        repo = cls.__new__(cls)
+        repo.path = ":memory:"
+        repo._assemble(MemoryStore(), MemoryRefs(default_branch), MemoryLeases(), False, None, None)
+        return repo
+
+    def _assemble(self, store: Store, refs: Refs, leases: Leases, durable: bool,
+                  rowprint_cache: RowprintCache | None, seal_cache: SealCache | None) -> None:
         self.durable = durable
-        self.store = LocalStore(self.path, durable=durable)
-        self.refs = RefStore(self.path, durable=durable)
+        self.store = store
+        self.refs = refs
         self.refs.author = self.author  # who reflog entries name: as a commit now would
         # Numba kernels load on first use: log, show, tag, branch and reset never need them.
         self.kernels = LazyCpuKernels()
-        self.reader = ChunkReader(self.store, self.kernels, rowprint_cache=RowprintCache(self.path),
-                                  seal_cache=SealCache(self.path))
+        self.reader = ChunkReader(store, self.kernels, rowprint_cache=rowprint_cache, seal_cache=seal_cache)
         self._pool = ThreadPoolExecutor(_threads(), thread_name_prefix="embfmt-read")
-        self.revisions = Revisions(self.path, self.store, self.refs, self.reader, self._pool)
+        self.revisions = Revisions(self.path, store, refs, leases, self.reader, self._pool)
         self.maintenance = Maintenance(self.revisions, self.kernels)
         self.transaction = Transaction(self.revisions, self.maintenance, self.kernels)
         self.ref_moves = Branches(self.revisions, self.transaction)
@@ -96,8 +104,7 @@ class Repo:
     @classmethod
     def init(cls, path: str | os.PathLike[str], *, exist_ok: bool = False,
              default_branch: str = "main", durable: bool | None = None) -> Repo:
-        """Create a repository at ``path`` (an empty or missing directory); ``durable`` as for
-        :class:`Repo` (a new repository is on stable storage when this returns)."""
+        """Create a repository at ``path`` (an empty or missing directory), on stable storage."""
         p = os.fspath(path)
         check_ref_name(default_branch, "branch")
         if not create_repository(p, default_branch, default_durable(p) if durable is None else durable) \
@@ -107,8 +114,7 @@ class Repo:
 
     @classmethod
     def discover(cls, start: str | os.PathLike[str] = ".", **kw: Any) -> Repo:
-        """The repository that holds ``start`` or its closest parent (spec §11.2), as git finds
-        ``.git``; :class:`NotFoundError` (``not-a-repository``) when none does."""
+        """The repository that holds ``start`` or its closest parent (spec §11.2), as git finds ``.git``."""
         return cls(find_repository(start), **kw)
 
     def close(self) -> None:
@@ -123,7 +129,6 @@ class Repo:
     def __repr__(self) -> str:
         return f"Repo({self.path!r})"
 
-    # --- reading (history.revisions) --------------------------------------------------------
     def get_commit(self, cid: bytes | str) -> Commit:
         return self.revisions.get_commit(cid)
 
@@ -169,8 +174,6 @@ class Repo:
 
     def ls(self, rev: str = "HEAD") -> dict[str, Any]:
         """The tables of ``rev`` (see :func:`embfmt.history.listing.list_tables`)."""
-        from .history.listing import list_tables
-
         return list_tables(self.revisions, rev)
 
     def show_table(self, rev: str, table: str) -> dict[str, Any]:
@@ -198,7 +201,6 @@ class Repo:
         """The drift of ``table`` at ``rev`` against the first parent, recorded at commit time."""
         return self.revisions.change_record(rev, table)
 
-    # --- comparing (compare.tables) ---------------------------------------------------------
     def changed_rows(self, table: str, rev_a: str, rev_b: str = "HEAD", *, exact: bool = True) -> RowChanges:
         """Rows of ``table`` that differ between two revisions (see :func:`embfmt.compare.tables.changed_rows`)."""
         from .compare.tables import changed_rows  # lazy: compare/ is not needed to open a repository
@@ -206,8 +208,7 @@ class Repo:
         return changed_rows(self.revisions, table, rev_a, rev_b, exact=exact)
 
     def diff(self, rev_a: str, rev_b: str = "HEAD", table: str | None = None, **kw: Any) -> Diff | TablesDiff:
-        """Row-level diff of ``table`` (or of every table) between two revisions (see
-        :func:`embfmt.compare.tables.diff`)."""
+        """Row-level diff of ``table`` (or every table) of two revisions (:func:`embfmt.compare.tables.diff`)."""
         from .compare.tables import diff  # lazy: compare/ is not needed to open a repository
 
         return diff(self.revisions, rev_a, rev_b, table, **kw)
@@ -218,7 +219,6 @@ class Repo:
 
         return blame(self.revisions, table, row, key=key, rev=rev).entries
 
-    # --- writing (history.transaction, history.branches) ------------------------------------
     @overload
     def commit(self, tables: Mapping[str, Any], *, dry_run: Literal[False] = False, **kw: Any) -> str: ...
 
@@ -226,15 +226,11 @@ class Repo:
     def commit(self, tables: Mapping[str, Any], *, dry_run: Literal[True], **kw: Any) -> CommitPlan: ...
 
     def commit(self, tables: Mapping[str, Any], **kw: Any) -> str | CommitPlan:
-        """Commit new versions of one or more tables; returns the commit id (a
-        :class:`CommitPlan` with ``dry_run=True``). See :meth:`Transaction.commit` for the
-        parameters and rules."""
+        """Commit new versions of tables; returns the commit id (see :meth:`Transaction.commit`)."""
         return self.transaction.commit(tables, **kw)
 
     def writer(self, table: str, shape: tuple[int, int], dtype: Any, **kw: Any) -> StreamWriter:
-        """A :class:`~embfmt.history.stream_writer.StreamWriter` for a new version of ``table``:
-        blocks at any row offset in bounded memory, committed when the ``with`` block exits
-        cleanly. Keywords as :meth:`commit` takes them for one table."""
+        """A :class:`~embfmt.history.stream_writer.StreamWriter`: a new version of ``table`` by blocks."""
         return StreamWriter(self.transaction, table, shape, dtype, **kw)
 
     def restore(self, rev: str, *, branch: str | None = None, message: str | None = None) -> str:
@@ -277,10 +273,8 @@ class Repo:
         """Delete tag ``name`` (see :meth:`Branches.delete_tag`); returns the commit it named."""
         return self.ref_moves.delete_tag(name)
 
-    # --- integrity and space (history.maintenance) ------------------------------------------
     def verify(self, rev: str | None = None) -> VerifyReport:
-        """Recompute every digest and root reachable from ``rev`` (or every ref); never raises
-        for corruption (see :meth:`Maintenance.verify`)."""
+        """Recompute every digest and root reachable from ``rev`` (see :meth:`Maintenance.verify`)."""
         from .compare.records import check_recomputed  # lazy: compare/ is not needed to open a repository
 
         return self.maintenance.verify(rev, check_record=check_recomputed)
@@ -298,7 +292,6 @@ class Repo:
         """Bytes of all stored objects."""
         return self.maintenance.disk_usage()
 
-    # --- lineage (spec §21: objects.stamp, history.lineage) ---------------------------------
     def stamp(self, table: str, rev: str = "HEAD") -> str:
         """A token naming ``table`` at ``rev`` exactly (``emb1:s:...``); it works as a revision."""
         return self.revisions.stamp(table, rev)

@@ -21,7 +21,8 @@ import numpy as np
 from .. import _layout as L
 from .chunking import chunk_rows_for
 from .dtype import DType, dtype_of
-from ..errors import ErrorKind, InputError
+from ..errors import BackendUnavailableError, ErrorKind, FormatError, InputError
+from ..backend import gpu_status
 
 __all__ = ["Matrix", "as_matrix", "canonical_rows", "check_shape"]
 
@@ -101,12 +102,8 @@ class Matrix:
         """The canonical rows as a C-contiguous ``(N, row_bytes)`` uint8 CuPy array, without
         leaving the device: a view of the input when it is C-contiguous, else one device copy.
         Imports CuPy (raises :class:`~embfmt.errors.BackendUnavailableError` without it)."""
-        from ..backend import gpu_status
-
         ok, why = gpu_status()
         if not ok:
-            from ..errors import BackendUnavailableError
-
             raise BackendUnavailableError(f"cannot hash {self.kind} rows on the GPU: {why}")
         import cupy as cp
 
@@ -147,8 +144,6 @@ class Matrix:
         except OSError as e:  # h5py: a corrupt or unreadable chunk of the dataset
             if self.kind != "h5py":
                 raise
-            from ..errors import FormatError
-
             where = f"{getattr(getattr(self.obj, 'file', None), 'filename', '?')}:{self.obj.name}"
             raise FormatError(f"{where}: cannot read rows [{start}, {stop}) ({e})",
                               ErrorKind.BAD_FILE) from None
@@ -167,8 +162,6 @@ class Matrix:
         try:
             import cupy as cp
         except Exception as e:
-            from ..errors import BackendUnavailableError
-
             raise BackendUnavailableError(
                 f"{_describe(x)} lives in GPU memory and copying it to the host needs CuPy "
                 f"({type(e).__name__}: {e}); install embfmt[gpu] or pass a host array") from None

@@ -8,6 +8,10 @@ with the global ``-C PATH`` option (``embfmt -C repo log``): that directory or i
 that is a repository or holds one in ``.embfmt/`` (spec §11.2), as git finds ``.git``. As with
 ``git -C``, every relative path on the command line (input files, ``-o`` outputs, ``init``'s
 directory) is then taken relative to ``PATH``.
+
+Each command imports what it uses inside its own function (``# lazy: start-up time``):
+``embfmt --help`` imports argparse and nothing heavy, and ``log``/``show``/``branch``/``tag``
+only the object model they read (tests/cli/test_startup.py guards both).
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ class _Parser(argparse.ArgumentParser):
         # A mistyped command or choice gets the closest spellings instead of the whole list.
         choices = action.choices
         if choices is not None and value not in choices:
-            from ..suggest import did_you_mean
+            from ..suggest import did_you_mean  # lazy: start-up time
 
             hint = did_you_mean(str(value), [str(c) for c in choices])
             if hint:
@@ -81,8 +85,8 @@ def _path(args: argparse.Namespace, p: str) -> str:
 
 @contextmanager
 def _open_repo(args: argparse.Namespace) -> Iterator[Repo]:
-    from ..history.discovery import find_repository
-    from ..repo import Repo
+    from ..history.discovery import find_repository  # lazy: start-up time
+    from ..repo import Repo  # lazy: start-up time
 
     base = getattr(args, "chdir", None) or "."
     if not os.path.isdir(base):
@@ -93,18 +97,18 @@ def _open_repo(args: argparse.Namespace) -> Iterator[Repo]:
 
 
 def _check_name(name: str, what: str) -> str:
-    from ..objects.names import check_ref_name
+    from ..objects.names import check_ref_name  # lazy: start-up time
 
     return check_ref_name(name, what)
 
 
 # --- init ------------------------------------------------------------------------------------
 def cmd_init(args: argparse.Namespace) -> int:
-    from ..repo import Repo
+    from ..repo import Repo  # lazy: start-up time
 
-    from .. import _layout as L
+    from .. import _layout as L  # lazy: start-up time
 
-    from ..history.config import lookup
+    from ..history.config import lookup  # lazy: start-up time
 
     setting = lookup("init.defaultBranch", None) if args.initial_branch is None else None
     branch = args.initial_branch or (setting[0] if setting else "main")
@@ -131,7 +135,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 # --- config ----------------------------------------------------------------------------------
 def _repo_path_or_none(args: argparse.Namespace) -> str | None:
-    from ..history.discovery import find_repository
+    from ..history.discovery import find_repository  # lazy: start-up time
 
     try:
         return find_repository(getattr(args, "chdir", None) or ".")
@@ -140,7 +144,7 @@ def _repo_path_or_none(args: argparse.Namespace) -> str | None:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from ..history import config
+    from ..history import config  # lazy: start-up time
 
     if args.list and (args.key is not None or args.unset):
         raise InputError("config --list takes no KEY and no --unset", ErrorKind.BAD_ARGUMENT)
@@ -151,7 +155,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     repo_path = None if args.glob else _repo_path_or_none(args)
     writes = args.unset or args.value is not None
     if writes and not args.glob and repo_path is None:
-        from ..history.discovery import find_repository
+        from ..history.discovery import find_repository  # lazy: start-up time
 
         find_repository(getattr(args, "chdir", None) or ".")  # raises not-a-repository, naming it
     path = config.global_path() if args.glob else os.path.join(str(repo_path), config.REPO_CONFIG)
@@ -198,7 +202,7 @@ def _split_assignment(text: str, option: str, what: str = "TABLE=FILE") -> tuple
 
 def _split_dataset(args: argparse.Namespace, spec: str) -> tuple[str, str | None]:
     """``FILE`` or ``FILE:DATASET``, with FILE taken relative to ``-C``."""
-    from ..formats import split_dataset
+    from ..formats import split_dataset  # lazy: start-up time
 
     return split_dataset(spec, lambda p: _path(args, p))
 
@@ -206,7 +210,7 @@ def _split_dataset(args: argparse.Namespace, spec: str) -> tuple[str, str | None
 def _parse_meta(items: list[str], json_items: Sequence[str] = ()) -> dict[str, Any]:
     """``--meta KEY=VALUE`` stores VALUE as the string it is (``version=1.10`` stays ``"1.10"``,
     ``sha=0e12`` stays ``"0e12"``); ``--meta-json KEY=JSON`` stores a typed JSON value."""
-    from ..objects.table_version import canonical_json
+    from ..objects.table_version import canonical_json  # lazy: start-up time
 
     meta: dict[str, Any] = {}
     for opt, group in (("--meta", items), ("--meta-json", json_items)):
@@ -238,7 +242,7 @@ def _no_constant(name: str) -> Any:
 
 
 def _load_keys(args: argparse.Namespace, path: str, table: str) -> Any:
-    import numpy as np
+    import numpy as np  # lazy: start-up time
 
     full = _path(args, path)
     if not os.path.exists(full):
@@ -260,7 +264,7 @@ def _load_keys(args: argparse.Namespace, path: str, table: str) -> Any:
 
 def _key_options(args: argparse.Namespace, specs: dict[str, Any]) -> dict[str, Any]:
     """Table -> keys from --keys, --carry-keys, --append-keys and --drop-keys (one per table)."""
-    from ..objects.keys import KEYS_CARRY, KEYS_DROP, CarryKeys
+    from ..objects.keys import KEYS_CARRY, KEYS_DROP, CarryKeys  # lazy: start-up time
 
     keys: dict[str, Any] = {}
     given: list[tuple[str, str, Any]] = []
@@ -303,7 +307,7 @@ def _name_file(e: EmbfmtError, files: dict[str, str]) -> EmbfmtError:
 
 
 def cmd_commit(args: argparse.Namespace) -> int:
-    from ..formats import read
+    from ..formats import read  # lazy: start-up time
 
     specs: dict[str, tuple[str, str | None]] = {}
     for item in args.tables:
@@ -505,7 +509,7 @@ def cmd_log(args: argparse.Namespace) -> int:
 def _rev_table(spec: str) -> tuple[str, str | None]:
     """``REV:TABLE`` -> (REV, TABLE); a plain revision or a stamp (which holds ``:``) -> (spec, None).
     Table and ref names never hold ``:`` (spec §17), so the last one splits."""
-    from ..objects.stamp import is_stamp
+    from ..objects.stamp import is_stamp  # lazy: start-up time
 
     if is_stamp(spec) or ":" not in spec:
         return spec, None
@@ -601,7 +605,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 def _split_output(args: argparse.Namespace, out: str) -> tuple[str, str | None]:
     """``-o FILE:DATASET`` for an output that does not exist yet: split at the first ``:`` whose
     head has a known extension (``out.h5:/grp/emb``, ``m.safetensors:emb.weight``)."""
-    from ..formats import _EXT
+    from ..formats import _EXT  # lazy: start-up time
 
     if args.dataset is not None:
         return out, args.dataset
@@ -641,7 +645,7 @@ def _reading_repository() -> Iterator[None]:
 
 
 def cmd_checkout(args: argparse.Namespace) -> int:
-    from ..formats import format_for_output, write
+    from ..formats import format_for_output, write  # lazy: start-up time
 
     if args.output == "-":
         return _checkout_stdout(args)
@@ -678,7 +682,7 @@ def cmd_checkout(args: argparse.Namespace) -> int:
 
 def _checkout_stdout(args: argparse.Namespace) -> int:
     """``-o -``: the table goes to standard output, in --format (default npy)."""
-    from ..formats import STREAMABLE, format_for_output, write_stream
+    from ..formats import STREAMABLE, format_for_output, write_stream  # lazy: start-up time
 
     fmt = format_for_output("-", args.format or "npy")
     if fmt not in STREAMABLE:
@@ -891,7 +895,7 @@ def _seconds(text: str, option: str) -> float:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    from ..history.reflog import DEFAULT_EXPIRE_SECONDS
+    from ..history.reflog import DEFAULT_EXPIRE_SECONDS  # lazy: start-up time
 
     grace = 0.0 if args.prune_now else args.grace
     if grace < 0:
@@ -957,8 +961,8 @@ def _gc_status(args: argparse.Namespace, grace: float) -> int:
 
 # --- fingerprint and demo --------------------------------------------------------------------
 def cmd_fingerprint(args: argparse.Namespace) -> int:
-    from ..canonical.fingerprint import fingerprint
-    from ..source import open_matrix
+    from ..canonical.fingerprint import fingerprint  # lazy: start-up time
+    from ..source import open_matrix  # lazy: start-up time
 
     path = _path(args, args.file)
     t0 = time.perf_counter()
@@ -978,7 +982,7 @@ def cmd_fingerprint(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from .demo import run_demo  # lazy: start-up time
 
     return run_demo(_path(args, args.dir) if args.dir else None, quiet=args.quiet)
 
@@ -1016,7 +1020,7 @@ def _is_file_operand(args: argparse.Namespace, spec: str) -> bool:
 def _spelled_as_file(spec: str) -> bool:
     """``./x``, ``../x``, an absolute path, or a name (before any ``:DATASET``) with a matrix
     file extension: a file whatever the repository holds (spec-free CLI rule, README)."""
-    from ..formats import has_matrix_extension
+    from ..formats import has_matrix_extension  # lazy: start-up time
 
     seps = ("/", os.sep)
     if spec.startswith(tuple(p + s for p in (".", "..") for s in seps) + seps):
@@ -1027,7 +1031,7 @@ def _spelled_as_file(spec: str) -> bool:
 
 def _names_revision(args: argparse.Namespace, spec: str) -> str | None:
     """The commit ``spec`` resolves to in the repository of the command, or None."""
-    from ..repo import Repo
+    from ..repo import Repo  # lazy: start-up time
 
     base = getattr(args, "chdir", None) or "."
     try:
@@ -1145,9 +1149,9 @@ def _print_diff(d: Any, labels: tuple[str, str], top: int) -> None:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from ..compare.diff import diff
-    from ..canonical.fingerprint import fingerprint
-    from ..source import open_matrix
+    from ..compare.diff import diff  # lazy: start-up time
+    from ..canonical.fingerprint import fingerprint  # lazy: start-up time
+    from ..source import open_matrix  # lazy: start-up time
 
     if args.top < 0:
         raise InputError(f"--top must be >= 0, got {args.top}", ErrorKind.BAD_ARGUMENT)
@@ -1217,7 +1221,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
         for side_name, info in zip("ab", infos):
             d.info[side_name] = {**d.info.get(side_name, {}), **info}
         if args.plot:
-            from ..compare.plot import plot_diff
+            from ..compare.plot import plot_diff  # lazy: start-up time
 
             plot_diff(d, _path(args, args.plot), title=None)
     if args.json:
@@ -1243,7 +1247,7 @@ def _diff_tables(args: argparse.Namespace, repo: Repo, ops: list[_Operand], kw: 
         bad = next((op for op in ops if op.spec in e.message), ops[0])
         raise _rev_error(bad, e) from None
     if args.plot:
-        from ..compare.plot import plot_tables
+        from ..compare.plot import plot_tables  # lazy: start-up time
 
         plot_tables(td, _path(args, args.plot))
     entries = []
@@ -1319,8 +1323,8 @@ def _print_rows(d: Any) -> None:
 
 
 def cmd_verify_array(args: argparse.Namespace) -> int:
-    from ..source import open_matrix
-    from ..compare.verify_array import verify
+    from ..source import open_matrix  # lazy: start-up time
+    from ..compare.verify_array import verify  # lazy: start-up time
 
     tol = dict(atol=args.atol, rtol=args.rtol, ulp=args.ulp, min_cosine=args.min_cosine)
     against = args.against
@@ -1328,7 +1332,7 @@ def cmd_verify_array(args: argparse.Namespace) -> int:
     if is_fp and args.table is not None:
         raise InputError("--table applies to a revision, not to a fingerprint", ErrorKind.BAD_ARGUMENT)
     if is_fp:
-        from ..canonical.fingerprint import parse_root
+        from ..canonical.fingerprint import parse_root  # lazy: start-up time
 
         parse_root(against)  # a malformed fingerprint is a usage error before any file is read
     path = _path(args, args.file)
@@ -1441,7 +1445,7 @@ def cmd_uses(args: argparse.Namespace) -> int:
 
 
 def cmd_blame(args: argparse.Namespace) -> int:
-    from ..compare.blame import blame
+    from ..compare.blame import blame  # lazy: start-up time
 
     if (args.row is None) == (args.key is None):
         raise InputError("blame: give ROW or --key K (one of them)", ErrorKind.BAD_ARGUMENT)
@@ -1804,7 +1808,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # as parse_args would say, plus the closest option of that command
-        from ..suggest import did_you_mean
+        from ..suggest import did_you_mean  # lazy: start-up time
 
         sub = _SUBPARSERS.get(getattr(args, "command", None) or "")
         options = [o for a in (sub._actions if sub is not None else []) for o in a.option_strings]
@@ -1818,7 +1822,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         forced = os.environ.get("EMBFMT_PROGRESS")
         if forced not in ("0", "1") and args.command != "config":  # so a bad file can be fixed
-            from ..history.config import lookup
+            from ..history.config import lookup  # lazy: start-up time
 
             setting = lookup("core.progress", _repo_path_or_none(args))
             forced = {"true": "1", "false": "0"}.get(setting[0]) if setting else None

@@ -16,6 +16,7 @@ import tempfile
 from typing import Any, TextIO
 
 import numpy as np
+from ..repo import Repo
 
 __all__ = ["example_table", "run_demo", "DEMO_IDENTITY", "DEMO_TABLE"]
 
@@ -123,7 +124,6 @@ def run_demo(directory: str | None = None, *, quiet: bool = False, n_rows: int =
 
 
 def _story(path: str, keep: bool, quiet: bool, n_rows: int, dim: int, stream: TextIO) -> int:
-    from ..repo import Repo
 
     def say(*parts: Any) -> None:
         if not quiet:

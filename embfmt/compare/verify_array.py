@@ -16,6 +16,9 @@ import numpy as np
 from ..environment import capture_environment
 from ..errors import ErrorKind, InputError
 from ..canonical.fingerprint import Fingerprint, fingerprint, parse_root
+from ..history.table import TableView
+from .diff import diff
+from ..canonical.matrix import as_matrix
 
 __all__ = ["VerifyResult", "verify"]
 
@@ -93,8 +96,6 @@ def verify(x: Any, against: Any, *, atol: float | None = None, rtol: float | Non
     >>> r = embfmt.verify(y, embfmt.fingerprint(x)); (r.passed, r.rows_differ)
     (False, [1])
     """
-    from ..history.table import TableView
-
     mode, tol = _mode(atol, rtol, ulp, min_cosine)
     env: dict[str, Any] = {"current": capture_environment("cpu"), "recorded": None}
     if isinstance(against, TableView):
@@ -127,9 +128,6 @@ def verify(x: Any, against: Any, *, atol: float | None = None, rtol: float | Non
 
 
 def _against_stored(x: Any, view: Any, mode: str, tol: dict[str, float], env: dict[str, Any]) -> VerifyResult:
-    from .diff import diff
-    from ..canonical.matrix import as_matrix
-
     env["recorded"] = getattr(view, "environment", None)
     ref = {"type": "stored", "rev": getattr(view, "rev", None), "commit": getattr(view, "commit", None),
            "table": getattr(view, "name", None)}

@@ -41,7 +41,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from ..errors import ErrorKind, FormatError, InputError, NotFoundError
+from ..errors import EmbfmtError, ErrorKind, FormatError, InputError, NotFoundError
 from ..canonical.matrix import Matrix
 from ._common import Rows, Source, as_rows, atomic_output
 from .safetensors import read_safetensors_header
@@ -355,8 +355,6 @@ def _prepare(f: _Format, name: str, data: Any, keys: Any,
 
 def _named_errors(path: str, tmp: str, fn: Callable[[], None]) -> None:
     """Errors raised while writing the temporary file name the real output instead."""
-    from ..errors import EmbfmtError
-
     try:
         fn()
     except EmbfmtError as e:

@@ -16,6 +16,7 @@ from .. import progress
 from ..canonical.dtype import DType
 from ..errors import ErrorKind, InputError
 from ..canonical.matrix import Matrix, as_matrix
+from ..history.table import TableView
 
 __all__ = [
     "WRITE_BLOCK_BYTES",
@@ -105,8 +106,6 @@ def as_rows(data: Any) -> Rows:
     """
     if isinstance(data, Rows):
         return data
-    from ..history.table import TableView
-
     if isinstance(data, TableView):
         view = data
         return Rows(view.shape, view.version.dtype, lambda lo, hi: view[lo:hi],

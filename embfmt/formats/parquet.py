@@ -25,6 +25,7 @@ from ..canonical.dtype import DType, dtype_from_name, dtype_of
 from ..errors import EmbfmtError, ErrorKind, FormatError, InputError, NotFoundError
 from ..canonical.matrix import Matrix
 from ._common import Rows, Source, missing_extra
+from ..objects.keys import normalize_keys
 
 NAME = "parquet"
 EXTENSIONS = (".parquet", ".pq")
@@ -304,7 +305,6 @@ def record_batches(path: str, rows: Rows, keys: Any, schema: Any) -> Iterator[An
 
 
 def normalized(path: str, rows: Rows, keys: Any) -> Any:
-    from ..objects.keys import normalize_keys
 
     if keys is None:
         return None

@@ -12,7 +12,6 @@ from contextlib import contextmanager
 
 from ..errors import ConflictError, ErrorKind, FormatError, InputError, NotFoundError
 from ..objects.names import check_ref_name
-from .lease import WriteLease
 from .revisions import Revisions
 from .transaction import Transaction
 
@@ -76,7 +75,7 @@ class Branches:
         if reached is None:
             yield
             return
-        lease = WriteLease(self.revs.store.tmp)
+        lease = self.revs.leases.acquire()
         try:
             self._refresh_history(cid, reached)
             yield

@@ -26,7 +26,6 @@ True
 from __future__ import annotations
 
 import os
-import struct
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -35,17 +34,16 @@ import blake3
 import numpy as np
 
 from .. import _fs
+from .. import _layout as L
 from ..canonical.dtype import dtype_of
 from ..errors import EmbfmtError
+from ..store import read_bounded, real_dir, remove_entries
 
 __all__ = ["RowprintCache", "SealCache"]
 
-# Version 2: entries are filled only from rowprints bound to their chunk ids (spec §13.7);
-# version-1 entries may hold a swapped object's rowprints and are ignored.
-MAGIC = b"EMBRPC2\0"
-# magic[8] n_rows:u64le check[32], then n_rows u64le rowprints
-HEADER = struct.Struct("<8sQ32s")
-KEY_DOMAIN = b"embfmt rowprint cache v1\0"
+# The byte layout of an entry (magic, header, key, seals) is in _layout.py (spec §11.1).
+MAGIC = L.ROWPRINT_CACHE_MAGIC
+HEADER = L.CACHE_HEADER_STRUCT
 # Below this many chunks, reading the rowprint sections is as fast as the cache file.
 MIN_CHUNKS = 32
 
@@ -65,7 +63,7 @@ class _Entries:
     def key(dtype: Any, n_rows: int, dim: int, digests: Sequence[bytes]) -> bytes:
         """The cache key of a table's content: BLAKE3 of a domain string, dtype code, N, D and
         the chunk digests (cheaper than the Merkle root, and equally unique)."""
-        h = blake3.blake3(KEY_DOMAIN + struct.pack("<BQQ", dtype_of(dtype).code, n_rows, dim))
+        h = blake3.blake3(L.CACHE_KEY_DOMAIN + L.CACHE_KEY_STRUCT.pack(dtype_of(dtype).code, n_rows, dim))
         h.update(b"".join(digests))
         return h.digest()
 
@@ -81,8 +79,6 @@ class _Entries:
     def _read(self, key: bytes, item: int, max_items: int, n_items: int | None = None) -> memoryview | None:
         """The checked body of entry ``key`` (``n_items`` items of ``item`` bytes, or any count up
         to ``max_items``), or None when absent, not a regular file, too long or not valid."""
-        from ..store import read_bounded
-
         try:
             buf = read_bounded(self.path(key), HEADER.size + item * max_items, "cache entry")
         except (OSError, EmbfmtError):
@@ -99,8 +95,6 @@ class _Entries:
     def _write(self, key: bytes, count: int, body: bytes | memoryview) -> None:
         """Store an entry; best effort (a read-only repository, a full disk or a concurrent
         writer of the same entry are not errors: the cache is optional)."""
-        from ..store import real_dir
-
         head = HEADER.pack(self.magic, count, self._check(key, count, body))
         tmp = os.path.join(self.tmp, f"{self.kind}-{key.hex()[:16]}.{uuid.uuid4().hex}")
         try:
@@ -118,8 +112,6 @@ class _Entries:
     def prune(self, keep: Iterable[bytes], older_than: float | None = None) -> int:
         """Delete every entry whose key is not in ``keep`` (and, with ``older_than``, whose
         modification time is not later than it: gc's grace period); returns the bytes freed."""
-        from ..store import real_dir, remove_entries
-
         # A symlinked cache/ or cache/<kind>/ is refused (unsafe-path), never emptied: its
         # files are outside the repository.
         if not real_dir(os.path.dirname(self.dir), "cache directory"):
@@ -146,7 +138,7 @@ class RowprintCache(_Entries):
         self._write(key, len(arr), memoryview(arr).cast("B"))  # type: ignore[arg-type]  # numpy's stubs: ndarray.__buffer__ on 3.12+ only
 
 
-SEAL = struct.Struct("<32sQ32s")  # chunk id, header checksum, delta base (zero for full codecs)
+SEAL = L.SEAL_STRUCT  # chunk id, header checksum, delta base (zero for full codecs)
 
 
 class SealCache(_Entries):
@@ -159,7 +151,7 @@ class SealCache(_Entries):
     """
 
     kind = "seals"
-    magic = b"EMBSEAL1"
+    magic = L.SEAL_CACHE_MAGIC
 
     def get(self, key: bytes, max_items: int) -> list[tuple[bytes, int, bytes | None]] | None:
         body = self._read(key, SEAL.size, max_items)

@@ -30,6 +30,8 @@ import uuid
 from typing import Any
 
 from ..errors import ErrorKind, FormatError, InputError
+from ..suggest import did_you_mean
+from ..objects.names import check_ref_name
 
 __all__ = ["KEYS", "REPO_CONFIG", "global_path", "read", "set_value", "unset_value",
            "check_key", "normalize", "author_from", "lookup", "resolve_author", "default_author", "author_for", "effective"]
@@ -61,7 +63,6 @@ def global_path() -> str:
 def check_key(key: str) -> str:
     """``key`` if it is a known setting; else :class:`InputError` with the closest one."""
     if key not in KEYS:
-        from ..suggest import did_you_mean
 
         hint = did_you_mean(key, KEYS, n=1) or f" (known: {', '.join(sorted(KEYS))})"
         raise InputError(f"unknown setting {key!r}{hint}", ErrorKind.BAD_ARGUMENT)
@@ -91,7 +92,6 @@ def normalize(key: str, value: str) -> str:
         raise InputError(f"setting 'core.durable': expected true or false, got {value!r}",
                          ErrorKind.BAD_ARGUMENT)
     if key == "init.defaultBranch":
-        from ..objects.names import check_ref_name
 
         check_ref_name(value, "branch")
     return value

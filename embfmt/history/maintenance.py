@@ -18,7 +18,6 @@ from .. import progress
 from ..backend import Kernels
 from ..errors import EmbfmtError, FormatError, InputError, IntegrityError, NotFoundError, ErrorKind
 from ..store import WriteBatch, real_dir
-from .lease import scan_leases
 from .lineage import UsageLog, gone_uses
 from .reader import ChunkReader
 from .reflog import DEFAULT_EXPIRE_SECONDS as DEFAULT_REFLOG_EXPIRE_SECONDS
@@ -287,7 +286,7 @@ class Maintenance:
         """The modification time at or before which gc may remove an unreachable object or temp
         file (spec §18.4), with the counts of live and stale leases."""
         cutoff = time.time() - grace_seconds
-        oldest, live, stale = scan_leases(self.revs.store.tmp, remove_stale=remove_stale)
+        oldest, live, stale = self.revs.leases.scan(remove_stale=remove_stale)
         if oldest is not None:
             # A table write is running: keep whatever it wrote or touched since it started
             # (1 s of slack for file systems with coarse timestamps).

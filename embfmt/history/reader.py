@@ -16,6 +16,7 @@ from ..objects.chunk import (ChunkHeader, Scratch, check_base, check_fits, chunk
 from ..errors import ErrorKind, FormatError, IntegrityError, NotFoundError
 from ..objects.table_version import TableVersion
 from ..store import Store
+from ..objects.chunk import header_checksum
 
 __all__ = ["ChunkReader"]
 
@@ -432,8 +433,6 @@ class ChunkReader:
             kept = self._sections.get(digest)
         sect = kept[0] if kept is not None else self._prefix(digest, h.payload_offset)[0]
         name = f"chunk object {digest.hex()}"
-        from ..objects.chunk import header_checksum
-
         if header_checksum(sect[:L.CHUNK_CHECKSUM_OFFSET], sect[h.rowprint_offset:]) != h.checksum:
             raise IntegrityError(f"{name}: header/rowprint checksum mismatch")
         idx = np.frombuffer(sect, dtype="<u4", count=h.n_patch, offset=h.rowprint_offset).astype(np.int64)

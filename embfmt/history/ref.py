@@ -13,8 +13,10 @@ import os
 import re
 import stat
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
 
 from .. import _fs
 from .. import _layout as L
@@ -23,7 +25,7 @@ from ..objects.names import check_ref_name
 from .reflog import Reflog
 from ..store import read_bounded
 
-__all__ = ["RefStore", "check_ref_name"]
+__all__ = ["Refs", "RefStore", "check_ref_name"]
 
 _HEX64 = re.compile(rb"[0-9a-f]{64}\n\Z")
 # Temp files of refs as older versions named them ("<name>.tmp.<uuid4 hex>").
@@ -33,7 +35,58 @@ REF_BYTES = 65  # 64 hex digits and a newline (spec §17)
 HEAD_BYTES = len("ref: refs/heads/\n") + L.MAX_REF_NAME * 4  # a name of 200 characters of UTF-8
 
 
-class RefStore:
+class Refs(ABC):
+    """Branches, tags, ``HEAD`` and the reflog of a repository: all a repository needs of them.
+
+    An implementation keeps refs as 32-byte commit ids under ``heads/<name>`` and
+    ``tags/<name>``, moves them only by compare-and-swap (:meth:`cas`, :meth:`delete`) while
+    :meth:`locked` is held, and logs every move in :attr:`reflog` before the move. The local
+    one is :class:`RefStore` (files, spec §17); :class:`~embfmt.history.memory.MemoryRefs`
+    keeps them in memory; object storage does it with conditional writes (spec/objstore-v1.md).
+    """
+
+    durable: bool
+    #: who a reflog entry names when the caller gives no author (the Repo sets its default)
+    author: Callable[[], str]
+    #: the moves of every ref (``refs``, ``read``, ``problems``, ``missing``, ``commits_named``,
+    #: ``expire``: see :class:`~embfmt.history.reflog.Reflog`)
+    reflog: Any
+
+    @abstractmethod
+    def read(self, kind: str, name: str) -> bytes | None:
+        """The commit ``kind/name`` holds (``kind``: heads or tags), None if it does not exist."""
+
+    @abstractmethod
+    def list(self, kind: str, errors: list[tuple[str, FormatError]] | None = None) -> dict[str, bytes]:
+        """Every ref of ``kind``: name -> commit id (a damaged one raises, or goes to ``errors``)."""
+
+    @abstractmethod
+    def locked(self, timeout: float = LOCK_TIMEOUT_S) -> AbstractContextManager[None]:
+        """Hold the ref lock: every ref move of every process is serialised by it."""
+
+    @abstractmethod
+    def cas(self, kind: str, name: str, expected: bytes | None, new: bytes, *,
+            reason: str = "update", author: str | None = None) -> None:
+        """Set ``kind/name`` to ``new`` if it holds ``expected`` (None: absent), else
+        :class:`ConflictError`; logged first. Call with :meth:`locked` held."""
+
+    @abstractmethod
+    def delete(self, kind: str, name: str, *, reason: str = "delete", author: str | None = None) -> None:
+        """Remove ``kind/name`` (:class:`NotFoundError` if absent); logged first."""
+
+    @abstractmethod
+    def head_branch(self) -> str:
+        """The branch ``HEAD`` names (a damaged HEAD raises :class:`FormatError` ``bad-ref``)."""
+
+    @abstractmethod
+    def set_head_branch(self, name: str, *, reason: str | None = None) -> None:
+        """Point ``HEAD`` at branch ``name`` (logged in ``HEAD``'s reflog with ``reason``)."""
+
+    def sync(self) -> None:
+        """Make every ref durable before gc deletes anything (a no-op where writes are)."""
+
+
+class RefStore(Refs):
     """Refs of one repository."""
 
     def __init__(self, root: str, *, durable: bool = True) -> None:

@@ -42,6 +42,7 @@ from typing import Any
 from .. import _fs
 from ..errors import ErrorKind, FormatError
 from ..store import open_regular
+from ..objects.table_version import canonical_json
 
 __all__ = ["ReflogEntry", "Reflog", "ZERO", "DEFAULT_EXPIRE_SECONDS", "append_line_durably"]
 
@@ -170,8 +171,6 @@ class Reflog:
     # --- writing ---------------------------------------------------------------------------
     def append(self, ref: str, old: bytes | None, new: bytes | None, author: str, reason: str) -> None:
         """Record one move of ``ref``; the caller holds the ref lock."""
-        from ..objects.table_version import canonical_json
-
         reason = " ".join(reason.split())[:MAX_REASON_CHARS]  # one line, bounded
         author = author.encode("utf-8", "replace")[:MAX_AUTHOR_BYTES].decode("utf-8", "ignore")
         line = canonical_json({"author": author, "new": new.hex() if new else ZERO,

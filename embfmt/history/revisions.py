@@ -29,10 +29,10 @@ from ..objects.keys import decode_keys
 from ..objects.names import check_ref_name
 from ..objects.stamp import StampInfo, is_stamp, make_stamp, parse_stamp
 from ..objects.table_version import TableVersion
-from ..store import Store, WriteBatch
+from ..store import Leases, Store, WriteBatch
 from ..suggest import did_you_mean
 from .reader import ChunkReader
-from .ref import RefStore
+from .ref import Refs
 from .reflog import ReflogEntry
 from .table import TableView
 
@@ -88,14 +88,17 @@ def _epoch(when: str) -> float:
 
 
 class Revisions:
-    """Reading a repository: ``store`` holds the objects, ``refs`` the branches, tags and HEAD,
-    ``reader`` decodes chunks; ``pool`` serves parallel reads of table views."""
+    """Reading a repository: ``store`` holds the objects, ``refs`` the branches, tags, HEAD and
+    reflog, ``leases`` the write leases; ``reader`` decodes chunks; ``pool`` serves parallel
+    reads of table views. Nothing here needs a filesystem: any Store and Refs will do."""
 
-    def __init__(self, path: str, store: Store, refs: RefStore, reader: ChunkReader,
+    def __init__(self, path: str, store: Store, refs: Refs, leases: Leases, reader: ChunkReader,
                  pool: ThreadPoolExecutor) -> None:
         self.path = path
         self.store = store
         self.refs = refs
+        #: the write leases every table write holds while it runs (spec §18.4)
+        self.leases = leases
         self.reader = reader
         self.pool = pool
         self._tv_cache: OrderedDict[bytes, TableVersion] = OrderedDict()

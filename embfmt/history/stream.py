@@ -13,7 +13,7 @@ Nothing becomes visible until the commit: chunk objects written on the way are u
 until the commit object and the branch update land, so an exception or a killed process leaves
 the branch, the log and ``verify`` exactly as they were (``gc`` later removes the orphaned
 objects and scratch files, after its grace period). While a write runs, it holds a write lease
-(:mod:`embfmt.history.lease`): ``gc`` removes nothing written after the lease was taken, however long
+(:class:`~embfmt.store.Leases`): ``gc`` removes nothing written after the lease was taken, however long
 the writer stays open.
 """
 
@@ -29,14 +29,13 @@ import numpy as np
 from .. import _fs, progress
 from ..canonical.dtype import DType
 from ..errors import ConflictError, ErrorKind, InputError
-from .lease import WriteLease
 from ..store import real_dir
 from .writer import TableWriter
 
 if TYPE_CHECKING:
     from ..backend import Kernels
     from ..objects.table_version import TableVersion
-    from ..store import Store, WriteBatch
+    from ..store import Lease, Leases, Store, WriteBatch
     from .reader import ChunkReader
 
 __all__ = ["RowStream"]
@@ -57,7 +56,7 @@ class RowStream:
     thread-safe by itself: :class:`StreamWriter` serializes calls.
     """
 
-    def __init__(self, store: Store, reader: ChunkReader, kernels: Kernels, name: str, dt: DType,
+    def __init__(self, store: Store, leases: Leases, reader: ChunkReader, kernels: Kernels, name: str, dt: DType,
                  n_rows: int, dim: int, parent: TableVersion | None, backend: str,
                  batch: WriteBatch | None = None) -> None:
         self.name = name
@@ -67,14 +66,14 @@ class RowStream:
         self.row_bytes = dim * dt.itemsize
         self.t0 = time.perf_counter()
         # Held until close(): gc keeps every object written (or touched) after this moment.
-        self._lease: WriteLease | None = WriteLease(store.tmp)
+        self._lease: Lease | None = leases.acquire()
         # Every object of this write goes through one batch, synced before the commit's ref
         # moves (spec §18.6); Repo.commit shares one batch among the tables of a commit.
         self.batch = batch if batch is not None else store.batch()
         self.writer = TableWriter(self.batch, reader, kernels, dt, dim, parent, backend=backend)
         self.chunk_rows = self.writer.fp.chunk_rows
         self.cursor = 0  # rows [0, cursor) have gone to the writer
-        self._tmp_dir = store.tmp
+        self._tmp_dir = store.scratch_dir
         self._fd: int | None = None
         self._scratch: str | None = None
         # chunk index -> which of its rows sit in the scratch file (or _COMPLETE)

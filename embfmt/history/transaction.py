@@ -35,7 +35,6 @@ from ..objects.names import check_ref_name
 from ..objects.table_version import TableVersion, canonical_json
 from ..store import DryRunBatch, WriteBatch
 from .config import author_for
-from .lease import WriteLease
 from .maintenance import Maintenance
 from .revisions import Revisions
 from .stream import RowStream
@@ -201,7 +200,7 @@ class Transaction:
         # Each stream holds its write lease until the commit has landed (or failed), so gc
         # keeps every object this commit wrote, however long it takes.
         streams: list[RowStream] = []
-        lease = WriteLease(self.revs.store.tmp) if reuse else None
+        lease = self.revs.leases.acquire() if reuse else None
         batch = self.revs.store.batch()  # every object of the commit, synced before the ref moves
         cid = None
         try:
@@ -259,7 +258,7 @@ class Transaction:
                backend_name: str, batch: WriteBatch | None = None) -> RowStream:
         """A :class:`RowStream` for a new version of table ``name`` (it holds a write lease)."""
         revs = self.revs
-        return RowStream(revs.store, revs.reader, self.kernels, name, dt, n_rows, dim, parent,
+        return RowStream(revs.store, revs.leases, revs.reader, self.kernels, name, dt, n_rows, dim, parent,
                          backend_name, batch)
 
     def _store_tables(self, prepared: list[PreparedTable], backend_name: str,
@@ -535,7 +534,7 @@ class Transaction:
         target = revs.resolve(rev)
         branch = check_ref_name(revs.head_branch if branch is None else branch, "branch")
         c = revs.get_commit(target)
-        lease = WriteLease(revs.store.tmp)
+        lease = revs.leases.acquire()
         batch = revs.store.batch()
         try:
             self.refresh_tables(c.tables, batch)

@@ -11,7 +11,7 @@ import zstandard
 
 from .. import _layout as L
 from .chunk import decompress_exact
-from ..errors import ErrorKind, FormatError, InputError, IntegrityError
+from ..errors import ErrorKind, FormatError, InputError, IntegrityError, NotFoundError
 
 __all__ = ["normalize_keys", "encode_keys", "decode_keys", "KeyIndex", "CarryKeys", "KEYS_CARRY",
            "KEYS_DROP", "one_or_many"]
@@ -168,8 +168,6 @@ class KeyIndex:
 
     def rows(self, wanted: Any) -> np.ndarray:
         """Row indices of ``wanted`` keys; raises KeyError-compatible NotFoundError if absent."""
-        from ..errors import NotFoundError
-
         if self.keys.dtype == object:
             if self._map is None:
                 self._map = {k: i for i, k in enumerate(self.keys)}

@@ -4,10 +4,12 @@ object-storage (:class:`ObjectStore`: s3://, gs://, az://, memory://, file://) f
 from __future__ import annotations
 
 from ._dryrun import DryRunBatch
+from ._lease import LeaseDir, WriteLease
 from ._local import LocalStore, open_regular, read_bounded, real_dir, remove_entries
-from ._memory import MemoryStore
+from ._memory import MemoryLeases, MemoryStore
 from ._objstore import ObjectStore
-from .abc import Store, WriteBatch
+from .abc import Lease, Leases, Store, WriteBatch
 
-__all__ = ["Store", "WriteBatch", "LocalStore", "MemoryStore", "ObjectStore", "DryRunBatch", "open_regular", "read_bounded",
+__all__ = ["Store", "WriteBatch", "Lease", "Leases", "LeaseDir", "WriteLease", "LocalStore", "MemoryStore",
+           "MemoryLeases", "ObjectStore", "DryRunBatch", "open_regular", "read_bounded",
            "real_dir", "remove_entries"]

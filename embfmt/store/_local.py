@@ -309,6 +309,10 @@ class LocalStore(Store):
         if fanout is not None:
             real_dir(fanout, "object directory")
 
+    @property
+    def scratch_dir(self) -> str:
+        return self.tmp
+
     def check_layout(self) -> None:
         """Every directory a garbage collection deletes in (``tmp/``, ``objects/`` and its
         fan-out directories) is a plain directory, before anything is deleted."""

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 import time
+import uuid
 from collections.abc import Iterator
 
 from ..errors import ErrorKind, FormatError, NotFoundError
-from .abc import Store
+from .abc import Leases, Store
 
-__all__ = ["MemoryStore"]
+__all__ = ["MemoryStore", "MemoryLeases"]
 
 
 class MemoryStore(Store):
@@ -59,3 +61,32 @@ class MemoryStore(Store):
 
     def iter(self) -> Iterator[bytes]:
         return iter(list(self._d))
+
+
+class _MemoryLease:
+    def __init__(self, owner: MemoryLeases, token: str) -> None:
+        self._owner, self._token = owner, token
+
+    def release(self) -> None:
+        with self._owner._lock:
+            self._owner._live.pop(self._token, None)
+
+
+class MemoryLeases(Leases):
+    """Write leases of one process: a lease lives until released (no writer can die apart
+    from the process that holds them all)."""
+
+    def __init__(self) -> None:
+        self._live: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self) -> _MemoryLease:
+        token = uuid.uuid4().hex
+        with self._lock:
+            self._live[token] = time.time()
+        return _MemoryLease(self, token)
+
+    def scan(self, *, remove_stale: bool = True) -> tuple[float | None, int, int]:
+        with self._lock:
+            times = list(self._live.values())
+        return (min(times) if times else None), len(times), 0

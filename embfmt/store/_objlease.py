@@ -1,7 +1,7 @@
 """Write leases and collector markers on object storage (spec/objstore-v1.md §6).
 
 A local repository keeps gc away from a running writer with a ``flock``ed lease file and by
-refreshing the modification time of objects the writer reuses (embfmt/history/lease.py, spec §18.4).
+refreshing the modification time of objects the writer reuses (embfmt/store/_lease.py, spec §18.4).
 Object storage has neither locks nor a way to refresh an object's age without rewriting it
 (a copy onto itself costs the object's size per reuse and still races with a deletion), so
 here a lease is an object, ``tmp/lease-<32 hex>``, that

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 import numpy as np
 
-__all__ = ["Store", "WriteBatch"]
+__all__ = ["Store", "WriteBatch", "Lease", "Leases"]
 
 
 class WriteBatch:
@@ -126,3 +128,48 @@ class Store(ABC):
     def mtime(self, oid: bytes) -> float:
         """When ``oid`` was written (seconds since the epoch); 0 where unknown."""
         return 0.0
+
+    def iter_prefix(self, hex_prefix: str) -> Iterator[bytes]:
+        """The stored ids whose hex form starts with ``hex_prefix`` (revision prefixes)."""
+        return (oid for oid in self.iter() if oid.hex().startswith(hex_prefix))
+
+    def check_layout(self) -> None:
+        """Refuse (``unsafe-path``) a layout in which deleting would reach outside the store;
+        called by gc before it deletes anything. Nothing to check where nothing is a path."""
+
+    def sync_deletions(self, oids: list[bytes]) -> None:
+        """Make the deletion of ``oids`` durable (a no-op where deletions are at once)."""
+
+    @property
+    def scratch_dir(self) -> str:
+        """A local directory for a streaming writer's scratch file (rows written ahead wait
+        there until the rows before them are in)."""
+        return tempfile.gettempdir()
+
+    def clean_tmp(self, cutoff: float) -> int:
+        """Remove temporary files last changed at or before ``cutoff``; returns the bytes freed."""
+        return 0
+
+    def tmp_files(self) -> Iterator[tuple[str, int, float]]:
+        """``(name, size, mtime)`` of every temporary file (``gc --status``)."""
+        return iter(())
+
+
+class Lease(Protocol):
+    """A held write lease: gc keeps everything written or refreshed after it was taken."""
+
+    def release(self) -> None: ...
+
+
+class Leases(ABC):
+    """The write leases of a repository (spec §18.4): every table write holds one while it
+    runs, and gc keeps whatever was written after the oldest live lease was taken."""
+
+    @abstractmethod
+    def acquire(self) -> Lease:
+        """Take a lease for one write (release it when the write has landed or failed)."""
+
+    @abstractmethod
+    def scan(self, *, remove_stale: bool = True) -> tuple[float | None, int, int]:
+        """``(creation time of the oldest live lease or None, live leases, stale leases)``;
+        stale ones (their writer died) are removed unless ``remove_stale`` is False."""

@@ -25,9 +25,10 @@ import uuid
 
 from .. import _fs
 from ..errors import ConflictError, FormatError
-from ..store import open_regular, real_dir
+from ._local import open_regular, real_dir
+from .abc import Leases
 
-__all__ = ["WriteLease", "oldest_live_lease", "scan_leases"]
+__all__ = ["WriteLease", "LeaseDir", "oldest_live_lease", "scan_leases"]
 
 PREFIX = "lease-"
 
@@ -112,3 +113,16 @@ def scan_leases(tmp_dir: str, *, remove_stale: bool = True) -> tuple[float | Non
         finally:
             os.close(fd)
     return oldest, live, stale
+
+
+class LeaseDir(Leases):
+    """The write leases of a local repository: lock files in its ``tmp/`` directory."""
+
+    def __init__(self, tmp_dir: str) -> None:
+        self.dir = tmp_dir
+
+    def acquire(self) -> WriteLease:
+        return WriteLease(self.dir)
+
+    def scan(self, *, remove_stale: bool = True) -> tuple[float | None, int, int]:
+        return scan_leases(self.dir, remove_stale=remove_stale)
