@@ -775,6 +775,21 @@ def profile_embfmt(n: int, workdir: str, repeat: int = 3, top: int = 20) -> str:
     return out.getvalue()
 
 
+KEEP_MEMORY_ENV = {"MALLOC_TRIM_THRESHOLD_": str(2**40), "MALLOC_MMAP_THRESHOLD_": str(2**32),
+                   "ARROW_DEFAULT_MEMORY_POOL": "system"}
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "cpu model unknown"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--full", action="store_true", help="1,000,000 rows, 5 rounds (the issue's table)")
@@ -782,11 +797,19 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--only", default=",".join(SYSTEMS), help=f"comma-separated, of {', '.join(SYSTEMS)}")
     ap.add_argument("--json", help="also write the raw samples here")
+    ap.add_argument("--keep-memory", action="store_true",
+                    help="re-run with glibc told to keep freed memory (and pyarrow on glibc): on a VM "
+                         "whose host reclaims freed pages, touching fresh memory costs ~ms per MiB")
     ap.add_argument("--profile", action="store_true",
                     help="only profile embfmt's v2 commit and random read (py-spy, all threads)")
     a = ap.parse_args()
     if a.full:
         a.rows, a.rounds = 1_000_000, max(a.rounds, 5)
+    if a.keep_memory and os.environ.get("MALLOC_TRIM_THRESHOLD_") is None:
+        # Every library here allocates through glibc's malloc (the Rust and C++ ones too), pyarrow
+        # once told to: huge trim and mmap thresholds keep freed memory in the process.
+        env = {**os.environ, **KEEP_MEMORY_ENV}
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
     work = tempfile.mkdtemp(prefix="embfmt-peers-")
     try:
         if a.profile:
@@ -796,7 +819,10 @@ def main() -> None:
         for s in names:
             if s not in SYSTEMS:
                 ap.error(f"unknown system {s!r} (have {', '.join(SYSTEMS)})")
-        print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, {platform.processor() or ''} "
+        if os.environ.get("MALLOC_TRIM_THRESHOLD_") is not None:
+            print("memory: " + " ".join(f"{k}={os.environ.get(k)}" for k in KEEP_MEMORY_ENV))
+        print(f"machine: {platform.machine()}, {os.cpu_count()} cpus ({_cpu_model()}), "
+              f"{os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2**30:.0f} GiB, "
               f"python {platform.python_version()}, numpy {np.__version__}; load average "
               f"{os.getloadavg()[0]:.1f}; {_dt.datetime.now().isoformat(timespec='minutes')}", flush=True)
         t0 = time.perf_counter()
