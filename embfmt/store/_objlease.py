@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 
 from ..errors import ConflictError, ErrorKind, FormatError
 from ._objstore import ObjectStore
+from .abc import Leases
 
-__all__ = ["ObjectLease", "GcMarker", "LeaseScan", "scan_leases", "live_markers",
+__all__ = ["ObjectLease", "ObjectLeases", "GcMarker", "LeaseScan", "scan_leases", "live_markers",
            "LEASE_PREFIX", "MARKER_PREFIX", "LEASE_TTL_S", "MARKER_TTL_S"]
 
 LEASE_PREFIX = "tmp/lease-"
@@ -270,3 +271,25 @@ def live_markers(store: ObjectStore, now: float, *, exclude: str = "") -> list[s
         if got is not None and now - got[1] <= _ttl(got[0], MARKER_TTL_S):
             out.append(key)
     return out
+
+
+class ObjectLeases(Leases):
+    """The write leases of a repository on object storage, as the :class:`Leases` interface
+    gives them to a Repo: :meth:`acquire` is an :class:`ObjectLease`, :meth:`scan` is a
+    collector's step 1-2 (its marker, then the leases), with the marker removed again.
+    Objects writers reuse reach the leases through ``ObjectStore.touch`` and ``flush_reuses``
+    (a batch's sync, a ref move); ``scan`` gives the interface's floor only, so gc through this
+    interface does not yet keep the protected ids of other processes' leases."""
+
+    def __init__(self, store: ObjectStore, ttl: float = LEASE_TTL_S) -> None:
+        self.store = store
+        self.ttl = ttl
+
+    def acquire(self) -> ObjectLease:
+        return ObjectLease(self.store, self.ttl)
+
+    def scan(self, *, remove_stale: bool = True) -> tuple[float | None, int, int]:
+        with GcMarker(self.store) as gc:
+            s = scan_leases(self.store, gc.now, remove_stale=remove_stale)
+        # the local form: the oldest live lease's creation time (callers subtract their second)
+        return (None if s.floor is None else s.floor + 1.0), s.live, s.stale
