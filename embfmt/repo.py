@@ -207,6 +207,12 @@ class Repo:
 
         return changed_rows(self.revisions, table, rev_a, rev_b, exact=exact)
 
+    @overload
+    def diff(self, rev_a: str, rev_b: str, table: str, **kw: Any) -> Diff: ...
+
+    @overload
+    def diff(self, rev_a: str, rev_b: str = "HEAD", table: None = None, **kw: Any) -> TablesDiff: ...
+
     def diff(self, rev_a: str, rev_b: str = "HEAD", table: str | None = None, **kw: Any) -> Diff | TablesDiff:
         """Row-level diff of ``table`` (or every table) of two revisions (:func:`embfmt.compare.tables.diff`)."""
         from .compare.tables import diff  # lazy: compare/ is not needed to open a repository

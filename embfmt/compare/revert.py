@@ -24,7 +24,8 @@ __all__ = ["revert"]
 
 def _bits(rows: np.ndarray, u: Any) -> np.ndarray:
     """Rows as unsigned words of their itemsize: equality of bits (NaN payloads, -0.0)."""
-    return np.ascontiguousarray(rows).view(u).reshape(rows.shape[0], -1)
+    out: np.ndarray = np.ascontiguousarray(rows).view(u).reshape(rows.shape[0], -1)
+    return out
 
 
 def _conflict_text(what: Any) -> str:

@@ -174,10 +174,10 @@ def table_detail(repo: Revisions, rev: str, table: str) -> dict[str, Any]:
         rec = repo.change_record(cid, table)
         if rec is not None and rec.table.hex() == tid and rec.parent_table.hex() == ptid:
             m = min(ptv.n_rows, tv.n_rows)
-            d = Diff(ptv.n_rows, tv.n_rows, tv.dim, tv.dtype.name, "position", rec.index, rec.index,
-                     rec.index[:0], rec.index[:0], m - len(rec.index),
-                     stats=dict(zip(METRICS, rec.drift)))
-            change.update(rows_changed=len(rec.index), drift=d.to_dict(top=0)["summary"])
+            recorded = Diff(ptv.n_rows, tv.n_rows, tv.dim, tv.dtype.name, "position", rec.index, rec.index,
+                            rec.index[:0], rec.index[:0], m - len(rec.index),
+                            stats=dict(zip(METRICS, rec.drift)))
+            change.update(rows_changed=len(rec.index), drift=recorded.to_dict(top=0)["summary"])
         else:  # schema changed, or a writer that records no change object
             change.update(rows_changed=None, drift=None)
     out["change"] = change

@@ -94,8 +94,8 @@ class Maintenance:
             bad_refs: list[tuple[str, FormatError]] = []
             starts = (list(self.revs.refs.list("heads", bad_refs).values())
                       + list(self.revs.refs.list("tags", bad_refs).values()))
-            for ref, e in bad_refs:
-                report.errors.append({"object": ref, "kind": e.kind.value, "error": str(e)})
+            for ref, bad in bad_refs:
+                report.errors.append({"object": ref, "kind": bad.kind.value, "error": str(bad)})
             try:  # HEAD names the current branch: a damaged or missing HEAD is damage too
                 self.revs.refs.head_branch()
             except EmbfmtError as e:
@@ -140,13 +140,13 @@ class Maintenance:
                 continue
             report.tables += 1
             chunk_ids.update(tv.digests)
-            for c in range(tv.n_chunks):  # each chunk holds the rows its table version says
+            for ci in range(tv.n_chunks):  # each chunk holds the rows its table version says
                 try:
-                    reader.chunk_of(tv, c)
+                    reader.chunk_of(tv, ci)
                 except NotFoundError:
                     pass  # reported by check() below
                 except EmbfmtError as e:
-                    report_error(tv.digests[c].hex(), e)
+                    report_error(tv.digests[ci].hex(), e)
             if tv.keys_id is not None:
                 key_ids.setdefault(tv.keys_id, set()).add(tv.n_rows)
         bases: set[bytes] = set()
@@ -190,8 +190,8 @@ class Maintenance:
                 report.errors.append({"object": ch, "kind": e.kind.value, "error": str(e)})
         # What each record states, recomputed from the rows of its commit and its parent: a
         # record forged (and re-hashed) or wired into another commit is reported.
-        for c, t, ch in records if check_record is not None else []:
-            if ch not in parsed:
+        for c, t, ch in records:
+            if ch not in parsed or check_record is None:
                 continue
             try:
                 p = self.revs.get_commit(bytes.fromhex(c.parents[0])) if c.parents else None

@@ -141,6 +141,7 @@ class Tracker:
         keys = {**{name: KEYS_CARRY for name in values}, **(self.keys or {})}
         cid = self.repo.transaction.commit(values, message=msg, metadata=meta, branch=self.branch,
                                            identity=self.identity, keys=keys)
+        assert isinstance(cid, str)  # not a dry run
         self.commits.append((int(step), cid))
         return cid
 
