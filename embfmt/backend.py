@@ -157,10 +157,12 @@ class ReferenceBackend:
         self._k = reference
 
     def rowprints(self, rows: np.ndarray) -> np.ndarray:
-        return self._k.rowprints(rows)
+        out: np.ndarray = self._k.rowprints(rows)
+        return out
 
     def chunk_digests(self, rows: np.ndarray, chunk_rows: int) -> np.ndarray:
-        return self._k.chunk_digests(rows, chunk_rows)
+        out: np.ndarray = self._k.chunk_digests(rows, chunk_rows)
+        return out
 
     def fingerprint_chunks(self, rows: np.ndarray, chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
         return self._k.rowprints(rows), self._k.chunk_digests(rows, chunk_rows)
@@ -302,18 +304,22 @@ class GpuBackend:
             raise refuse("row statistics")
 
     def rowprints(self, rows: Any) -> np.ndarray:
-        return self._k.rowprints(rows)
+        out: np.ndarray = self._k.rowprints(rows)
+        return out
 
     def chunk_digests(self, rows: Any, chunk_rows: int) -> np.ndarray:
-        return self._k.chunk_digests(rows, chunk_rows)
+        out: np.ndarray = self._k.chunk_digests(rows, chunk_rows)
+        return out
 
     def fingerprint_chunks(self, rows: Any, chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
-        return self._k.fingerprint_chunks(rows, chunk_rows)
+        out: tuple[np.ndarray, np.ndarray] = self._k.fingerprint_chunks(rows, chunk_rows)
+        return out
 
     def fingerprint_device(self, rows: Any, chunk_rows: int) -> tuple[Any, Any, bytes | None]:
         """Rowprints and digests left on the device, and their Merkle tree hash (``None`` for
         no rows): see ``kernels/gpu.py`` ``fingerprint_device``."""
-        return self._k.fingerprint_device(rows, chunk_rows)
+        out: tuple[Any, Any, bytes | None] = self._k.fingerprint_device(rows, chunk_rows)
+        return out
 
 
 @functools.lru_cache(maxsize=1)

@@ -128,7 +128,7 @@ class RowStream:
             self._scratch = os.path.join(self._tmp_dir, f"stream-{uuid.uuid4().hex}.rows")
             self._fd = _fs.create(self._scratch, 0o600, flags=os.O_RDWR)
         data = np.ascontiguousarray(rows)
-        _fs.pwrite(self._fd, memoryview(data).cast("B"), start * self.row_bytes, self._scratch)
+        _fs.pwrite(self._fd, memoryview(data).cast("B"), start * self.row_bytes, self._scratch)  # type: ignore[arg-type]  # __buffer__ (3.12+ stubs); _scratch is set above
         cr = self.chunk_rows
         end = start + rows.shape[0]
         for c in range(start // cr, (end - 1) // cr + 1):
@@ -168,7 +168,7 @@ class RowStream:
     def _read(self, start: int, stop: int) -> np.ndarray:
         assert self._fd is not None
         buf = np.empty((stop - start, self.row_bytes), dtype=np.uint8)
-        view = memoryview(buf).cast("B")
+        view = memoryview(buf).cast("B")  # type: ignore[arg-type]  # numpy's stubs: ndarray.__buffer__ on 3.12+ only
         off = start * self.row_bytes
         while len(view):
             k = os.preadv(self._fd, [view], off)

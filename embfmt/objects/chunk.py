@@ -168,7 +168,7 @@ def _nbytes(parts: list[bytes | memoryview]) -> int:
 
 
 def _as_part(x: bytes | np.ndarray) -> bytes | memoryview:
-    return x if isinstance(x, bytes) else memoryview(np.ascontiguousarray(x).reshape(-1))
+    return x if isinstance(x, bytes) else memoryview(np.ascontiguousarray(x).reshape(-1))  # type: ignore[arg-type]  # numpy's stubs: ndarray.__buffer__ on 3.12+ only
 
 
 def _pack(codec: int, itemsize: int, depth: int, n_rows: int, row_bytes: int, base: bytes,
@@ -265,7 +265,7 @@ def _worth_compressing(plane: np.ndarray) -> bool:
     if len(plane) <= L.PLANE_SAMPLE_BYTES:
         return True
     sample = plane[:L.PLANE_SAMPLE_BYTES]
-    return len(_zc().compress(sample)) < L.PLANE_RAW_RATIO * len(sample)
+    return len(_zc().compress(sample)) < L.PLANE_RAW_RATIO * len(sample)  # type: ignore[arg-type]  # numpy's stubs: ndarray.__buffer__ on 3.12+ only
 
 
 def pack_planes(shuffled: np.ndarray, itemsize: int) -> list[bytes | memoryview]:
@@ -276,10 +276,10 @@ def pack_planes(shuffled: np.ndarray, itemsize: int) -> list[bytes | memoryview]
     table, parts = [], []
     for p in range(itemsize):
         plane = shuffled[p * n:(p + 1) * n]
-        data: bytes | memoryview = memoryview(plane)
+        data: bytes | memoryview = memoryview(plane)  # type: ignore[arg-type]  # numpy's stubs: ndarray.__buffer__ on 3.12+ only
         method = L.PLANE_RAW
         if n and _worth_compressing(plane):
-            z = _zc().compress(plane)
+            z = _zc().compress(plane)  # type: ignore[arg-type]  # numpy's stubs: ndarray.__buffer__ on 3.12+ only
             if len(z) < n:
                 data, method = z, L.PLANE_ZSTD
         table.append(L.PLANE_ENTRY_STRUCT.pack(method, b"\0\0\0", len(data)))
@@ -427,14 +427,17 @@ def decode_rows(buf: bytes | memoryview, name: str, idx: np.ndarray,
     if len(idx) == 0:
         return np.empty((0, rb), dtype=np.uint8)
     if h.codec == L.CODEC_RAW:
-        return np.frombuffer(payload, dtype=np.uint8).reshape(h.n_rows, rb)[idx]
+        raw: np.ndarray = np.frombuffer(payload, dtype=np.uint8).reshape(h.n_rows, rb)[idx]
+        return raw
     if h.codec == L.CODEC_SHUFFLE_PLANES:
         planes = plane_list(payload, k, size // k, name)
-        return kernels.unshuffle(_plane_rows(planes, h.n_rows, rb, idx), k).reshape(len(idx), rb)  # type: ignore[attr-defined]
+        full: np.ndarray = kernels.unshuffle(_plane_rows(planes, h.n_rows, rb, idx), k).reshape(len(idx), rb)  # type: ignore[attr-defined]
+        return full
     if h.codec in (L.CODEC_XOR, L.CODEC_SUBZZ):
         base = base_rows_of(h.base, idx, delta=h, delta_name=name)
         d = _plane_rows(plane_list(payload, k, size // k, name), h.n_rows, rb, idx)
-        return kernels.delta_decode(d, np.ascontiguousarray(base).reshape(-1), k, h.codec).reshape(len(idx), rb)  # type: ignore[attr-defined]
+        dense: np.ndarray = kernels.delta_decode(d, np.ascontiguousarray(base).reshape(-1), k, h.codec).reshape(len(idx), rb)  # type: ignore[attr-defined]
+        return dense
     pidx = _sparse_index(mv, h, name)
     out = np.empty((len(idx), rb), dtype=np.uint8)
     in_patch = np.isin(idx, pidx)
@@ -561,7 +564,7 @@ def decode_chunk(buf: bytes | memoryview, digest: bytes, name: str,
             rows[idx] = patch.reshape(h.n_patch, h.row_bytes)
     rows2d = out.reshape(h.n_rows, h.row_bytes)
     if verify:
-        got = blake3.blake3(rows2d).digest()
+        got = blake3.blake3(rows2d).digest()  # type: ignore[arg-type]  # numpy's stubs: ndarray.__buffer__ on 3.12+ only
         if got != digest:
             raise IntegrityError(f"{name}: decoded bytes hash to {got.hex()}, not its id {digest.hex()}")
     return rows2d
