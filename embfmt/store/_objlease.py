@@ -40,6 +40,9 @@ MARKER_PREFIX = "tmp/gc-"
 LEASE_TTL_S = 600.0
 #: a collector's marker not rewritten for this long is stale
 MARKER_TTL_S = 3600.0
+#: the marker of a gc run through the Leases interface (rewritten by each deletion's check):
+#: shorter, so that writers waiting on a gc that failed half way wait minutes, not an hour
+COLLECTION_TTL_S = 300.0
 # a lease lists every id its writer reuses: a bound keeps a hostile one from exhausting memory
 MAX_LEASE_BYTES = 1 << 26
 # how often a waiting writer rewrites its lease (moving the server's time on) and looks again
@@ -276,10 +279,9 @@ def live_markers(store: ObjectStore, now: float, *, exclude: str = "") -> list[s
 class ObjectLeases(Leases):
     """The write leases of a repository on object storage, as the :class:`Leases` interface
     gives them to a Repo: :meth:`acquire` is an :class:`ObjectLease`, :meth:`scan` is a
-    collector's step 1-2 (its marker, then the leases), with the marker removed again.
-    Objects writers reuse reach the leases through ``ObjectStore.touch`` and ``flush_reuses``
-    (a batch's sync, a ref move); ``scan`` gives the interface's floor only, so gc through this
-    interface does not yet keep the protected ids of other processes' leases."""
+    collector's steps 1-2 (its marker, then the leases). Objects writers reuse reach the
+    leases through ``ObjectStore.touch`` and ``flush_reuses`` (a batch's sync, a ref move); the
+    ids live leases protect reach gc's deletions through ``ObjectStore.begin_collection``."""
 
     def __init__(self, store: ObjectStore, ttl: float = LEASE_TTL_S) -> None:
         self.store = store
@@ -289,7 +291,18 @@ class ObjectLeases(Leases):
         return ObjectLease(self.store, self.ttl)
 
     def scan(self, *, remove_stale: bool = True) -> tuple[float | None, int, int]:
-        with GcMarker(self.store) as gc:
+        """Steps 1-2 of a collector. With ``remove_stale`` (a gc), its marker stays and the
+        protected ids go to the store (``begin_collection``) until the gc's
+        ``sync_deletions``; without (a status report), the marker goes at once."""
+        gc = GcMarker(self.store, ttl=COLLECTION_TTL_S)
+        try:
             s = scan_leases(self.store, gc.now, remove_stale=remove_stale)
+        except BaseException:
+            gc.release()
+            raise
+        if remove_stale:
+            self.store.begin_collection(gc, s.protected)
+        else:
+            gc.release()
         # the local form: the oldest live lease's creation time (callers subtract their second)
         return (None if s.floor is None else s.floor + 1.0), s.live, s.stale

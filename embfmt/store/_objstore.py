@@ -163,6 +163,7 @@ class ObjectStore(Store):
         #: removes itself): a batch names the objects it reuses in them (spec §6)
         self.live_leases: weakref.WeakSet[Any] = weakref.WeakSet()
         self._reused: set[bytes] = set()  # touched since the last flush_reuses
+        self._collection: tuple[Any, set[bytes]] | None = None  # begin_collection
         self._reused_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -325,10 +326,31 @@ class ObjectStore(Store):
         self.delete_key(self.key(oid))
         return int(meta["size"])
 
+    def begin_collection(self, marker: Any, protected: set[bytes]) -> None:
+        """A collector's marker (``GcMarker``) and the ids live leases protect, held until
+        :meth:`sync_deletions` ends the collection: :meth:`delete_if_older` keeps those ids and
+        checks the marker is still fresh before each deletion (spec/objstore-v1.md §6)."""
+        self.end_collection()
+        self._collection = (marker, set(protected))
+
+    def end_collection(self) -> None:
+        got, self._collection = self._collection, None
+        if got is not None:
+            got[0].release()
+
+    def sync_deletions(self, oids: list[bytes]) -> None:
+        """Deletions are durable when acknowledged; the collection they belong to ends here."""
+        self.end_collection()
+
     def delete_if_older(self, oid: bytes, cutoff: float) -> int:
-        """Remove ``oid`` if its Last-Modified is at most ``cutoff``. Not atomic with a writer's
-        reuse of the object (there is no touch to interleave with): on object storage gc keeps
-        what live leases name instead (spec/objstore-v1.md §6)."""
+        """Remove ``oid`` if its Last-Modified is at most ``cutoff`` and no live lease protects
+        it. Not atomic with a writer's reuse of the object (there is no touch to interleave
+        with): on object storage gc keeps what live leases name instead (spec/objstore-v1.md §6)."""
+        if self._collection is not None:
+            marker, protected = self._collection
+            marker.check()  # stop before deleting once writers may take the marker for stale
+            if oid in protected:
+                return 0
         meta = self._head(self.key(oid))
         if meta is None or meta["last_modified"].timestamp() > cutoff:
             return 0

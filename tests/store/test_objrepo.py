@@ -118,3 +118,24 @@ def test_committers_racing_on_one_branch_of_s3(s3_url: str, s3_options: dict[str
     history = {c.id for c in repo.log()}
     assert history == landed
     repo.close()
+
+
+def test_gc_keeps_what_another_writers_lease_reuses(repo: embfmt.Repo, where: tuple[str, dict[str, Any] | None]) -> None:
+    """An unreachable object older than gc's cutoff survives while a live lease (of another
+    process: another store instance) names it as reused; once the lease is gone, gc removes it."""
+    import time
+
+    from embfmt.store._objlease import ObjectLease
+
+    oid = bytes(range(32))
+    repo.store.put(oid, b"an old, unreachable chunk")
+    time.sleep(1.2)  # S3's Last-Modified has whole seconds: the lease comes strictly later
+    other = ObjectStore(*where)
+    lease = ObjectLease(other)
+    assert lease.reuse([oid]) == []
+    repo.gc(grace_seconds=0)
+    assert repo.store.has(oid)
+    assert list(repo.store.list_keys("tmp/gc-")) == []  # the collection ended with the gc
+    lease.release()
+    repo.gc(grace_seconds=0)
+    assert not repo.store.has(oid)
