@@ -198,7 +198,7 @@ class Maintenance:
                 if p is None or t not in p.tables or t not in c.tables:
                     raise FormatError(f"change object {ch}: its commit and its parent do not both "
                                       f"hold table {t!r}", ErrorKind.BAD_OBJECT)
-                check_record(parsed[ch], reader, self.kernels,  # type: ignore[misc]  # not None: loop guard
+                check_record(parsed[ch], reader, self.kernels,
                              self.revs.get_table_version(p.tables[t]),
                              self.revs.get_table_version(c.tables[t]), f"change object {ch}",
                              (p.tables[t], c.tables[t]))
