@@ -57,6 +57,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 import embfmt  # noqa: E402
 from _timing import print_table  # noqa: E402
+from embfmt.environment import _cpu_model as cpu_model  # noqa: E402
 from bench_store import workload  # noqa: E402
 
 DIM = 128
@@ -779,17 +780,6 @@ KEEP_MEMORY_ENV = {"MALLOC_TRIM_THRESHOLD_": str(2**40), "MALLOC_MMAP_THRESHOLD_
                    "ARROW_DEFAULT_MEMORY_POOL": "system"}
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "cpu model unknown"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--full", action="store_true", help="1,000,000 rows, 5 rounds (the issue's table)")
@@ -821,7 +811,7 @@ def main() -> None:
                 ap.error(f"unknown system {s!r} (have {', '.join(SYSTEMS)})")
         if os.environ.get("MALLOC_TRIM_THRESHOLD_") is not None:
             print("memory: " + " ".join(f"{k}={os.environ.get(k)}" for k in KEEP_MEMORY_ENV))
-        print(f"machine: {platform.machine()}, {os.cpu_count()} cpus ({_cpu_model()}), "
+        print(f"machine: {platform.machine()}, {os.cpu_count()} cpus ({cpu_model()}), "
               f"{os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2**30:.0f} GiB, "
               f"python {platform.python_version()}, numpy {np.__version__}; load average "
               f"{os.getloadavg()[0]:.1f}; {_dt.datetime.now().isoformat(timespec='minutes')}", flush=True)
