@@ -22,6 +22,7 @@ False
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Callable
@@ -442,11 +443,20 @@ def fingerprint(x: Any, *, backend: str = "auto") -> Fingerprint:
     return f.finalize()
 
 
+@functools.lru_cache(maxsize=1)
+def _checked_gpu_backend() -> Any:
+    """The GPU backend (self-checked by backend.py), with its device Merkle tree hash checked
+    here against merkle.tree_hash, once per process; a refusal is not cached and raises again."""
+    be: Any = get_backend("gpu")
+    merkle.check_device_tree_hash(be.tree_hash_device)
+    return be
+
+
 def _fingerprint_on_device(m: Any) -> Fingerprint:
     """Hash rows that live in GPU memory where they are: one view (or one device copy, for a
     non-contiguous input) and no transfer but the results (8 bytes a row, 32 a chunk)."""
     t0 = time.perf_counter()
-    be = get_backend("gpu")
+    be = _checked_gpu_backend()
     rows = m.device_rows()
     rp, dg, th = be.fingerprint_device(rows, chunk_rows_for(m.dtype, m.dim))
     # The digests come back (32 bytes a chunk); the rowprints stay on the device until asked for.

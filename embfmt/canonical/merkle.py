@@ -15,15 +15,17 @@ so no value hashed for one role can be replayed in another.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import blake3
+import numpy as np
 
 from .. import _layout as L
-from ..errors import ErrorKind, FormatError
+from ..errors import BackendUnavailableError, ErrorKind, FormatError
 
 __all__ = ["leaf_hash", "node_hash", "empty_hash", "tree_levels", "tree_hash", "audit_path",
-           "root_from_path"]
+           "root_from_path", "check_device_tree_hash"]
 
 
 def _h(data: bytes) -> bytes:
@@ -110,3 +112,15 @@ def root_from_path(digest: bytes, index: int, n_leaves: int, path: Sequence[byte
     if used != len(path):
         raise FormatError(f"proof has {len(path) - used} sibling hashes too many", ErrorKind.BAD_PROOF)
     return h
+
+
+def check_device_tree_hash(tree_hash_device: Callable[[Any], bytes]) -> None:
+    """Refuse a device whose Merkle tree hash (``tree_hash_device``, the GPU backend's, over a
+    ``uint8[n, 32]`` array of digests) differs from :func:`tree_hash`: leaves, nodes and a
+    promoted odd node (7 leaves). Raises :class:`BackendUnavailableError`; run before the
+    device tree hash is first trusted (canonical.fingerprint), as the backend's self-check does
+    for its other kernels."""
+    dg = np.random.default_rng(0).integers(0, 256, (7, 32), dtype=np.uint8)
+    if tree_hash_device(dg) != tree_hash([bytes(d) for d in dg]):
+        raise BackendUnavailableError("backend 'gpu' is unavailable: its Merkle tree hashes differ from "
+                                      "the reference on this device; refusing to use it")

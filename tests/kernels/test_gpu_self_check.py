@@ -55,7 +55,6 @@ def _flip_last(a: np.ndarray) -> np.ndarray:
     # Only the staged kernel's lengths (over 240 bytes, multiples of 16) wrong: still caught.
     ("rowprints", lambda f: lambda r: _flip_last(f(r)) if r.shape[1] in (256, 1040, 2064) else f(r), "rowprints"),
     ("chunk_digests", lambda f: lambda r, c: _flip_last(f(r, c)), "chunk digests"),
-    ("tree_hash_device", lambda f: lambda dg: bytes(32), "Merkle"),
     ("rows_equal", lambda f: lambda a, b: np.ones(len(a), bool), "changed rows"),
     ("delta_encode", lambda f: lambda n, b, i, m: _flip_last(f(n, b, i, m)), "dense deltas"),
     ("delta_decode", lambda f: lambda s, b, i, m: _flip_last(f(s, b, i, m)), "dense deltas"),
@@ -79,3 +78,35 @@ def test_stage_rows_agree_between_source_and_launcher() -> None:
     with open(os.path.join(kdir, "gpu.py"), encoding="utf-8") as f:
         py = re.search(r"^_STAGE_ROWS = (\d+)", f.read(), re.M)
     assert cu and py and cu.group(1) == py.group(1)
+
+
+# The device Merkle tree hash is checked by the canonical layer that owns the tree (backend.py
+# is below it), before canonical.fingerprint first trusts it.
+
+def test_the_oracle_tree_hash_passes() -> None:
+    merkle.check_device_tree_hash(_stand_in().tree_hash_device)
+
+
+@pytest.mark.parametrize("wrong", [
+    lambda dg: bytes(32),
+    lambda dg: merkle.tree_hash([bytes(d) for d in np.asarray(dg)[:-1]]),  # the odd node dropped
+])
+def test_a_disagreeing_tree_hash_is_refused(wrong: Any) -> None:
+    with pytest.raises(BackendUnavailableError, match="Merkle"):
+        merkle.check_device_tree_hash(wrong)
+
+
+def test_fingerprint_refuses_a_gpu_whose_tree_hash_disagrees(monkeypatch: pytest.MonkeyPatch) -> None:
+    from embfmt.canonical import fingerprint as fpmod
+
+    be = types.SimpleNamespace(tree_hash_device=lambda dg: bytes(32))
+    monkeypatch.setattr(fpmod, "get_backend", lambda name: be)
+    fpmod._checked_gpu_backend.cache_clear()
+    try:
+        for _ in range(2):  # a refusal is not cached: it raises again
+            with pytest.raises(BackendUnavailableError, match="Merkle"):
+                fpmod._checked_gpu_backend()
+        be.tree_hash_device = _stand_in().tree_hash_device
+        assert fpmod._checked_gpu_backend() is be
+    finally:
+        fpmod._checked_gpu_backend.cache_clear()
