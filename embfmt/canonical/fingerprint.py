@@ -27,14 +27,14 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import blake3
 import numpy as np
 
 from .. import _layout as L
 from . import merkle
-from ..backend import get_backend, resolve_name
+from ..backend import GpuBackend, get_backend, resolve_name
 from .dtype import DType, dtype_from_code, dtype_of
 from ..errors import ErrorKind, FormatError, InputError, IntegrityError
 from .chunking import chunk_rows_for, n_chunks_for
@@ -444,10 +444,11 @@ def fingerprint(x: Any, *, backend: str = "auto") -> Fingerprint:
 
 
 @functools.lru_cache(maxsize=1)
-def _checked_gpu_backend() -> Any:
+def _checked_gpu_backend() -> GpuBackend:
     """The GPU backend (self-checked by backend.py), with its device Merkle tree hash checked
     here against merkle.tree_hash, once per process; a refusal is not cached and raises again."""
-    be: Any = get_backend("gpu")
+    # tree_hash_device and fingerprint_device are the GPU backend's alone (not on Backend).
+    be = cast(GpuBackend, get_backend("gpu"))
     merkle.check_device_tree_hash(be.tree_hash_device)
     return be
 

@@ -214,7 +214,8 @@ class Side:
         m = self.matrix
         assert m is not None
         if m._zero_copy is not None:
-            return m._zero_copy[idx]
+            picked: np.ndarray = m._zero_copy[idx]
+            return picked
         out = np.empty((len(idx), self.row_bytes), np.uint8)
         order = np.argsort(idx, kind="stable")
         sidx = idx[order]
@@ -591,9 +592,12 @@ def _diff(a: Any, b: Any, *, keys_a: Any = None, keys_b: Any = None, stats: bool
                          ErrorKind.SHAPE_MISMATCH)
     k = kernels(backend)
     info: dict[str, Any] = {}
-    keyed = A.keys is not None and B.keys is not None
-    if keyed and not (A.n_rows == B.n_rows and np.array_equal(A.keys, B.keys)):
-        ia, ib, added, removed = _match_keys(A.keys, B.keys)  # type: ignore[arg-type]
+    ka, kb = A.keys, B.keys
+    keyed = ka is not None and kb is not None
+    ia: np.ndarray | None
+    ib: np.ndarray | None
+    if ka is not None and kb is not None and not (A.n_rows == B.n_rows and np.array_equal(ka, kb)):
+        ia, ib, added, removed = _match_keys(ka, kb)
         ca, cb = [], []
         step = max(1, (32 << 20) // A.row_bytes)
         for s in range(0, len(ia), step):
@@ -630,7 +634,7 @@ def _diff(a: Any, b: Any, *, keys_a: Any = None, keys_b: Any = None, stats: bool
         result.stats = dict(zip(METRICS, out))
     t2 = time.perf_counter()
     if procrustes or knn:
-        if ia is None:
+        if ia is None or ib is None:  # both or neither (set together above)
             ia = ib = np.arange(n_matched, dtype=np.int64)
         sa, sb = sample_pairs(ia, ib, sample, seed)
         xa = A.gather(sa).view(A.dtype.numpy).astype(np.float64)

@@ -141,7 +141,7 @@ def _revert_rows(revs: Revisions, table: str, parent: str | None, target: str, p
     hv = revs.view(htv, table)
     pview = revs.view(ptv, table)
     mine = np.concatenate([ch.changed, ch.added]).astype(np.int64)  # rows rev wrote
-    bad = mine[mine >= nh].tolist()
+    bad: list[int] = mine[mine >= nh].tolist()
     have = mine[mine < nh]
     if len(have):
         u = np.dtype(f"u{htv.dtype.itemsize}")

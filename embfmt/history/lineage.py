@@ -46,7 +46,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import blake3
 
@@ -100,6 +100,19 @@ _SCAN_BLOCK = 1 << 20
 _SCAN_OVERLAP = 512
 
 
+class _LogLine(TypedDict):
+    """The members of one line of ``lineage/uses.log`` as written (spec §21.2)."""
+
+    author: str
+    consumer: str
+    context: dict[str, Any] | None
+    format: int
+    prev: str
+    seq: int
+    stamp: str
+    time: str
+
+
 @dataclass(frozen=True)
 class UseRecord:
     """One record of the usage log."""
@@ -145,11 +158,11 @@ def _check_context(context: Any) -> dict[str, Any] | None:
     if not isinstance(context, Mapping):
         raise InputError(f"context must be a JSON object (dict) or None, got {type(context).__name__}",
                          ErrorKind.BAD_ARGUMENT)
-    context = dict(context)
-    n = len(canonical_json(context, "usage context"))
+    as_dict: dict[str, Any] = dict(context)
+    n = len(canonical_json(as_dict, "usage context"))
     if n > MAX_CONTEXT_BYTES:
         raise InputError(f"context is {n} bytes of JSON (max {MAX_CONTEXT_BYTES})", ErrorKind.TOO_LARGE)
-    return context
+    return as_dict
 
 
 class _Problem(Exception):
@@ -262,8 +275,8 @@ class UsageLog:
                 # a cut-short last line is dropped. A line that does not chain is refused.
                 n, length, last = self._roll_forward(fd, n, length, last, size)
                 _fs.ftruncate(fd, length, self.log_path)
-            rec = {"author": author, "consumer": consumer, "context": context, "format": LOG_FORMAT,
-                   "prev": last, "seq": n, "stamp": stamp_text, "time": time or _now()}
+            rec: _LogLine = {"author": author, "consumer": consumer, "context": context, "format": LOG_FORMAT,
+                             "prev": last, "seq": n, "stamp": stamp_text, "time": time or _now()}
             line = canonical_json(rec, "usage record")
             if len(line) > MAX_RECORD_BYTES:
                 raise InputError(f"usage record is {len(line)} bytes (max {MAX_RECORD_BYTES})",
