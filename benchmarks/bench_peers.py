@@ -57,7 +57,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 import embfmt  # noqa: E402
 from _timing import print_table  # noqa: E402
-from embfmt.environment import _cpu_model as cpu_model  # noqa: E402
+from embfmt.environment import cpu_model  # noqa: E402
 from bench_store import workload  # noqa: E402
 
 DIM = 128

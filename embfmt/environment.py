@@ -9,7 +9,7 @@ from typing import Any
 
 from ._version import __version__
 
-__all__ = ["capture_environment"]
+__all__ = ["capture_environment", "cpu_model"]
 
 
 def _version(dist: str) -> str | None:
@@ -19,7 +19,15 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` knows of it: the
+    ``cpu`` entry of :func:`capture_environment`, also printed by ``benchmarks/bench_peers.py``.
+
+    Examples
+    --------
+    >>> cpu_model() == capture_environment()["cpu"] != ""
+    True
+    """
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -48,7 +56,7 @@ def capture_environment(backend: str | None = None) -> dict[str, Any]:
         "zstandard": _version("zstandard"),
         "os": platform.platform(),
         "machine": platform.machine(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "byteorder": sys.byteorder,
         "backend": backend,
     }
