@@ -17,8 +17,7 @@ from contextlib import AbstractContextManager, nullcontext
 from ..errors import ConflictError, ErrorKind, FormatError, NotFoundError
 from ..objects.names import check_ref_name
 from ..objects.table_version import canonical_json
-from ..store._objrefs import ObjectRefs
-from ..store._objstore import ObjectStore
+from ..store import ObjectRefs, ObjectStore
 from .ref import HEAD_BYTES, LOCK_TIMEOUT_S, REF_BYTES, Refs
 from .reflog import LOG_DIR, MAX_AUTHOR_BYTES, MAX_LINE, MAX_REASON_CHARS, ZERO, Reflog, now_utc
 
