@@ -32,6 +32,7 @@ from ..errors import (EmbfmtError, ErrorKind, FormatError, InputError, Integrity
                      NotFoundError)
 
 if TYPE_CHECKING:
+    from ..objects.commit import Commit
     from ..repo import Repo
 
 __all__ = ["main", "build_parser"]
@@ -444,7 +445,7 @@ def _parent_tables(repo: Repo, shown: dict[str, Any]) -> dict[str, str]:
     return dict(repo.get_commit(shown["parents"][0]).tables) if shown["parents"] else {}
 
 
-def _print_commit(shown: dict[str, Any], deco: list[str], parent: dict[str, str], *,
+def _print_commit(shown: dict[str, Any], commit: Commit, deco: list[str], parent: dict[str, str], *,
                   full: bool) -> None:
     tail = f" ({', '.join(deco)})" if deco else ""
     print(f"commit {shown['id']}{tail}")
@@ -455,7 +456,7 @@ def _print_commit(shown: dict[str, Any], deco: list[str], parent: dict[str, str]
     meta = _user_meta(shown["metadata"])
     if meta:
         print(f"Meta:    {json.dumps(meta, sort_keys=True)}")
-    written = shown["metadata"].get("embfmt", {})
+    written = commit.embfmt_meta()  # metadata.embfmt is parsed in one place (issue 14)
     restored = written.get("restored_from") or written.get("reverted_to")  # reverted_to: older writers
     if restored:
         print(f"Restore: tables of {restored}")
@@ -502,7 +503,8 @@ def cmd_log(args: argparse.Namespace) -> int:
             if i:
                 print()
             s = repo.show(c.id)
-            _print_commit(s, deco.get(s["id"], []), _parent_tables(repo, s), full=False)
+            _print_commit(s, repo.get_commit(s["id"]), deco.get(s["id"], []), _parent_tables(repo, s),
+                          full=False)
     return EXIT_OK
 
 
@@ -568,8 +570,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         if args.json:
             _print_json(shown)
         else:
-            _print_commit(shown, _decorations(repo).get(shown["id"], []), _parent_tables(repo, shown),
-                          full=True)
+            _print_commit(shown, repo.get_commit(shown["id"]), _decorations(repo).get(shown["id"], []),
+                          _parent_tables(repo, shown), full=True)
     return EXIT_OK
 
 

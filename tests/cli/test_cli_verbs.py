@@ -221,3 +221,26 @@ def test_did_you_mean(hist: dict[str, Any]) -> None:
     fails(res["head"], "not-found", "'head'", "did you mean 'HEAD'?")
     assert "did you mean" not in fails(res["none"], "not-found", "'zzzzzz'")
     fails(res["range"], "not-found", "'mian'", "did you mean 'main'?")
+
+
+def test_show_and_log_read_metadata_embfmt_through_the_commit(tmp_path: Path) -> None:
+    """``metadata.embfmt`` is parsed in one place (Commit.embfmt_meta): a commit from another
+    writer whose ``embfmt`` member is no object is shown like one without it, where show and log
+    once read the dict themselves and failed on it."""
+    from embfmt.objects.commit import Commit
+
+    path = tmp_path / "repo"
+    with Repo.init(path) as repo:
+        c0 = repo.commit({"t": _x(5, 0)}, message="add t")
+        p = repo.get_commit(c0)
+        c = Commit(dict(p.tables), (c0,), p.author, p.time, "by another writer",
+                   {"embfmt": "not an object", "who": "x"}, dict(p.environment))
+        repo.store.put(c.object_id(), c.to_bytes())
+        with repo.refs.locked():
+            repo.refs.cas("heads", "main", bytes.fromhex(c0), c.object_id())
+    cid = c.object_id().hex()
+    res = run_all({"show": ("-C", str(path), "show"), "log": ("-C", str(path), "log")})
+    shown = ok(res["show"]).stdout
+    assert shown.startswith(f"commit {cid}") and 'Meta:    {"who": "x"}' in shown
+    assert "Restore:" not in shown and "Reverts:" not in shown and "by another writer" in shown
+    assert ok(res["log"]).stdout.count("commit ") == 2
