@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import _fs, progress
 from ..canonical.dtype import DType
-from ..errors import ConflictError, ErrorKind, InputError
+from ..errors import ConflictError, ErrorKind, InputError, IntegrityError
 from ..store import real_dir
 from .writer import TableWriter
 
@@ -172,8 +172,13 @@ class RowStream:
         off = start * self.row_bytes
         while len(view):
             k = os.preadv(self._fd, [view], off)
-            if k <= 0:
-                raise OSError(f"{self._scratch}: short read at byte {off}")
+            if k <= 0:  # the file was truncated under the writer: rows spilled to it are gone
+                raise IntegrityError(
+                    f"table {self.name!r}: the scratch file {self._scratch} holding rows written "
+                    f"ahead is short: reading bytes [{start * self.row_bytes}, {stop * self.row_bytes}) "
+                    f"of it stopped at byte {off} (truncated by another process?); nothing was "
+                    "committed: write the table again",
+                    ErrorKind.TRUNCATED)
             view, off = view[k:], off + k
         return buf
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import embfmt
-from embfmt.errors import ConflictError, ErrorKind, InputError
+from embfmt.errors import ConflictError, ErrorKind, InputError, IntegrityError
 from embfmt.canonical.dtype import dtype_of
 
 DTYPES = ["float64", "float32", "float16", "bfloat16", "int8", "uint8"]
@@ -95,6 +95,27 @@ def test_missing_rows_commit_nothing(tmp_path):
     assert ei.value.kind is ErrorKind.SHAPE_MISMATCH
     assert repo.resolve("HEAD") == head
     assert os.listdir(os.path.join(repo.path, "tmp")) == []
+
+
+def test_scratch_file_truncated_under_the_writer_is_a_typed_error(tmp_path):
+    """Rows written ahead wait in a scratch file; one truncated by another process is an
+    IntegrityError (kind truncated) naming the file, never a bare OSError, and commits nothing."""
+    repo = embfmt.Repo.init(tmp_path)
+    repo.commit({"other": np.ones((3, 2), np.float32)}, message="first")
+    head = repo.resolve("HEAD")
+    x = _table(20_000, 16, "float32")
+    tmp = os.path.join(repo.path, "tmp")
+    short = (r"scratch file .*stream-\w+\.rows holding rows written ahead is short: "
+             r"reading bytes \[640000, \d+\) of it stopped at byte 640000")
+    with pytest.raises(IntegrityError, match=short) as ei:
+        with repo.writer("t", shape=x.shape, dtype="float32") as w:
+            w.write(10_000, x[10_000:])  # ahead of the next unwritten row: spilled
+            (scratch,) = [os.path.join(tmp, f) for f in os.listdir(tmp) if f.startswith("stream-")]
+            os.truncate(scratch, 0)
+            w.write(0, x[:10_000])  # the rows ahead are read back from the scratch file
+    assert ei.value.kind is ErrorKind.TRUNCATED and scratch in str(ei.value)
+    assert repo.resolve("HEAD") == head and len(repo.log()) == 1
+    assert os.listdir(tmp) == []
 
 
 def test_exception_in_block_commits_nothing(tmp_path):
