@@ -91,6 +91,12 @@ class Matrix:
         return (self.n_rows, self.dim)
 
     @property
+    def zero_copy(self) -> np.ndarray | None:
+        """The rows as one (n_rows, row_bytes) uint8 view of the caller's memory, when the input
+        allows it without a copy (C-contiguous host memory); None otherwise. Read-only use."""
+        return self._zero_copy
+
+    @property
     def on_device(self) -> bool:
         """Whether the rows live in GPU memory (CuPy, torch CUDA, ``__cuda_array_interface__``
         or a CUDA DLPack producer): ``backend="auto"`` then hashes them where they are."""

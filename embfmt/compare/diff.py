@@ -213,8 +213,8 @@ class Side:
             return vals.view(np.uint8).reshape(len(idx), self.row_bytes)
         m = self.matrix
         assert m is not None
-        if m._zero_copy is not None:
-            picked: np.ndarray = m._zero_copy[idx]
+        if m.zero_copy is not None:
+            picked: np.ndarray = m.zero_copy[idx]
             return picked
         out = np.empty((len(idx), self.row_bytes), np.uint8)
         order = np.argsort(idx, kind="stable")
@@ -445,7 +445,7 @@ def _changed_positions(a: Side, b: Side, exact: bool, k: Kernels, info: dict[str
     """Indices i < min(n_a, n_b) where row i differs (bit-exact)."""
     m = min(a.n_rows, b.n_rows)
     if a.view is not None and b.view is not None:
-        rc = changed_rows(a.view._reader, a.view.version, b.view.version, exact=exact)
+        rc = changed_rows(a.view.reader, a.view.version, b.view.version, exact=exact)
         info["chunks_compared"], info["chunks_decoded"] = rc.chunks_compared, rc.chunks_decoded
         return rc.changed
     if a.view is not None or b.view is not None:
@@ -478,7 +478,7 @@ def _stored_vs_matrix(stored: Side, mem: Side, m: int, exact: bool, k: Kernels,
 
     assert stored.view is not None and mem.matrix is not None
     tv = stored.view.version
-    reader = stored.view._reader
+    reader = stored.view.reader
     cr = tv.chunk_rows
     n_chunks = -(-m // cr)
     mat = mem.matrix
@@ -514,7 +514,7 @@ def _stored_vs_matrix(stored: Side, mem: Side, m: int, exact: bool, k: Kernels,
 
     parts = []
     with progress.bar(n_chunks, "diff chunks", unit="chunk") as bar:
-        if n_chunks > 1 and mat._zero_copy is not None:
+        if n_chunks > 1 and mat.zero_copy is not None:
             with ThreadPoolExecutor(_threads()) as pool:
                 for part in pool.map(one, range(n_chunks)):
                     parts.append(part)

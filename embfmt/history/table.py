@@ -45,6 +45,12 @@ class TableView:
         self.environment: dict[str, Any] | None = None
         """The environment recorded with that commit."""
 
+    @property
+    def reader(self) -> ChunkReader:
+        """The chunk reader this view decodes through (comparisons use it to find changed rows
+        from stored rowprints without decoding chunks)."""
+        return self._reader
+
     # --- array protocol ---------------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, int]:
