@@ -38,6 +38,9 @@ _MARKER = "embfmt.json"
 
 _READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+# The device itself failed (a disk or network file system error): not the caller's input and
+# not fixed by freeing space; the write did not happen, so the caller retries or moves on.
+_DEVICE = (errno.EIO, errno.ENXIO, errno.ENODEV)
 
 
 def _repo_of(path: str) -> str | None:
@@ -54,8 +57,9 @@ def _repo_of(path: str) -> str | None:
 
 def storage_error(e: OSError, path: str, doing: str = "write") -> OSError:
     """``e`` as a typed :class:`StorageError` when the file system refused the change (read-only,
-    permission, space); other errors come back unchanged."""
-    if isinstance(e, StorageError) or e.errno not in _READ_ONLY + _NO_SPACE:
+    permission, space) or the device failed (I/O error); other errors (an existing file for an
+    exclusive create, a missing one) come back unchanged for the caller, which expects them."""
+    if isinstance(e, StorageError) or e.errno not in _READ_ONLY + _NO_SPACE + _DEVICE:
         return e
     repo = _repo_of(path)
     where = f" in repository {repo}" if repo else ""
@@ -66,6 +70,10 @@ def storage_error(e: OSError, path: str, doing: str = "write") -> OSError:
             msg += (f": the repository {repo} is read-only for this process (reads work; commit, "
                     "tag, branch, reset, record-use and gc need write access)")
         kind = ErrorKind.READ_ONLY_REPOSITORY
+    elif e.errno in _DEVICE:
+        msg = (f"cannot {doing} {path}: {e.strerror or 'input/output error'} (the storage device "
+               f"failed){where}; the change was not made")
+        kind = ErrorKind.STORAGE_UNAVAILABLE
     else:
         reason = ("no space left on device" if e.errno != errno.EFBIG
                   else "file too large: no space left on device for it")
@@ -106,7 +114,10 @@ def _write_all(fd: int, path: str, parts: Any) -> None:
         if done != want:  # short write (rare): finish piece by piece
             rest = b"".join(bytes(v) for v in views)[done:]
             while rest:
-                rest = rest[os.write(fd, rest):]
+                n = os.write(fd, rest)
+                if n <= 0:  # a device that accepts nothing: never spin on it
+                    raise OSError(errno.EIO, "short write")
+                rest = rest[n:]
     except OSError as e:
         raise storage_error(e, path) from None
     if tracer is not None:
