@@ -25,12 +25,13 @@ import uuid
 
 from .. import _fs
 from ..errors import ConflictError, FormatError
-from ._local import open_regular, real_dir
+from ._local import PENDING_PREFIX, open_regular, real_dir
 from .abc import Leases
 
 __all__ = ["WriteLease", "LeaseDir", "oldest_live_lease", "scan_leases"]
 
 PREFIX = "lease-"
+_ATTEMPTS = 5
 
 
 class WriteLease:
@@ -41,19 +42,29 @@ class WriteLease:
     def __init__(self, tmp_dir: str) -> None:
         real_dir(tmp_dir, "temp directory")  # never a lease (or objects) through a symlink
         _fs.makedirs(tmp_dir, durable=False)
-        token = uuid.uuid4().hex
-        self.path = os.path.join(tmp_dir, f"{PREFIX}{token}")
-        # Locked under a name gc ignores, then renamed: gc never sees an unlocked live lease.
-        pending = os.path.join(tmp_dir, f"pending-{token}")
-        fd = _fs.create(pending, 0o600, flags=os.O_RDWR)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            _fs.replace(pending, self.path)
-        except BaseException:
-            os.close(fd)
-            _fs.discard(pending)
-            raise
-        self._fd = fd
+        # Locked under a name gc keeps for a minute (PENDING_GRACE_S), then renamed: gc never
+        # sees an unlocked live lease. A collector that removed the pending file anyway (one
+        # that does not know the rule) costs a retry under a new name, never a failed write.
+        for _attempt in range(_ATTEMPTS):
+            token = uuid.uuid4().hex
+            self.path = os.path.join(tmp_dir, f"{PREFIX}{token}")
+            pending = os.path.join(tmp_dir, f"{PENDING_PREFIX}{token}")
+            fd = _fs.create(pending, 0o600, flags=os.O_RDWR)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                _fs.replace(pending, self.path)
+            except FileNotFoundError:
+                os.close(fd)
+                continue
+            except BaseException:
+                os.close(fd)
+                _fs.discard(pending)
+                raise
+            self._fd = fd
+            return
+        raise ConflictError(f"cannot take a write lease in {tmp_dir}: its file was removed "
+                            f"{_ATTEMPTS} times before it could be renamed (a concurrent cleaner of "
+                            "tmp/ that ignores pending leases); nothing was written")
 
     def release(self) -> None:
         """Remove the lease (idempotent)."""
