@@ -42,9 +42,9 @@ class WriteLease:
     def __init__(self, tmp_dir: str) -> None:
         real_dir(tmp_dir, "temp directory")  # never a lease (or objects) through a symlink
         _fs.makedirs(tmp_dir, durable=False)
-        # Locked under a name gc keeps for a minute (PENDING_GRACE_S), then renamed: gc never
-        # sees an unlocked live lease. A collector that removed the pending file anyway (one
-        # that does not know the rule) costs a retry under a new name, never a failed write.
+        # Locked under a name gc keeps while its lock is held, then renamed: gc never sees an
+        # unlocked live lease. In the instant between create and lock gc may remove the pending
+        # file (it cannot tell it from a dead writer's): that costs a retry under a new name.
         for _attempt in range(_ATTEMPTS):
             token = uuid.uuid4().hex
             self.path = os.path.join(tmp_dir, f"{PREFIX}{token}")

@@ -71,21 +71,17 @@ def real_dir(path: str, what: str) -> bool:
 
 
 #: A write lease is created as ``tmp/pending-<token>``, locked, then renamed to ``lease-<token>``
-#: (so gc never sees an unlocked live lease). Between the create and the rename the file is no
-#: lease yet, so gc with a short grace could delete it under the writer: the collector keeps a
-#: pending file this long whatever its grace period (spec §18.4 rule 2). The window is
-#: microseconds; a crashed writer's pending file goes after this time.
+#: (so gc never sees an unlocked live lease). Between its lock and its rename the pending file is a
+#: live lease under another name: gc keeps a pending file whose lock is held (spec §18.4 rule 2)
+#: and may remove one whose lock is free (a dead writer's, or one in the instant between create
+#: and lock: that writer finds its file gone at the rename and retries under a new name).
 PENDING_PREFIX = "pending-"
-PENDING_GRACE_S = 60.0
 
 
 def remove_entries(path: str, what: str, older_than: float | None = None,
-                   keep: set[str] | frozenset[str] = frozenset(),
-                   young: tuple[str, float] | None = None) -> int:
+                   keep: set[str] | frozenset[str] = frozenset()) -> int:
     """Delete the entries of directory ``path`` whose names are not in ``keep`` and (with
-    ``older_than``) whose own modification time is not later; returns the bytes freed. With
-    ``young = (prefix, cutoff)``, entries named ``prefix...`` are kept unless older than
-    ``cutoff`` too.
+    ``older_than``) whose own modification time is not later; returns the bytes freed.
 
     ``path`` must be a plain directory (:func:`real_dir`); it is opened without following a
     link and entries are removed relative to it, so nothing outside it is touched: a link
@@ -101,8 +97,6 @@ def remove_entries(path: str, what: str, older_than: float | None = None,
             try:
                 st = e.stat(follow_symlinks=False)
                 if stat.S_ISDIR(st.st_mode) or (older_than is not None and st.st_mtime > older_than):
-                    continue
-                if young is not None and e.name.startswith(young[0]) and st.st_mtime > young[1]:
                     continue
                 _fs.unlink_at(fd, e.name, os.path.join(path, e.name))
                 freed += st.st_size
@@ -428,9 +422,30 @@ class LocalStore(Store):
         ``tmp/`` itself must be a plain directory (else ``unsafe-path``); entries are looked at
         without following links (a link is removed, never its target) and directories in it
         are left alone (writers make none: not ours to delete). A lease still being created
-        (``pending-*``) is kept for :data:`PENDING_GRACE_S` whatever ``older_than`` says."""
-        return remove_entries(self.tmp, "temp directory", older_than,
-                              young=(PENDING_PREFIX, time.time() - PENDING_GRACE_S))
+        (``pending-*``) whose lock is held is kept whatever ``older_than`` says."""
+        return remove_entries(self.tmp, "temp directory", older_than, self._held_pending())
+
+    def _held_pending(self) -> set[str]:
+        """Names of ``tmp/pending-*`` files whose lock a running writer holds."""
+        if not real_dir(self.tmp, "temp directory"):
+            return set()
+        try:
+            names = [n for n in os.listdir(self.tmp) if n.startswith(PENDING_PREFIX)]
+        except FileNotFoundError:
+            return set()
+        held = set()
+        for name in names:
+            try:
+                fd, _ = open_regular(os.path.join(self.tmp, name), "lease")
+            except (FileNotFoundError, FormatError):
+                continue  # renamed meanwhile, or not a regular file: no writer holds it
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                held.add(name)
+            finally:
+                os.close(fd)  # drops the lock if we took it
+        return held
 
 
 class LocalBatch(WriteBatch):

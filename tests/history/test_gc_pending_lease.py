@@ -1,11 +1,13 @@
 """gc versus a write lease being created (issue 20, gc versus writers): a lease is created as
 ``tmp/pending-<token>``, locked, then renamed to ``lease-<token>``. gc with a grace of 0 used to
-delete the pending file in that window, and the writer's rename failed with a bare
-FileNotFoundError (seen in the race campaign). Spec §18.4 rule 2: a pending file younger than
-60 seconds stays whatever the grace period; a writer whose pending file vanished retries."""
+delete the pending file while its writer held it, and the writer's rename failed with a bare
+FileNotFoundError (seen in the race campaign). Spec §18.4 rule 2: a pending file whose lock is
+held stays whatever the grace period; one whose lock is free (a dead writer's) goes; a writer
+whose pending file vanished retries."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
 
@@ -21,22 +23,27 @@ def _repo(tmp_path):
     return repo
 
 
-def test_gc_keeps_a_young_pending_lease(tmp_path):
+def test_gc_keeps_a_pending_lease_its_writer_holds(tmp_path):
     repo = _repo(tmp_path)
     tmp = os.path.join(repo.path, "tmp")
     os.makedirs(tmp, exist_ok=True)
-    young = os.path.join(tmp, "pending-" + "a" * 32)
-    old = os.path.join(tmp, "pending-" + "b" * 32)
+    held = os.path.join(tmp, "pending-" + "a" * 32)
+    dead = os.path.join(tmp, "pending-" + "b" * 32)
     other = os.path.join(tmp, "obj-leftover")
-    for p in (young, old, other):
+    for p in (dead, other):
         open(p, "wb").close()
-    past = time.time() - 3600
-    os.utime(old, (past, past))
-    time.sleep(0.01)
-    repo.gc(grace_seconds=0)
-    assert os.path.exists(young), "gc removed a lease still being created"
-    assert not os.path.exists(old), "a crashed writer's pending file must go once it is old"
-    assert not os.path.exists(other)
+    fd = os.open(held, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a live writer between its lock and its rename
+        time.sleep(0.01)
+        repo.gc(grace_seconds=0)
+        assert os.path.exists(held), "gc removed a lease still being created"
+        assert not os.path.exists(dead), "a dead writer's pending file must go"
+        assert not os.path.exists(other)
+    finally:
+        os.close(fd)
+    repo.gc(grace_seconds=0)  # its writer gone, the lock is free: removed
+    assert not os.path.exists(held)
 
 
 def test_a_writer_whose_pending_file_vanishes_retries(tmp_path, monkeypatch):
